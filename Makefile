@@ -1,0 +1,32 @@
+EXTENSION = pgqueue
+EXTVERSION = 0.1.0
+
+MODULE_big = pgqueue
+OBJS = src/pgqueue.o src/partition_state.o src/topic.o src/segment.o \
+       src/send.o src/fetch.o src/acl.o src/murmur2.o
+
+DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+
+REGRESS = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
+REGRESS_OPTS = --inputdir=test --outputdir=test --load-extension=$(EXTENSION)
+
+ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test --outputdir=test/isolation --load-extension=$(EXTENSION)
+
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+EXTRA_CLEAN = test/results test/regression.diffs test/regression.out \
+              test/isolation test/tmp_check test/stress/stress
+
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CFLAGS = -Wall -Wmissing-prototypes -Wpointer-arith -Werror=vla
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# The stress client is a plain libpq program, built on demand by scripts/test.sh.
+test/stress/stress: test/stress/stress.c
+	$(CC) $(CFLAGS) -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
+		-L$(shell $(PG_CONFIG) --libdir) -lpq

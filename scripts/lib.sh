@@ -1,0 +1,70 @@
+# scripts/lib.sh: shared by demo.sh and test.sh.  Sourced, not run.
+#
+# Installs what is missing (Debian packages), builds and installs pgqueue,
+# and starts throw-away PostgreSQL servers owned by the postgres OS user,
+# with data under tmp/ in the project and a Unix socket only.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_CONFIG=${PG_CONFIG:-pg_config}
+PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap libipc-run-perl
+          libtap-parser-sourcehandler-pgtap-perl make gcc libpq-dev rsync"
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+need_root() {
+	if [ "$(id -u)" != 0 ]; then
+		echo "run this as root (it installs packages and runs servers as the postgres user)" >&2
+		exit 1
+	fi
+}
+
+install_packages() {
+	local missing=()
+	for p in $PACKAGES; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		say "installing ${missing[*]}"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq
+		apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	fi
+}
+
+build_and_install() {
+	say "building and installing pgqueue"
+	# with_llvm=no: no JIT bitcode, so clang is not needed
+	make -C "$ROOT" -s with_llvm=no PG_CONFIG="$PG_CONFIG"
+	make -C "$ROOT" -s with_llvm=no PG_CONFIG="$PG_CONFIG" install >/dev/null
+}
+
+PGBIN=$($PG_CONFIG --bindir)
+
+# start_server NAME PORT [extra postgresql.conf lines...]: a fresh cluster in tmp/NAME
+start_server() {
+	local name=$1 port=$2
+	shift 2
+	local dir="$ROOT/tmp/$name"
+	stop_server "$name"
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	chown postgres: "$ROOT/tmp" "$dir"
+	runuser -u postgres -- "$PGBIN/initdb" -D "$dir/data" -A trust -U postgres >/dev/null
+	cat >>"$dir/data/postgresql.conf" <<CONF
+listen_addresses = ''
+unix_socket_directories = '$dir'
+port = $port
+shared_preload_libraries = 'pgqueue'
+max_prepared_transactions = 10
+CONF
+	for line in "$@"; do echo "$line" >>"$dir/data/postgresql.conf"; done
+	runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+}
+
+stop_server() {
+	local dir="$ROOT/tmp/$1"
+	if [ -f "$dir/data/postmaster.pid" ]; then
+		runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+	fi
+}

@@ -1,0 +1,232 @@
+/* pgqueue--0.1.0.sql: install script.
+ *
+ * The SQL surface is thin: every function is a C function (or a view over
+ * one), so the C code is the single source of truth for behaviour.  The
+ * internal catalog lives in the schema "pgqueue"; the API (pgq_*) lives in
+ * the schema the extension is created in (public by default), so that
+ * SELECT pgq_send(...) works without qualification.
+ */
+
+\echo Use "CREATE EXTENSION pgqueue" to load this file. \quit
+
+CREATE SCHEMA pgqueue;
+COMMENT ON SCHEMA pgqueue IS 'pgqueue internal catalog and segment tables; use the pgq_* functions and views instead';
+REVOKE ALL ON SCHEMA pgqueue FROM PUBLIC;
+
+/*
+ * Catalog.  Rows are written only by the pgq_* functions, running as the
+ * extension owner; nobody else has any right on these tables.
+ */
+CREATE SEQUENCE pgqueue.topic_id_seq AS integer;
+
+CREATE TABLE pgqueue.topic (
+    topic_id    integer PRIMARY KEY,
+    name        text NOT NULL UNIQUE,
+    partitions  integer NOT NULL CHECK (partitions > 0),
+    config      jsonb NOT NULL DEFAULT '{}',   -- the keys set explicitly
+    owner       oid NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+CREATE TABLE pgqueue.partition (
+    topic_id          integer NOT NULL REFERENCES pgqueue.topic ON DELETE CASCADE,
+    partition         integer NOT NULL,
+    log_start_offset  bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (topic_id, partition)
+);
+
+-- One row per segment table; a partition's log is its segments in base_offset order.
+CREATE TABLE pgqueue.segment (
+    topic_id     integer NOT NULL,
+    partition    integer NOT NULL,
+    segment_no   integer NOT NULL,
+    base_offset  bigint NOT NULL,
+    relid        oid NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (topic_id, partition, segment_no),
+    FOREIGN KEY (topic_id, partition) REFERENCES pgqueue.partition ON DELETE CASCADE
+);
+
+-- Per-topic rights granted with pgq_grant; grantee 0 means PUBLIC.
+CREATE TABLE pgqueue.topic_grant (
+    topic_id   integer NOT NULL REFERENCES pgqueue.topic ON DELETE CASCADE,
+    grantee    oid NOT NULL,
+    privilege  text NOT NULL CHECK (privilege IN ('produce', 'consume', 'admin')),
+    PRIMARY KEY (topic_id, grantee, privilege)
+);
+
+/*
+ * Topics
+ */
+CREATE FUNCTION pgq_create_topic(topic text, partitions integer DEFAULT 1,
+                                 config jsonb DEFAULT '{}',
+                                 if_not_exists boolean DEFAULT false)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_create_topic';
+COMMENT ON FUNCTION pgq_create_topic(text, integer, jsonb, boolean) IS
+'creates a topic with the given number of partitions and config overrides (Kafka key names)';
+REVOKE EXECUTE ON FUNCTION pgq_create_topic(text, integer, jsonb, boolean) FROM PUBLIC;
+
+CREATE FUNCTION pgq_drop_topic(topic text, if_exists boolean DEFAULT false)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_drop_topic';
+COMMENT ON FUNCTION pgq_drop_topic(text, boolean) IS
+'drops a topic with all its records (requires the admin right on the topic)';
+
+CREATE FUNCTION pgq_add_partitions(topic text, partitions integer)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_add_partitions';
+COMMENT ON FUNCTION pgq_add_partitions(text, integer) IS
+'grows a topic to the given total number of partitions; partitions can only be added';
+
+CREATE FUNCTION pgq_alter_topic(topic text, config jsonb)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_alter_topic';
+COMMENT ON FUNCTION pgq_alter_topic(text, jsonb) IS
+'sets topic config keys; a JSON null value removes a key (back to its default)';
+
+CREATE FUNCTION pgq_grant(topic text, role text, privilege text)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_grant';
+COMMENT ON FUNCTION pgq_grant(text, text, text) IS
+'grants produce, consume, admin or all on a topic to a role (or public)';
+
+CREATE FUNCTION pgq_revoke(topic text, role text, privilege text)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_revoke';
+COMMENT ON FUNCTION pgq_revoke(text, text, text) IS
+'revokes produce, consume, admin or all on a topic from a role (or public)';
+
+CREATE FUNCTION pgqueue.effective_config(config jsonb)
+RETURNS jsonb LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'pgq_effective_config';
+COMMENT ON FUNCTION pgqueue.effective_config(jsonb) IS
+'a topic''s config overrides merged over the defaults';
+
+CREATE VIEW pgq_topics AS
+    SELECT t.name AS topic, t.partitions, pgqueue.effective_config(t.config) AS config,
+           t.created_at
+      FROM pgqueue.topic t;
+COMMENT ON VIEW pgq_topics IS 'topics with their effective config';
+
+CREATE VIEW pgq_topic_grants AS
+    SELECT t.name AS topic,
+           CASE WHEN g.grantee = 0 THEN 'public'
+                ELSE pg_catalog.pg_get_userbyid(g.grantee)::text END AS grantee,
+           g.privilege
+      FROM pgqueue.topic_grant g JOIN pgqueue.topic t USING (topic_id);
+COMMENT ON VIEW pgq_topic_grants IS 'rights granted on topics with pgq_grant';
+
+CREATE FUNCTION pgqueue.partitions_info(
+    OUT topic text, OUT partition integer, OUT log_start_offset bigint,
+    OUT high_watermark bigint, OUT last_stable_offset bigint,
+    OUT messages bigint, OUT bytes bigint)
+RETURNS SETOF record LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_partitions_info';
+COMMENT ON FUNCTION pgqueue.partitions_info() IS 'backs the pgq_partitions view';
+
+CREATE VIEW pgq_partitions AS SELECT * FROM pgqueue.partitions_info();
+COMMENT ON VIEW pgq_partitions IS
+'per partition: log start, high watermark (next offset), last stable offset (readers see below it), offsets in the log and bytes on disk';
+
+/*
+ * Producing.  One C function serves every overload; it looks at the
+ * argument types.  Overloads whose key is of the other type than the value
+ * have no default for the key, so that pgq_send('t', 'v') is not ambiguous.
+ */
+CREATE FUNCTION pgq_send(topic text, value bytea, key bytea DEFAULT NULL,
+                         partition integer DEFAULT NULL, headers jsonb DEFAULT NULL,
+                         "timestamp" timestamptz DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send';
+CREATE FUNCTION pgq_send(topic text, value text, key text DEFAULT NULL,
+                         partition integer DEFAULT NULL, headers jsonb DEFAULT NULL,
+                         "timestamp" timestamptz DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send';
+CREATE FUNCTION pgq_send(topic text, value jsonb, key text DEFAULT NULL,
+                         partition integer DEFAULT NULL, headers jsonb DEFAULT NULL,
+                         "timestamp" timestamptz DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send';
+CREATE FUNCTION pgq_send(topic text, value bytea, key text,
+                         partition integer DEFAULT NULL, headers jsonb DEFAULT NULL,
+                         "timestamp" timestamptz DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send';
+CREATE FUNCTION pgq_send(topic text, value text, key bytea,
+                         partition integer DEFAULT NULL, headers jsonb DEFAULT NULL,
+                         "timestamp" timestamptz DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send';
+CREATE FUNCTION pgq_send(topic text, value jsonb, key bytea,
+                         partition integer DEFAULT NULL, headers jsonb DEFAULT NULL,
+                         "timestamp" timestamptz DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send';
+COMMENT ON FUNCTION pgq_send(text, bytea, bytea, integer, jsonb, timestamptz) IS
+'appends one record; returns its partition and offset (visible to readers when the transaction commits)';
+COMMENT ON FUNCTION pgq_send(text, text, text, integer, jsonb, timestamptz) IS
+'appends one record with a text value (stored as UTF-8) and text key';
+COMMENT ON FUNCTION pgq_send(text, jsonb, text, integer, jsonb, timestamptz) IS
+'appends one record with a jsonb value (stored as its UTF-8 text) and text key';
+COMMENT ON FUNCTION pgq_send(text, bytea, text, integer, jsonb, timestamptz) IS
+'appends one record with a bytea value and text key';
+COMMENT ON FUNCTION pgq_send(text, text, bytea, integer, jsonb, timestamptz) IS
+'appends one record with a text value and bytea key';
+COMMENT ON FUNCTION pgq_send(text, jsonb, bytea, integer, jsonb, timestamptz) IS
+'appends one record with a jsonb value and bytea key';
+
+CREATE FUNCTION pgq_send_batch(topic text, "values" bytea[], keys bytea[] DEFAULT NULL,
+                               partition integer DEFAULT NULL, headers jsonb[] DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send_batch';
+CREATE FUNCTION pgq_send_batch(topic text, "values" text[], keys text[] DEFAULT NULL,
+                               partition integer DEFAULT NULL, headers jsonb[] DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send_batch';
+CREATE FUNCTION pgq_send_batch(topic text, "values" jsonb[], keys text[] DEFAULT NULL,
+                               partition integer DEFAULT NULL, headers jsonb[] DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send_batch';
+CREATE FUNCTION pgq_send_batch(topic text, "values" bytea[], keys text[],
+                               partition integer DEFAULT NULL, headers jsonb[] DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send_batch';
+CREATE FUNCTION pgq_send_batch(topic text, "values" text[], keys bytea[],
+                               partition integer DEFAULT NULL, headers jsonb[] DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send_batch';
+COMMENT ON FUNCTION pgq_send_batch(text, bytea[], bytea[], integer, jsonb[]) IS
+'appends many records in one call; returns (partition, offset) per record, in input order';
+COMMENT ON FUNCTION pgq_send_batch(text, text[], text[], integer, jsonb[]) IS
+'appends many records with text values and keys in one call';
+COMMENT ON FUNCTION pgq_send_batch(text, jsonb[], text[], integer, jsonb[]) IS
+'appends many records with jsonb values in one call';
+COMMENT ON FUNCTION pgq_send_batch(text, bytea[], text[], integer, jsonb[]) IS
+'appends many records with bytea values and text keys in one call';
+COMMENT ON FUNCTION pgq_send_batch(text, text[], bytea[], integer, jsonb[]) IS
+'appends many records with text values and bytea keys in one call';
+
+CREATE FUNCTION pgq_murmur2(data bytea)
+RETURNS integer LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'pgq_murmur2';
+COMMENT ON FUNCTION pgq_murmur2(bytea) IS
+'Kafka''s murmur2 hash (seed 0x9747b28c) of the bytes, as a signed 32-bit integer';
+
+CREATE FUNCTION pgq_partition_for_key(key bytea, partitions integer)
+RETURNS integer LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'pgq_partition_for_key';
+COMMENT ON FUNCTION pgq_partition_for_key(bytea, integer) IS
+'the partition Kafka''s default partitioner picks for a key: (murmur2(key) & 0x7fffffff) % partitions';
+
+/*
+ * Reading without a group
+ */
+CREATE FUNCTION pgq_fetch(topic text, partition integer, msg_offset bigint,
+                          max_records integer DEFAULT 100, timeout_ms integer DEFAULT 0)
+RETURNS TABLE(topic text, partition integer, msg_offset bigint, key bytea,
+              value bytea, headers jsonb, "timestamp" timestamptz)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_fetch';
+COMMENT ON FUNCTION pgq_fetch(text, integer, bigint, integer, integer) IS
+'reads committed records of one partition from an offset, never past the last stable offset';
+
+CREATE FUNCTION pgq_offsets_for_time(topic text, "timestamp" timestamptz)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_offsets_for_time';
+COMMENT ON FUNCTION pgq_offsets_for_time(text, timestamptz) IS
+'per partition, the first readable offset whose timestamp is at or after the given time (NULL if none)';
+
+GRANT SELECT ON pgq_topics, pgq_partitions, pgq_topic_grants TO PUBLIC;

@@ -1,0 +1,499 @@
+/*-------------------------------------------------------------------------
+ *
+ * fetch.c
+ *	  Reading a partition up to its last stable offset: pgq_fetch,
+ *	  pgq_offsets_for_time and the pgq_partitions view.
+ *
+ * partition_scan reads a partition's segments in offset order through their
+ * offset index with SnapshotAny, and classifies every record against the
+ * reader's MVCC snapshot S:
+ *
+ *	visible		committed before S: served;
+ *	dead		rolled back (or deleted): skipped, its offset is a gap;
+ *	pending		its transaction was running when S was taken, or is the
+ *				reader's own: the scan stops here.  This offset is the last
+ *				stable offset as of S.
+ *
+ * Why a reader can never see a lower offset appear after serving offset n:
+ * send.c inserts a partition's records, index entries included, in offset
+ * order under the append lock.  If n is visible to S, n's transaction
+ * committed before S was taken, so every m < n had its index entry in place
+ * before S, hence before the scan started, and the scan meets m before n.
+ * If m's transaction had not committed by S, m is pending and the scan stops
+ * before n; otherwise m is visible (served) or dead (never visible).  The
+ * argument needs no shared-memory state, so it holds on a hot standby too:
+ * replay applies the WAL, hence the index entries, in the same order.
+ *
+ * The snapshot is the active one: the statement's in READ COMMITTED, the
+ * transaction's in REPEATABLE READ (which then sees no records committed
+ * after its snapshot, as it would with a table).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "pgqueue.h"
+
+#include "access/detoast.h"
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/heaptoast.h"
+#include "access/htup_details.h"
+#include "access/relscan.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "storage/lmgr.h"
+#include "utils/fmgroids.h"
+#include "storage/procarray.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+PG_FUNCTION_INFO_V1(pgq_fetch);
+PG_FUNCTION_INFO_V1(pgq_offsets_for_time);
+PG_FUNCTION_INFO_V1(pgq_partitions_info);
+
+typedef enum RecordStatus
+{
+	RECORD_VISIBLE,
+	RECORD_DEAD,
+	RECORD_PENDING
+} RecordStatus;
+
+/* Classifies a record against the snapshot; the caller holds a share lock on the buffer. */
+static RecordStatus
+record_status(HeapTuple tuple, Snapshot snapshot, Buffer buffer)
+{
+	HeapTupleHeader header = tuple->t_data;
+	TransactionId xmin;
+
+	if (HeapTupleSatisfiesVisibility(tuple, snapshot, buffer))
+	{
+		/* our own uncommitted records are not served, as in read_committed */
+		if (!HeapTupleHeaderXminCommitted(header) &&
+			TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(header)))
+			return RECORD_PENDING;
+		return RECORD_VISIBLE;
+	}
+	if (HeapTupleHeaderXminInvalid(header))
+		return RECORD_DEAD;
+
+	xmin = HeapTupleHeaderGetRawXmin(header);
+	if (TransactionIdIsCurrentTransactionId(xmin) || XidInMVCCSnapshot(xmin, snapshot))
+		return RECORD_PENDING;
+
+	/* the inserter had ended by the snapshot, yet the record is invisible */
+	return RECORD_DEAD;
+}
+
+/*
+ * Scans a partition from from_offset in offset order, calling callback for
+ * each visible record until it returns false, max_records were passed to it,
+ * a pending record is met (*stopped_pending) or the log ends.  Returns the
+ * offset to continue from: past the last record seen, or the pending one.
+ * Segments are locked with AccessShareLock until the end of the transaction.
+ */
+int64
+partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
+			   int64 max_records, Snapshot snapshot,
+			   PgqRecordCallback callback, void *arg, bool *stopped_pending)
+{
+	PgqPartitionInfo *info = topic_partition_info(topic, partition);
+	int64		position = from_offset;
+	int64		count = 0;
+	int			first = 0;
+	int			i;
+
+	*stopped_pending = false;
+
+	/* skip the segments that end before from_offset */
+	while (first + 1 < info->nsegments && info->segments[first + 1].base_offset <= from_offset)
+		first++;
+
+	for (i = first; i < info->nsegments; i++)
+	{
+		Relation	rel;
+		Relation	index;
+		IndexScanDesc scan;
+		ScanKeyData key;
+		TupleTableSlot *slot;
+		TupleDesc	desc;
+		bool		done = false;
+
+		rel = try_table_open(info->segments[i].relid, AccessShareLock);
+		if (rel == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("topic \"%s\" does not exist", topic->name),
+					 errdetail("It was dropped concurrently.")));
+		index = index_open(segment_index(rel), AccessShareLock);
+		desc = RelationGetDescr(rel);
+		slot = table_slot_create(rel, NULL);
+
+		ScanKeyInit(&key, 1, BTGreaterEqualStrategyNumber, F_INT8GE,
+					Int64GetDatum(position));
+		scan = index_beginscan(rel, index, SnapshotAny, 1, 0);
+		index_rescan(scan, &key, 1, NULL, 0);
+
+		while (!done && index_getnext_slot(scan, ForwardScanDirection, slot))
+		{
+			BufferHeapTupleTableSlot *bslot = (BufferHeapTupleTableSlot *) slot;
+			HeapTuple	tuple = bslot->base.tuple;
+			RecordStatus status;
+			bool		isnull;
+			int64		offset;
+
+			LockBuffer(bslot->buffer, BUFFER_LOCK_SHARE);
+			status = record_status(tuple, snapshot, bslot->buffer);
+			LockBuffer(bslot->buffer, BUFFER_LOCK_UNLOCK);
+
+			offset = DatumGetInt64(heap_getattr(tuple, 1, desc, &isnull));
+			if (status == RECORD_PENDING)
+			{
+				*stopped_pending = true;
+				position = offset;
+				done = true;
+			}
+			else
+			{
+				position = offset + 1;
+				if (status == RECORD_VISIBLE)
+				{
+					count++;
+					if (!callback(arg, offset, tuple, desc) || count >= max_records)
+						done = true;
+				}
+			}
+			CHECK_FOR_INTERRUPTS();
+		}
+
+		index_endscan(scan);
+		ExecDropSingleTupleTableSlot(slot);
+		index_close(index, NoLock);
+		table_close(rel, NoLock);
+		if (done)
+			break;
+	}
+	return position;
+}
+
+/* ----------------------------------------------------------------
+ * pgq_fetch
+ * ----------------------------------------------------------------
+ */
+
+typedef struct FetchState
+{
+	ReturnSetInfo *rsinfo;
+	Datum		topic_name;
+	int32		partition;
+	int64		served;
+} FetchState;
+
+/* A varlena column of a stored record, fetched from TOAST if need be. */
+static Datum
+record_varlena(HeapTuple tuple, TupleDesc desc, int attno, bool *isnull)
+{
+	Datum		d = heap_getattr(tuple, attno, desc, isnull);
+
+	if (*isnull)
+		return (Datum) 0;
+	if (VARATT_IS_EXTERNAL(DatumGetPointer(d)))
+		return PointerGetDatum(detoast_external_attr((struct varlena *) DatumGetPointer(d)));
+	return d;
+}
+
+static bool
+fetch_emit(void *arg, int64 offset, HeapTuple tuple, TupleDesc desc)
+{
+	FetchState *fs = (FetchState *) arg;
+	Datum		values[7];
+	bool		nulls[7] = {false, false, false, false, false, false, false};
+
+	values[0] = fs->topic_name;
+	values[1] = Int32GetDatum(fs->partition);
+	values[2] = Int64GetDatum(offset);
+	values[3] = record_varlena(tuple, desc, 3, &nulls[3]);
+	values[4] = record_varlena(tuple, desc, 4, &nulls[4]);
+	values[5] = record_varlena(tuple, desc, 5, &nulls[5]);
+	values[6] = heap_getattr(tuple, 2, desc, &nulls[6]);
+	tuplestore_putvalues(fs->rsinfo->setResult, fs->rsinfo->setDesc, values, nulls);
+	fs->served++;
+	return true;
+}
+
+/*
+ * Makes sure that what a reader is served is durable: with
+ * synchronous_commit = off a record is visible before its commit record is
+ * flushed, and a crash could then lose a served offset and reuse it.
+ */
+static void
+served_records_flush(void)
+{
+	if (!RecoveryInProgress())
+		XLogFlush(GetXLogInsertRecPtr());
+}
+
+static void
+check_offset_in_range(PgqTopic *topic, int32 partition, int64 offset)
+{
+	PgqPartitionInfo *info = topic_partition_info(topic, partition);
+
+	if (offset < info->log_start_offset)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("offset %lld is out of range for partition %d of topic \"%s\"",
+						(long long) offset, partition, topic->name),
+				 errdetail("The log starts at offset %lld.",
+						   (long long) info->log_start_offset)));
+}
+
+static int32
+arg_int32_nonnull(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", argname)));
+	return PG_GETARG_INT32(argno);
+}
+
+/*
+ * pgq_fetch(topic, partition, msg_offset, max_records, timeout_ms): up to
+ * max_records visible records from msg_offset on, stopping at the last
+ * stable offset.  timeout_ms is validated but not used yet: the call returns
+ * at once (long polling comes with the background worker).
+ */
+Datum
+pgq_fetch(PG_FUNCTION_ARGS)
+{
+	text	   *name = pgq_arg_text(fcinfo, 0, "topic");
+	int32		partition = arg_int32_nonnull(fcinfo, 1, "partition");
+	int64		offset;
+	int32		max_records = arg_int32_nonnull(fcinfo, 3, "max_records");
+	int32		timeout_ms = arg_int32_nonnull(fcinfo, 4, "timeout_ms");
+	PgqTopic   *topic;
+	FetchState	fs;
+	bool		pending;
+
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("msg_offset must not be null")));
+	offset = PG_GETARG_INT64(2);
+	if (offset < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("msg_offset must not be negative")));
+	if (max_records <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_records must be greater than zero")));
+	if (timeout_ms < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout_ms must not be negative")));
+
+	topic = topic_lookup(name, false);
+	topic_check_privilege(topic, PGQ_PRIV_CONSUME);
+	topic_check_partition(topic, partition);
+	check_offset_in_range(topic, partition, offset);
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	fs.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	fs.topic_name = PointerGetDatum(cstring_to_text(topic->name));
+	fs.partition = partition;
+	fs.served = 0;
+
+	partition_scan(topic, partition, offset, max_records, GetActiveSnapshot(),
+				   fetch_emit, &fs, &pending);
+	if (fs.served > 0)
+		served_records_flush();
+	return (Datum) 0;
+}
+
+/* ----------------------------------------------------------------
+ * pgq_offsets_for_time
+ * ----------------------------------------------------------------
+ */
+
+typedef struct TimeSearch
+{
+	TimestampTz target;
+	int64		found;			/* -1 if none yet */
+} TimeSearch;
+
+static bool
+time_search_step(void *arg, int64 offset, HeapTuple tuple, TupleDesc desc)
+{
+	TimeSearch *ts = (TimeSearch *) arg;
+	bool		isnull;
+	TimestampTz t = DatumGetTimestampTz(heap_getattr(tuple, 2, desc, &isnull));
+
+	if (t >= ts->target)
+	{
+		ts->found = offset;
+		return false;
+	}
+	return true;
+}
+
+/*
+ * pgq_offsets_for_time(topic, timestamp): per partition, the first readable
+ * offset whose timestamp is at or after the given time, or NULL.  Scans each
+ * partition from its log start (timestamps are the producers' and need not
+ * increase with offsets).
+ */
+Datum
+pgq_offsets_for_time(PG_FUNCTION_ARGS)
+{
+	text	   *name = pgq_arg_text(fcinfo, 0, "topic");
+	TimestampTz target;
+	PgqTopic   *topic;
+	ReturnSetInfo *rsinfo;
+	int32		p;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("timestamp must not be null")));
+	target = PG_GETARG_TIMESTAMPTZ(1);
+
+	topic = topic_lookup(name, false);
+	topic_check_privilege(topic, PGQ_PRIV_CONSUME);
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	for (p = 0; p < topic->partitions; p++)
+	{
+		TimeSearch	ts = {target, -1};
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+		bool		pending;
+
+		partition_scan(topic, p, topic_partition_info(topic, p)->log_start_offset,
+					   PG_INT64_MAX, GetActiveSnapshot(), time_search_step, &ts, &pending);
+		values[0] = Int32GetDatum(p);
+		values[1] = Int64GetDatum(ts.found);
+		nulls[1] = ts.found < 0;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* ----------------------------------------------------------------
+ * The pgq_partitions view
+ * ----------------------------------------------------------------
+ */
+
+static bool
+scan_skip(void *arg, int64 offset, HeapTuple tuple, TupleDesc desc)
+{
+	return true;
+}
+
+/*
+ * One row per partition of every topic: log start, high watermark, last
+ * stable offset, offsets in the log (LSO - log start; gaps count) and the
+ * bytes of its segment tables.  On a primary the LSO search starts from the
+ * partition's stable hint and advances it, so repeated calls are cheap; on a
+ * standby there is no counter in shared memory and the high watermark is the
+ * highest offset present plus one.
+ */
+Datum
+pgq_partitions_info(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo;
+	bool		in_recovery = RecoveryInProgress();
+	List	   *names = NIL;
+	ListCell   *lc;
+	uint64		i;
+	Oid			save_userid;
+	int			save_sec;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	SPI_connect();
+	catalog_owner_switch(&save_userid, &save_sec);
+	if (SPI_execute("SELECT name FROM " PGQ_SCHEMA ".topic ORDER BY name", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not list topics");
+	catalog_owner_restore(save_userid, save_sec);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+
+		names = lappend(names, cstring_to_text(SPI_getvalue(SPI_tuptable->vals[i],
+															 SPI_tuptable->tupdesc, 1)));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+
+	foreach(lc, names)
+	{
+		PgqTopic   *topic = topic_lookup((text *) lfirst(lc), true);
+		int32		p;
+
+		if (topic == NULL)
+			continue;			/* dropped meanwhile */
+
+		for (p = 0; p < topic->partitions; p++)
+		{
+			PgqPartitionInfo *info = topic_partition_info(topic, p);
+			PgqPartitionState *state = NULL;
+			int64		hwm;
+			int64		from;
+			int64		stop;
+			int64		bytes = 0;
+			bool		pending;
+			Datum		values[7];
+			bool		nulls[7] = {false, false, false, false, false, false, false};
+			int			s;
+
+			/* the high watermark must be read before the scan starts */
+			if (!in_recovery)
+			{
+				LockRelationOid(info->segments[info->nsegments - 1].relid,
+									   AccessShareLock);
+				state = partition_state_lookup(topic->topic_id, p, true);
+				partition_ensure_loaded(topic, p, state);
+				hwm = (int64) pg_atomic_read_u64(&state->next_offset);
+				from = Max(info->log_start_offset, partition_state_get_stable_hint(state));
+			}
+			else
+			{
+				hwm = Max(info->log_start_offset, info->segments[info->nsegments - 1].base_offset);
+				hwm = Max(hwm, segment_max_offset(info->segments[info->nsegments - 1].relid) + 1);
+				from = info->log_start_offset;
+			}
+
+			stop = partition_scan(topic, p, from, PG_INT64_MAX, GetActiveSnapshot(),
+								  scan_skip, NULL, &pending);
+			if (!pending)
+				stop = hwm;
+			if (state != NULL)
+				partition_state_advance_stable_hint(state, stop);
+
+			for (s = 0; s < info->nsegments; s++)
+				bytes += DatumGetInt64(DirectFunctionCall1(pg_table_size,
+														   ObjectIdGetDatum(info->segments[s].relid)));
+
+			values[0] = CStringGetTextDatum(topic->name);
+			values[1] = Int32GetDatum(p);
+			values[2] = Int64GetDatum(info->log_start_offset);
+			values[3] = Int64GetDatum(hwm);
+			values[4] = Int64GetDatum(stop);
+			values[5] = Int64GetDatum(stop - info->log_start_offset);
+			values[6] = Int64GetDatum(bytes);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	}
+	return (Datum) 0;
+}

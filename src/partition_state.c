@@ -1,0 +1,192 @@
+/*-------------------------------------------------------------------------
+ *
+ * partition_state.c
+ *	  Partition state in shared memory.
+ *
+ * A fixed-size shared hash table (pgqueue.max_partitions entries) maps
+ * (database, topic, partition) to a PgqPartitionState: the offset counter
+ * (high watermark), the segment new records go to, the append lock, and a
+ * hint of how far the log is known to be settled.  The entries are a cache
+ * of what the catalog and the segment tables say: send.c loads an entry from
+ * them the first time the partition is appended to after a restart, so the
+ * counter never goes below an offset that is in a segment (see
+ * partition_ensure_loaded).
+ *
+ * Locking: PgqShared->lock protects the hash table's structure (shared to
+ * look up, exclusive to insert or remove).  The fields of an entry are
+ * protected as pgqueue.h says.  Entries are removed only by
+ * partition_state_forget, called when the dropping transaction commits (or
+ * the creating one aborts) while it still holds AccessExclusiveLock on the
+ * segment tables, so an entry cannot vanish under a backend that holds a
+ * lock on one of its segments.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "pgqueue.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/hsearch.h"
+
+typedef struct PgqShared
+{
+	LWLock	   *lock;			/* protects the structure of the hash table */
+	int			append_tranche; /* tranche of the entries' append locks */
+	pg_atomic_uint64 catalog_generation;	/* bumped by every committed change
+											 * to topic metadata */
+} PgqShared;
+
+static PgqShared *pgq_shared = NULL;
+static HTAB *pgq_partitions = NULL;
+
+Size
+pgq_shmem_size(void)
+{
+	return add_size(MAXALIGN(sizeof(PgqShared)),
+					hash_estimate_size(pgq_max_partitions, sizeof(PgqPartitionState)));
+}
+
+void
+pgq_shmem_request(void)
+{
+	RequestAddinShmemSpace(pgq_shmem_size());
+	RequestNamedLWLockTranche("pgqueue", 1);
+}
+
+void
+pgq_shmem_startup(void)
+{
+	bool		found;
+	HASHCTL		info;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+
+	pgq_shared = ShmemInitStruct("pgqueue", sizeof(PgqShared), &found);
+	if (!found)
+	{
+		pgq_shared->lock = &(GetNamedLWLockTranche("pgqueue"))->lock;
+		pgq_shared->append_tranche = LWLockNewTrancheId();
+		pg_atomic_init_u64(&pgq_shared->catalog_generation, 1);
+	}
+
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(PgqPartitionKey);
+	info.entrysize = sizeof(PgqPartitionState);
+	pgq_partitions = ShmemInitHash("pgqueue partitions",
+								   pgq_max_partitions, pgq_max_partitions,
+								   &info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+
+	LWLockRelease(AddinShmemInitLock);
+
+	LWLockRegisterTranche(pgq_shared->append_tranche, "pgqueue_append");
+}
+
+/*
+ * Returns the shared state of a partition of a topic of the current database,
+ * creating an empty (not loaded) entry if create is true.  Returns NULL if
+ * there is no entry and create is false.  The caller must hold a lock on one
+ * of the partition's segment tables while it uses the result.
+ */
+PgqPartitionState *
+partition_state_lookup(int32 topic_id, int32 partition, bool create)
+{
+	PgqPartitionKey key;
+	PgqPartitionState *state;
+	bool		found;
+
+	memset(&key, 0, sizeof(key));
+	key.dbid = MyDatabaseId;
+	key.topic_id = topic_id;
+	key.partition = partition;
+
+	LWLockAcquire(pgq_shared->lock, LW_SHARED);
+	state = hash_search(pgq_partitions, &key, HASH_FIND, NULL);
+	LWLockRelease(pgq_shared->lock);
+	if (state != NULL || !create)
+		return state;
+
+	LWLockAcquire(pgq_shared->lock, LW_EXCLUSIVE);
+	state = hash_search(pgq_partitions, &key, HASH_ENTER_NULL, &found);
+	if (state == NULL)
+	{
+		LWLockRelease(pgq_shared->lock);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of pgqueue partition slots"),
+				 errdetail("Shared memory holds the state of at most %d partitions.",
+						   pgq_max_partitions),
+				 errhint("Increase pgqueue.max_partitions and restart the server.")));
+	}
+	if (!found)
+	{
+		LWLockInitialize(&state->append_lock, pgq_shared->append_tranche);
+		state->loaded = false;
+		state->active_relid = InvalidOid;
+		pg_atomic_init_u64(&state->next_offset, 0);
+		SpinLockInit(&state->mutex);
+		state->stable_hint = 0;
+	}
+	LWLockRelease(pgq_shared->lock);
+	return state;
+}
+
+/*
+ * Removes the entries of partitions >= from_partition of a topic.  Called at
+ * the commit of a transaction that dropped the topic, or at the abort of one
+ * that created the topic or added the partitions.
+ */
+void
+partition_state_forget(Oid dbid, int32 topic_id, int32 from_partition)
+{
+	HASH_SEQ_STATUS seq;
+	PgqPartitionState *state;
+
+	LWLockAcquire(pgq_shared->lock, LW_EXCLUSIVE);
+	hash_seq_init(&seq, pgq_partitions);
+	while ((state = hash_seq_search(&seq)) != NULL)
+	{
+		if (state->key.dbid == dbid && state->key.topic_id == topic_id &&
+			state->key.partition >= from_partition)
+			hash_search(pgq_partitions, &state->key, HASH_REMOVE, NULL);
+	}
+	LWLockRelease(pgq_shared->lock);
+}
+
+/*
+ * The catalog generation lets backends cache topic metadata: a cache entry
+ * loaded at generation g is valid while the generation is still g.  It is
+ * bumped after a transaction that changed topic metadata has committed.
+ */
+uint64
+pgq_catalog_generation(void)
+{
+	return pg_atomic_read_u64(&pgq_shared->catalog_generation);
+}
+
+void
+pgq_catalog_generation_bump(void)
+{
+	pg_atomic_fetch_add_u64(&pgq_shared->catalog_generation, 1);
+}
+
+int64
+partition_state_get_stable_hint(PgqPartitionState *state)
+{
+	int64		hint;
+
+	SpinLockAcquire(&state->mutex);
+	hint = state->stable_hint;
+	SpinLockRelease(&state->mutex);
+	return hint;
+}
+
+/* Records that every offset below 'offset' is settled (committed or dead). */
+void
+partition_state_advance_stable_hint(PgqPartitionState *state, int64 offset)
+{
+	SpinLockAcquire(&state->mutex);
+	if (offset > state->stable_hint)
+		state->stable_hint = offset;
+	SpinLockRelease(&state->mutex);
+}

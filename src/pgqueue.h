@@ -1,0 +1,180 @@
+/*-------------------------------------------------------------------------
+ *
+ * pgqueue.h
+ *	  Declarations shared by the pgqueue source files.
+ *
+ * Vocabulary, used the same way in every file:
+ *
+ *	topic		a named, configured log, split into partitions 0..n-1.
+ *	partition	an ordered, append-only sub-log of a topic.
+ *	segment		one heap table holding a contiguous range of one
+ *				partition's offsets (pgqueue.t<topic>_p<partition>_s<n>).  A
+ *				partition's log is its segments in base_offset order; retention
+ *				drops whole segments instead of deleting rows.
+ *	record		one row of a segment: offset, timestamp, key, value, headers.
+ *	offset		msg_offset, assigned from a per-partition counter in shared
+ *				memory; strictly increasing within a partition.
+ *	high watermark	the next offset to be assigned.
+ *	pending		a record whose inserting transaction has not ended (as seen
+ *				by the reader's snapshot), or is the reader's own.
+ *	last stable offset (LSO)	the offset of the first pending record, or the
+ *				high watermark if none: readers never go past it.
+ *
+ * The ordering guarantee rests on one invariant, kept by send.c: a
+ * partition's offset is assigned and its record inserted (heap and index,
+ * hence WAL) while holding the partition's append lock.  So within a
+ * partition, index entries and WAL records appear in offset order, and a
+ * reader that stops at the first pending record can never later see a lower
+ * offset appear (see fetch.c for the argument).  It holds on a hot standby
+ * too, because the standby replays the WAL in that order.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGQUEUE_H
+#define PGQUEUE_H
+
+#include "postgres.h"
+
+#include "access/htup.h"
+#include "access/tupdesc.h"
+#include "utils/relcache.h"
+#include "fmgr.h"
+#include "port/atomics.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
+#include "utils/jsonb.h"
+#include "utils/snapshot.h"
+#include "utils/timestamp.h"
+
+#define PGQ_SCHEMA				"pgqueue"
+#define PGQ_TOPIC_NAME_MAX		249
+
+/* privileges on a topic (pgqueue.topic_grant.privilege) */
+#define PGQ_PRIV_PRODUCE		0x01
+#define PGQ_PRIV_CONSUME		0x02
+#define PGQ_PRIV_ADMIN			0x04
+
+/* config defaults: Kafka's */
+#define PGQ_DEFAULT_RETENTION_MS		INT64CONST(604800000)
+#define PGQ_DEFAULT_RETENTION_BYTES		INT64CONST(-1)
+#define PGQ_DEFAULT_MAX_MESSAGE_BYTES	INT64CONST(1048588)
+
+/* pgqueue.c: GUCs */
+extern int	pgq_max_partitions;
+
+/*
+ * partition_state.c: the shared-memory state of a partition.
+ *
+ * An entry exists for every partition that has been appended to (or read
+ * through the partitions view) since the server started; it is removed only
+ * when its topic is dropped, or its creating transaction aborts.  While a
+ * backend uses an entry it must hold a lock on one of the partition's segment
+ * tables, which keeps a concurrent drop from removing the entry.
+ */
+typedef struct PgqPartitionKey
+{
+	Oid			dbid;
+	int32		topic_id;
+	int32		partition;
+} PgqPartitionKey;
+
+typedef struct PgqPartitionState
+{
+	PgqPartitionKey key;		/* hash key; immutable */
+
+	/*
+	 * Held across offset assignment and the insert of the record, so that
+	 * offsets enter the index (and the WAL) in order.  Protects loaded,
+	 * active_relid and the writing of next_offset.
+	 */
+	LWLock		append_lock;
+	bool		loaded;			/* next_offset and active_relid are valid */
+	Oid			active_relid;	/* the segment new records go to */
+	pg_atomic_uint64 next_offset;	/* the high watermark; read without lock */
+
+	slock_t		mutex;			/* protects stable_hint */
+	int64		stable_hint;	/* every offset below it is settled */
+} PgqPartitionState;
+
+extern Size pgq_shmem_size(void);
+extern void pgq_shmem_startup(void);
+extern void pgq_shmem_request(void);
+extern PgqPartitionState *partition_state_lookup(int32 topic_id, int32 partition,
+												 bool create);
+extern void partition_state_forget(Oid dbid, int32 topic_id, int32 from_partition);
+extern uint64 pgq_catalog_generation(void);
+extern void pgq_catalog_generation_bump(void);
+extern int64 partition_state_get_stable_hint(PgqPartitionState *state);
+extern void partition_state_advance_stable_hint(PgqPartitionState *state, int64 offset);
+
+/*
+ * topic.c: topic catalog, the backend-local topic cache, admin functions.
+ */
+typedef struct PgqSegment
+{
+	int32		segment_no;
+	int64		base_offset;
+	Oid			relid;
+} PgqSegment;
+
+typedef struct PgqPartitionInfo
+{
+	bool		loaded;
+	int64		log_start_offset;
+	int			nsegments;
+	PgqSegment *segments;		/* in base_offset order */
+} PgqPartitionInfo;
+
+typedef struct PgqTopic
+{
+	char		name[PGQ_TOPIC_NAME_MAX + 1];	/* hash key */
+	bool		valid;
+	uint64		generation;		/* pgq_catalog_generation() when loaded */
+	int32		topic_id;
+	int32		partitions;
+	Oid			owner;
+	int64		max_message_bytes;
+	uint32		round_robin;	/* next partition for keyless records */
+	Oid			priv_user;		/* privileges below are for this role */
+	int			priv_known;		/* PGQ_PRIV_* bits looked up */
+	int			priv_granted;	/* PGQ_PRIV_* bits held */
+	MemoryContext cxt;			/* holds parts */
+	PgqPartitionInfo *parts;	/* [partitions], loaded on demand */
+} PgqTopic;
+
+extern PgqTopic *topic_lookup(text *name, bool missing_ok);
+extern PgqPartitionInfo *topic_partition_info(PgqTopic *topic, int32 partition);
+extern void topic_check_partition(PgqTopic *topic, int32 partition);
+extern void topic_cache_invalidate(void);
+extern void pgq_register_xact_callbacks(void);
+extern text *pgq_arg_text(FunctionCallInfo fcinfo, int argno, const char *argname);
+
+/* segment.c: segment tables */
+extern Oid	segment_create(int32 topic_id, int32 partition, int32 segment_no,
+						   int64 base_offset);
+extern void segment_drop(Oid relid);
+extern int64 segment_max_offset(Oid relid);
+extern Oid	segment_index(Relation rel);
+
+/* acl.c: per-topic rights */
+extern void topic_check_privilege(PgqTopic *topic, int priv);
+extern void catalog_owner_switch(Oid *save_userid, int *save_sec);
+extern void catalog_owner_restore(Oid save_userid, int save_sec);
+
+/* send.c */
+extern void partition_ensure_loaded(PgqTopic *topic, int32 partition,
+									PgqPartitionState *state);
+
+/* fetch.c: reading a partition up to its last stable offset */
+typedef bool (*PgqRecordCallback) (void *arg, int64 offset, HeapTuple tuple,
+								   TupleDesc desc);
+extern int64 partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
+							int64 max_records, Snapshot snapshot,
+							PgqRecordCallback callback, void *arg,
+							bool *stopped_pending);
+
+/* murmur2.c */
+extern int32 pgq_murmur2_hash(const unsigned char *data, int len);
+extern int32 pgq_key_partition(const unsigned char *key, int len, int32 partitions);
+
+#endif							/* PGQUEUE_H */

@@ -1,0 +1,129 @@
+/*-------------------------------------------------------------------------
+ *
+ * segment.c
+ *	  Segment tables: creating, dropping and probing them.
+ *
+ * A segment is an ordinary heap table in the schema pgqueue holding a
+ * contiguous range of one partition's offsets, with a btree index on
+ * msg_offset (reads by offset are index range scans).  Records are inserted
+ * only by send.c, never updated or deleted: retention drops whole segments,
+ * as Kafka deletes segment files, so storage never depends on VACUUM.
+ *
+ * Segment tables are owned by the extension owner, carry no grants (nobody
+ * but pgqueue's C code touches them) and depend automatically on the
+ * extension, so DROP EXTENSION removes them.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "pgqueue.h"
+
+#include "access/genam.h"
+#include "access/itup.h"
+#include "access/table.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+/*
+ * Creates the table of one segment and returns its OID.  The caller must be
+ * connected to SPI and running as the catalog owner (catalog_owner_switch).
+ * The table name is built from integers only.
+ */
+Oid
+segment_create(int32 topic_id, int32 partition, int32 segment_no, int64 base_offset)
+{
+	char		name[NAMEDATALEN];
+	char		sql[512];
+	Oid			relid;
+	ObjectAddress table;
+	ObjectAddress extension;
+
+	snprintf(name, sizeof(name), "t%d_p%d_s%d", topic_id, partition, segment_no);
+
+	snprintf(sql, sizeof(sql),
+			 "CREATE TABLE " PGQ_SCHEMA ".%s ("
+			 " msg_offset bigint NOT NULL,"
+			 " \"timestamp\" timestamptz NOT NULL,"
+			 " key bytea,"
+			 " value bytea,"
+			 " headers jsonb"
+			 ") WITH (fillfactor = 100)", name);
+	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not create segment table %s", name);
+
+	snprintf(sql, sizeof(sql),
+			 "CREATE INDEX %s_offset ON " PGQ_SCHEMA ".%s (msg_offset) WITH (fillfactor = 100)",
+			 name, name);
+	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not create the index of segment table %s", name);
+
+	relid = get_relname_relid(name, get_namespace_oid(PGQ_SCHEMA, false));
+	if (!OidIsValid(relid))
+		elog(ERROR, "segment table %s was not created", name);
+
+	/* DROP EXTENSION drops the segments along with the catalog */
+	ObjectAddressSet(table, RelationRelationId, relid);
+	ObjectAddressSet(extension, ExtensionRelationId, get_extension_oid("pgqueue", false));
+	recordDependencyOn(&table, &extension, DEPENDENCY_AUTO);
+
+	(void) base_offset;			/* recorded in pgqueue.segment by the caller */
+	return relid;
+}
+
+/* Drops a segment table (taking AccessExclusiveLock on it). */
+void
+segment_drop(Oid relid)
+{
+	ObjectAddress table;
+
+	ObjectAddressSet(table, RelationRelationId, relid);
+	performDeletion(&table, DROP_RESTRICT, PERFORM_DELETION_INTERNAL);
+}
+
+/* The OID of a segment table's offset index. */
+Oid
+segment_index(Relation rel)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+
+	if (list_length(indexes) != 1)
+		elog(ERROR, "segment table \"%s\" does not have exactly one index",
+			 RelationGetRelationName(rel));
+	return linitial_oid(indexes);
+}
+
+/*
+ * The highest offset in a segment, or -1 if it is empty.  Every index entry
+ * counts, whatever the state of its inserting transaction (SnapshotAny), so
+ * that an offset held by a prepared or in-progress transaction is counted
+ * too.  Reads only the index.
+ */
+int64
+segment_max_offset(Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	Relation	index = index_open(segment_index(rel), AccessShareLock);
+	IndexScanDesc scan;
+	int64		result = -1;
+
+	scan = index_beginscan(rel, index, SnapshotAny, 0, 0);
+	scan->xs_want_itup = true;
+	index_rescan(scan, NULL, 0, NULL, 0);
+	if (index_getnext_tid(scan, BackwardScanDirection) != NULL)
+	{
+		bool		isnull;
+
+		result = DatumGetInt64(index_getattr(scan->xs_itup, 1,
+											 scan->xs_itupdesc, &isnull));
+	}
+	index_endscan(scan);
+	index_close(index, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return result;
+}

@@ -1,0 +1,454 @@
+/*-------------------------------------------------------------------------
+ *
+ * send.c
+ *	  Producing: pgq_send and pgq_send_batch.
+ *
+ * A send picks the partition (explicit, else Kafka's murmur2 of the key,
+ * else round-robin), then appends: under the partition's append lock it
+ * takes the next offset from shared memory and inserts the record into the
+ * partition's active segment, heap and index.  Holding the lock across the
+ * insert is what makes the ordering guarantee cheap to check for readers
+ * (see pgqueue.h and fetch.c); it is held for microseconds per record, never
+ * across the sending transaction, so concurrent transactions sending to the
+ * same partition do not wait for one another to commit.
+ *
+ * Nothing is registered for commit or abort: a record becomes visible when
+ * its transaction commits, and a rolled-back record is a dead tuple whose
+ * offset stays a gap.  That also makes PREPARE TRANSACTION work: a prepared
+ * transaction's records stay pending (holding readers back) until COMMIT or
+ * ROLLBACK PREPARED, across restarts too.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "pgqueue.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "nodes/execnodes.h"
+#include "tcop/utility.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+PG_FUNCTION_INFO_V1(pgq_send);
+PG_FUNCTION_INFO_V1(pgq_send_batch);
+
+/* column numbers of a segment table */
+#define SEG_NATTS		5
+#define SEG_OFFSET		0
+#define SEG_TIMESTAMP	1
+#define SEG_KEY			2
+#define SEG_VALUE		3
+#define SEG_HEADERS		4
+
+/* A record to append, its fields already converted to what is stored. */
+typedef struct PgqRecord
+{
+	Datum		key;			/* bytea, or 0 if null */
+	Datum		value;			/* bytea, or 0 if null (a tombstone) */
+	Datum		headers;		/* jsonb, or 0 if null */
+	TimestampTz timestamp;
+	int32		partition;
+	int64		offset;			/* assigned by partition_append */
+} PgqRecord;
+
+/*
+ * Converts a key or value argument to the bytea stored: bytea as is, text
+ * as its UTF-8 bytes, jsonb as the UTF-8 bytes of its text form.
+ */
+static Datum
+payload_bytes(Datum arg, Oid type)
+{
+	const char *data;
+	int			len;
+	char	   *utf8;
+	bytea	   *result;
+
+	if (type == BYTEAOID)
+		return PointerGetDatum(PG_DETOAST_DATUM_PACKED(arg));
+	if (type == TEXTOID)
+	{
+		text	   *t = DatumGetTextPP(arg);
+
+		if (GetDatabaseEncoding() == PG_UTF8 || GetDatabaseEncoding() == PG_SQL_ASCII)
+			return PointerGetDatum(t);	/* text and bytea share a layout */
+		data = VARDATA_ANY(t);
+		len = VARSIZE_ANY_EXHDR(t);
+	}
+	else if (type == JSONBOID)
+	{
+		Jsonb	   *jb = DatumGetJsonbP(arg);
+
+		data = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+		len = strlen(data);
+	}
+	else
+		elog(ERROR, "unexpected payload type %u", type);
+
+	utf8 = (char *) pg_do_encoding_conversion((unsigned char *) data, len,
+											  GetDatabaseEncoding(), PG_UTF8);
+	if (utf8 != data)
+		len = strlen(utf8);
+	result = palloc(VARHDRSZ + len);
+	SET_VARSIZE(result, VARHDRSZ + len);
+	memcpy(VARDATA(result), utf8, len);
+	return PointerGetDatum(result);
+}
+
+/* Headers must be a JSON object whose values are all strings. */
+static void
+headers_validate(Jsonb *headers)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (!JB_ROOT_IS_OBJECT(headers) || JB_ROOT_IS_SCALAR(headers))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("headers must be a JSON object")));
+	it = JsonbIteratorInit(&headers->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		if (tok == WJB_VALUE && v.type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("header values must be strings")));
+}
+
+static int64
+datum_len(Datum d)
+{
+	return d == (Datum) 0 ? 0 : VARSIZE_ANY_EXHDR(DatumGetPointer(d));
+}
+
+/*
+ * Checks a record against the topic's max.message.bytes (key, value and the
+ * headers' binary form) and chooses its partition.
+ */
+static void
+record_prepare(PgqTopic *topic, PgqRecord *rec, bool explicit_partition)
+{
+	int64		size = datum_len(rec->key) + datum_len(rec->value) + datum_len(rec->headers);
+
+	if (size > topic->max_message_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("record of %lld bytes is larger than max.message.bytes of topic \"%s\"",
+						(long long) size, topic->name),
+				 errdetail("max.message.bytes is %lld.", (long long) topic->max_message_bytes),
+				 errhint("Raise it with pgq_alter_topic() or send a smaller record.")));
+
+	if (explicit_partition)
+		topic_check_partition(topic, rec->partition);
+	else if (rec->key != (Datum) 0)
+		rec->partition = pgq_key_partition((unsigned char *) VARDATA_ANY(DatumGetPointer(rec->key)),
+										   VARSIZE_ANY_EXHDR(DatumGetPointer(rec->key)),
+										   topic->partitions);
+	else
+		rec->partition = (int32) (topic->round_robin++ % (uint32) topic->partitions);
+}
+
+/*
+ * Loads a partition's shared state after a restart (or its first use):
+ * the next offset is above every offset in the partition's newest segment,
+ * whatever the state of the transaction that inserted it, and never below
+ * the segment's base offset or the log start offset.  Computed without the
+ * append lock and installed under it only if nobody did meanwhile; nobody
+ * can have appended in between, since appending needs a loaded entry.
+ */
+void
+partition_ensure_loaded(PgqTopic *topic, int32 partition, PgqPartitionState *state)
+{
+	PgqPartitionInfo *info;
+	PgqSegment *newest;
+	int64		next;
+
+	if (state->loaded)			/* set once, under the lock; a stale false is
+								 * rechecked below */
+		return;
+
+	info = topic_partition_info(topic, partition);
+	newest = &info->segments[info->nsegments - 1];
+	next = Max(newest->base_offset, segment_max_offset(newest->relid) + 1);
+	next = Max(next, info->log_start_offset);
+
+	LWLockAcquire(&state->append_lock, LW_EXCLUSIVE);
+	if (!state->loaded)
+	{
+		pg_atomic_write_u64(&state->next_offset, (uint64) next);
+		state->active_relid = newest->relid;
+		state->loaded = true;
+	}
+	LWLockRelease(&state->append_lock);
+}
+
+/*
+ * Appends records (all of one partition, in the given order) and sets their
+ * offsets.  The append lock is held across offset assignment and the inserts.
+ */
+static void
+partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs)
+{
+	PgqPartitionInfo *info = topic_partition_info(topic, partition);
+	Oid			relid = info->segments[info->nsegments - 1].relid;
+	PgqPartitionState *state;
+	Relation	rel;
+	Relation	index;
+	IndexInfo  *index_info;
+	TupleDesc	desc;
+	CommandId	cid = GetCurrentCommandId(true);
+	int			i;
+
+	rel = try_table_open(relid, RowExclusiveLock);
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("topic \"%s\" does not exist", topic->name),
+				 errdetail("It was dropped concurrently.")));
+	index = index_open(segment_index(rel), RowExclusiveLock);
+	index_info = BuildIndexInfo(index);
+	desc = RelationGetDescr(rel);
+
+	state = partition_state_lookup(topic->topic_id, partition, true);
+	partition_ensure_loaded(topic, partition, state);
+
+	LWLockAcquire(&state->append_lock, LW_EXCLUSIVE);
+	if (state->active_relid != relid)
+		elog(ERROR, "segment %u of topic \"%s\" partition %d is not the active one",
+			 relid, topic->name, partition);
+
+	for (i = 0; i < nrecs; i++)
+	{
+		PgqRecord  *rec = recs[i];
+		Datum		values[SEG_NATTS];
+		bool		nulls[SEG_NATTS];
+		HeapTuple	tuple;
+		bool		index_null = false;
+
+		/*
+		 * Advance the counter before inserting: if the insert fails, the
+		 * offset is a gap rather than reused.
+		 */
+		rec->offset = (int64) pg_atomic_read_u64(&state->next_offset);
+		pg_atomic_write_u64(&state->next_offset, (uint64) (rec->offset + 1));
+
+		values[SEG_OFFSET] = Int64GetDatum(rec->offset);
+		nulls[SEG_OFFSET] = false;
+		values[SEG_TIMESTAMP] = TimestampTzGetDatum(rec->timestamp);
+		nulls[SEG_TIMESTAMP] = false;
+		values[SEG_KEY] = rec->key;
+		nulls[SEG_KEY] = rec->key == (Datum) 0;
+		values[SEG_VALUE] = rec->value;
+		nulls[SEG_VALUE] = rec->value == (Datum) 0;
+		values[SEG_HEADERS] = rec->headers;
+		nulls[SEG_HEADERS] = rec->headers == (Datum) 0;
+
+		tuple = heap_form_tuple(desc, values, nulls);
+		heap_insert(rel, tuple, cid, 0, NULL);
+		index_insert(index, &values[SEG_OFFSET], &index_null, &tuple->t_self, rel,
+					 UNIQUE_CHECK_NO, false, index_info);
+		heap_freetuple(tuple);
+	}
+	LWLockRelease(&state->append_lock);
+
+	index_close(index, NoLock);
+	table_close(rel, NoLock);
+}
+
+static void
+send_prologue(PgqTopic *topic)
+{
+	PreventCommandIfReadOnly("pgq_send()");
+	topic_check_privilege(topic, PGQ_PRIV_PRODUCE);
+}
+
+static int32
+arg_partition(FunctionCallInfo fcinfo, int argno, bool *given)
+{
+	*given = !PG_ARGISNULL(argno);
+	return *given ? PG_GETARG_INT32(argno) : -1;
+}
+
+static void
+return_offsets(FunctionCallInfo fcinfo, PgqRecord *recs, int nrecs)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	for (i = 0; i < nrecs; i++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		values[0] = Int32GetDatum(recs[i].partition);
+		values[1] = Int64GetDatum(recs[i].offset);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+}
+
+/*
+ * pgq_send(topic, value, key, partition, headers, timestamp): one C function
+ * behind every overload; the value and key types come from the call.
+ */
+Datum
+pgq_send(PG_FUNCTION_ARGS)
+{
+	text	   *name = pgq_arg_text(fcinfo, 0, "topic");
+	PgqTopic   *topic = topic_lookup(name, false);
+	PgqRecord	rec;
+	PgqRecord  *recp = &rec;
+	bool		explicit_partition;
+
+	send_prologue(topic);
+
+	memset(&rec, 0, sizeof(rec));
+	if (!PG_ARGISNULL(1))
+		rec.value = payload_bytes(PG_GETARG_DATUM(1), get_fn_expr_argtype(fcinfo->flinfo, 1));
+	if (!PG_ARGISNULL(2))
+		rec.key = payload_bytes(PG_GETARG_DATUM(2), get_fn_expr_argtype(fcinfo->flinfo, 2));
+	rec.partition = arg_partition(fcinfo, 3, &explicit_partition);
+	if (!PG_ARGISNULL(4))
+	{
+		Jsonb	   *headers = PG_GETARG_JSONB_P(4);
+
+		headers_validate(headers);
+		rec.headers = JsonbPGetDatum(headers);
+	}
+	rec.timestamp = PG_ARGISNULL(5) ? GetCurrentTimestamp() : PG_GETARG_TIMESTAMPTZ(5);
+
+	record_prepare(topic, &rec, explicit_partition);
+	partition_append(topic, rec.partition, &recp, 1);
+
+	return_offsets(fcinfo, &rec, 1);
+	return (Datum) 0;
+}
+
+static int
+compare_record_partition(const void *a, const void *b)
+{
+	const PgqRecord *ra = *(PgqRecord *const *) a;
+	const PgqRecord *rb = *(PgqRecord *const *) b;
+
+	if (ra->partition != rb->partition)
+		return ra->partition < rb->partition ? -1 : 1;
+	/* keep the input order within a partition */
+	return ra < rb ? -1 : (ra > rb ? 1 : 0);
+}
+
+static void
+array_elements(ArrayType *array, Datum **elems, bool **nulls, int *n)
+{
+	Oid			elemtype = ARR_ELEMTYPE(array);
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	if (ARR_NDIM(array) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("pgq_send_batch takes one-dimensional arrays")));
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(array, elemtype, typlen, typbyval, typalign, elems, nulls, n);
+}
+
+/*
+ * pgq_send_batch(topic, values[], keys[], partition, headers[]): records are
+ * grouped by partition and each partition's records are appended under one
+ * acquisition of its append lock; the result is in input order.
+ */
+Datum
+pgq_send_batch(PG_FUNCTION_ARGS)
+{
+	text	   *name = pgq_arg_text(fcinfo, 0, "topic");
+	PgqTopic   *topic = topic_lookup(name, false);
+	Oid			value_type;
+	Oid			key_type = InvalidOid;
+	Datum	   *values;
+	bool	   *value_nulls;
+	Datum	   *keys = NULL;
+	bool	   *key_nulls = NULL;
+	Datum	   *headers = NULL;
+	bool	   *header_nulls = NULL;
+	int			n;
+	int			nkeys;
+	int			nheaders;
+	int32		partition;
+	bool		explicit_partition;
+	TimestampTz now = GetCurrentTimestamp();
+	PgqRecord  *recs;
+	PgqRecord **order;
+	int			i;
+
+	send_prologue(topic);
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("values must not be null"),
+				 errhint("Pass an array; its elements may be null (tombstones).")));
+	array_elements(PG_GETARG_ARRAYTYPE_P(1), &values, &value_nulls, &n);
+	value_type = ARR_ELEMTYPE(PG_GETARG_ARRAYTYPE_P(1));
+	if (!PG_ARGISNULL(2))
+	{
+		array_elements(PG_GETARG_ARRAYTYPE_P(2), &keys, &key_nulls, &nkeys);
+		key_type = ARR_ELEMTYPE(PG_GETARG_ARRAYTYPE_P(2));
+		if (nkeys != n)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("keys has %d elements but values has %d", nkeys, n)));
+	}
+	partition = arg_partition(fcinfo, 3, &explicit_partition);
+	if (!PG_ARGISNULL(4))
+	{
+		array_elements(PG_GETARG_ARRAYTYPE_P(4), &headers, &header_nulls, &nheaders);
+		if (nheaders != n)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("headers has %d elements but values has %d", nheaders, n)));
+	}
+
+	recs = palloc0(sizeof(PgqRecord) * Max(n, 1));
+	order = palloc(sizeof(PgqRecord *) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		PgqRecord  *rec = &recs[i];
+
+		if (!value_nulls[i])
+			rec->value = payload_bytes(values[i], value_type);
+		if (keys != NULL && !key_nulls[i])
+			rec->key = payload_bytes(keys[i], key_type);
+		if (headers != NULL && !header_nulls[i])
+		{
+			headers_validate(DatumGetJsonbP(headers[i]));
+			rec->headers = headers[i];
+		}
+		rec->timestamp = now;
+		rec->partition = partition;
+		record_prepare(topic, rec, explicit_partition);
+		order[i] = rec;
+	}
+
+	/* append partition by partition, in partition order (no lock cycles) */
+	qsort(order, n, sizeof(PgqRecord *), compare_record_partition);
+	for (i = 0; i < n;)
+	{
+		int			j = i;
+
+		while (j < n && order[j]->partition == order[i]->partition)
+			j++;
+		partition_append(topic, order[i]->partition, &order[i], j - i);
+		i = j;
+	}
+
+	return_offsets(fcinfo, recs, n);
+	return (Datum) 0;
+}
