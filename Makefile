@@ -13,8 +13,7 @@ REGRESS_OPTS = --inputdir=test --outputdir=test --load-extension=$(EXTENSION)
 ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test --outputdir=test/isolation --load-extension=$(EXTENSION)
 
-TAP_TESTS = 1
-PROVE_TESTS = test/t/*.pl
+PROVE_TESTS ?= test/t/*.pl
 
 EXTRA_CLEAN = test/results test/regression.diffs test/regression.out \
               test/isolation test/tmp_check test/stress/stress
@@ -30,3 +29,10 @@ include $(PGXS)
 test/stress/stress: test/stress/stress.c
 	$(CC) $(CFLAGS) -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
 		-L$(shell $(PG_CONFIG) --libdir) -lpq
+
+# TAP tests (PostgreSQL::Test::Cluster) against the installed extension.  Not
+# part of installcheck: they run initdb, so scripts/test.sh runs them as the
+# postgres user over a copy of the tree.
+.PHONY: prove_installcheck
+prove_installcheck:
+	$(prove_installcheck)

@@ -26,14 +26,17 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/syscache.h"
 
 /*
  * Switches to the owner of the pgqueue schema (the extension owner) for
- * catalog work.  Errors restore the previous user at (sub)transaction abort.
+ * catalog work, with search_path set to pg_catalog, pg_temp so that no
+ * object of the caller's can shadow what our SQL means.  Errors restore the
+ * previous user and search_path at (sub)transaction abort.
  */
 void
-catalog_owner_switch(Oid *save_userid, int *save_sec)
+catalog_owner_switch(PgqCatalogContext *save)
 {
 	Oid			nsp = get_namespace_oid(PGQ_SCHEMA, false);
 	HeapTuple	tuple;
@@ -45,14 +48,19 @@ catalog_owner_switch(Oid *save_userid, int *save_sec)
 	owner = ((Form_pg_namespace) GETSTRUCT(tuple))->nspowner;
 	ReleaseSysCache(tuple);
 
-	GetUserIdAndSecContext(save_userid, save_sec);
-	SetUserIdAndSecContext(owner, *save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	GetUserIdAndSecContext(&save->userid, &save->sec_context);
+	SetUserIdAndSecContext(owner, save->sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	save->guc_nest_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
 }
 
 void
-catalog_owner_restore(Oid save_userid, int save_sec)
+catalog_owner_restore(PgqCatalogContext *save)
 {
-	SetUserIdAndSecContext(save_userid, save_sec);
+	AtEOXact_GUC(true, save->guc_nest_level);
+	SetUserIdAndSecContext(save->userid, save->sec_context);
 }
 
 static const char *
@@ -73,8 +81,7 @@ privilege_name(int priv)
 static int
 topic_privileges_of(PgqTopic *topic, Oid user)
 {
-	Oid			save_userid;
-	int			save_sec;
+	PgqCatalogContext save;
 	Oid			argtypes[2] = {INT4OID, OIDOID};
 	Datum		args[2];
 	int			granted = 0;
@@ -87,7 +94,7 @@ topic_privileges_of(PgqTopic *topic, Oid user)
 	args[1] = ObjectIdGetDatum(user);
 
 	SPI_connect();
-	catalog_owner_switch(&save_userid, &save_sec);
+	catalog_owner_switch(&save);
 	if (SPI_execute_with_args("SELECT privilege FROM " PGQ_SCHEMA ".topic_grant"
 							  " WHERE topic_id OPERATOR(pg_catalog.=) $1"
 							  " AND (grantee OPERATOR(pg_catalog.=) 0"
@@ -105,7 +112,7 @@ topic_privileges_of(PgqTopic *topic, Oid user)
 		else if (strcmp(priv, "admin") == 0)
 			granted |= PGQ_PRIV_PRODUCE | PGQ_PRIV_CONSUME | PGQ_PRIV_ADMIN;
 	}
-	catalog_owner_restore(save_userid, save_sec);
+	catalog_owner_restore(&save);
 	SPI_finish();
 	return granted;
 }

@@ -42,6 +42,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
@@ -237,8 +238,23 @@ fetch_emit(void *arg, int64 offset, HeapTuple tuple, TupleDesc desc)
 static void
 served_records_flush(void)
 {
-	if (!RecoveryInProgress())
-		XLogFlush(GetXLogInsertRecPtr());
+	XLogRecPtr	end;
+
+	if (RecoveryInProgress())
+		return;
+
+	/*
+	 * The insert position is the start of the next record: just past a page
+	 * header when the last record ended on a page boundary.  Flushing past
+	 * the end of the WAL generated so far is an error, so step back over
+	 * the header.
+	 */
+	end = GetXLogInsertRecPtr();
+	if (XLogSegmentOffset(end, wal_segment_size) == SizeOfXLogLongPHD)
+		end -= SizeOfXLogLongPHD;
+	else if (end % XLOG_BLCKSZ == SizeOfXLogShortPHD)
+		end -= SizeOfXLogShortPHD;
+	XLogFlush(end);
 }
 
 static void
@@ -415,17 +431,16 @@ pgq_partitions_info(PG_FUNCTION_ARGS)
 	List	   *names = NIL;
 	ListCell   *lc;
 	uint64		i;
-	Oid			save_userid;
-	int			save_sec;
+	PgqCatalogContext save;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
 	SPI_connect();
-	catalog_owner_switch(&save_userid, &save_sec);
+	catalog_owner_switch(&save);
 	if (SPI_execute("SELECT name FROM " PGQ_SCHEMA ".topic ORDER BY name", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not list topics");
-	catalog_owner_restore(save_userid, save_sec);
+	catalog_owner_restore(&save);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		MemoryContext old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);

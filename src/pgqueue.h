@@ -158,8 +158,15 @@ extern Oid	segment_index(Relation rel);
 
 /* acl.c: per-topic rights */
 extern void topic_check_privilege(PgqTopic *topic, int priv);
-extern void catalog_owner_switch(Oid *save_userid, int *save_sec);
-extern void catalog_owner_restore(Oid save_userid, int save_sec);
+typedef struct PgqCatalogContext
+{
+	Oid			userid;
+	int			sec_context;
+	int			guc_nest_level;
+} PgqCatalogContext;
+
+extern void catalog_owner_switch(PgqCatalogContext *save);
+extern void catalog_owner_restore(PgqCatalogContext *save);
 
 /* send.c */
 extern void partition_ensure_loaded(PgqTopic *topic, int32 partition,

@@ -324,11 +324,10 @@ static int
 catalog_query(const char *sql, int nargs, Oid *argtypes, Datum *args,
 			  const char *nulls, bool read_only)
 {
-	Oid			save_userid;
-	int			save_sec;
+	PgqCatalogContext save;
 	int			ret;
 
-	catalog_owner_switch(&save_userid, &save_sec);
+	catalog_owner_switch(&save);
 	if (read_only)
 	{
 		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
@@ -342,7 +341,7 @@ catalog_query(const char *sql, int nargs, Oid *argtypes, Datum *args,
 	}
 	else
 		ret = SPI_execute_with_args(sql, nargs, argtypes, args, nulls, false, 0);
-	catalog_owner_restore(save_userid, save_sec);
+	catalog_owner_restore(&save);
 
 	if (ret < 0)
 		elog(ERROR, "catalog query failed: %s", SPI_result_code_string(ret));
@@ -527,9 +526,10 @@ topic_partition_info(PgqTopic *topic, int32 partition)
 	args[1] = Int32GetDatum(partition);
 	SPI_connect();
 	catalog_query("SELECT p.log_start_offset, s.segment_no, s.base_offset, s.relid"
-				  "  FROM " PGQ_SCHEMA ".partition p JOIN " PGQ_SCHEMA ".segment s"
-				  "       USING (topic_id, partition)"
-				  " WHERE p.topic_id OPERATOR(pg_catalog.=) $1"
+				  "  FROM " PGQ_SCHEMA ".partition p, " PGQ_SCHEMA ".segment s"
+				  " WHERE s.topic_id OPERATOR(pg_catalog.=) p.topic_id"
+				  "   AND s.partition OPERATOR(pg_catalog.=) p.partition"
+				  "   AND p.topic_id OPERATOR(pg_catalog.=) $1"
 				  "   AND p.partition OPERATOR(pg_catalog.=) $2"
 				  " ORDER BY s.base_offset, s.segment_no",
 				  2, argtypes, args, NULL, true);
@@ -707,13 +707,12 @@ partitions_create(int32 topic_id, int32 from, int32 to)
 
 	for (p = from; p < to; p++)
 	{
-		Oid			save_userid;
-		int			save_sec;
+		PgqCatalogContext save;
 		Oid			relid;
 
-		catalog_owner_switch(&save_userid, &save_sec);
+		catalog_owner_switch(&save);
 		relid = segment_create(topic_id, p, 0, 0);
-		catalog_owner_restore(save_userid, save_sec);
+		catalog_owner_restore(&save);
 
 		args[0] = Int32GetDatum(topic_id);
 		args[1] = Int32GetDatum(p);

@@ -109,7 +109,10 @@
 #define TOPIC_MAX			249		/* Kafka's and pgqueue's limit */
 #define FETCH_MAX			200		/* max_records of each pgq_fetch */
 #define MAX_SENDS_PER_TXN	5
+#define STR_(x)				#x
+#define STR(x)				STR_(x)
 #define MAX_MESSAGES		20		/* failures spelled out per check */
+#define MAX_LIVE_STDERR		3		/* errors or violations a child also prints */
 
 /* seconds after the start at which each stage of the time bound falls */
 #define CHILD_KILL_AFTER	20
@@ -571,6 +574,37 @@ producer_send(PGconn *conn, FILE *out, int id, long txn, int idx,
 	return true;
 }
 
+/* a client gives up after this many failed statements in a row */
+#define MAX_ERRORS_IN_A_ROW	50
+
+/*
+ * Notes a failed statement of a client; says whether to go on.  Errors do
+ * not stop a client (the run fails all the same, through check 1), so that
+ * one failed statement does not hide what the rest of the run would show;
+ * a lost connection or a long streak of errors does.
+ */
+static bool
+client_error(PGconn *conn, const char *who, int id, long *errors,
+			 int *in_a_row, const char *err)
+{
+	(*errors)++;
+	(*in_a_row)++;
+	if (*errors <= MAX_LIVE_STDERR)
+		fprintf(stderr, "stress: %s %d: %s\n", who, id, err);
+	if (PQstatus(conn) != CONNECTION_OK)
+	{
+		fprintf(stderr, "stress: %s %d: connection lost, giving up\n", who, id);
+		return false;
+	}
+	if (*in_a_row >= MAX_ERRORS_IN_A_ROW)
+	{
+		fprintf(stderr, "stress: %s %d: %d errors in a row, giving up\n",
+				who, id, *in_a_row);
+		return false;
+	}
+	return true;
+}
+
 /*
  * One producer: transactions of 1..5 sends until run_end, each committing
  * or rolling back at random.  Returns the exit status (0 if no error).
@@ -584,7 +618,9 @@ run_producer(int id, const char *path, int64_t run_end)
 	FILE	   *out;
 	uint64_t	rnd = opts.seed ^ (UINT64_C(0x5EED000000000000) + (uint64_t) id);
 	long		txn;
-	bool		ok = true;
+	long		errors = 0;
+	int			in_a_row = 0;
+	bool		go_on = true;
 
 	out = fopen(path, "w");
 	if (out == NULL)
@@ -604,20 +640,21 @@ run_producer(int id, const char *path, int64_t run_end)
 				 err, sizeof(err)))
 	{
 		fprintf(stderr, "stress: producer %d: %s\n", id, err);
-		fprintf(out, "DONE 0\n");
 		fclose(out);
 		PQfinish(conn);
 		return 1;
 	}
 
-	for (txn = 0; ok && now_us() < run_end; txn++)
+	for (txn = 0; go_on && now_us() < run_end; txn++)
 	{
 		int			n = 1 + rnd_below(&rnd, MAX_SENDS_PER_TXN);
 		bool		use_savepoint = rnd_percent(&rnd, 20);
 		int			sp_from = 0;
 		int			sp_to = -1;
 		bool		sp_rollback = false;
+		bool		ok;
 		bool		rollback;
+		const char *end_sql;
 		int			i;
 		char		fate;
 		PGresult   *res;
@@ -629,11 +666,7 @@ run_producer(int id, const char *path, int64_t run_end)
 			sp_rollback = rnd_percent(&rnd, 70);
 		}
 
-		if (!exec_command(conn, "BEGIN", "BEGIN", err, sizeof(err)))
-		{
-			ok = false;
-			break;
-		}
+		ok = exec_command(conn, "BEGIN", "BEGIN", err, sizeof(err));
 		for (i = 0; ok && i < n; i++)
 		{
 			int			how = rnd_below(&rnd, 100);
@@ -670,50 +703,59 @@ run_producer(int id, const char *path, int64_t run_end)
 									  err, sizeof(err));
 			}
 		}
-		if (ok && rnd_percent(&rnd, 20))
+		if (!ok)
+		{
+			char		msg[2200];
+
+			snprintf(msg, sizeof(msg), "transaction %ld: %s", txn, err);
+			go_on = client_error(conn, "producer", id, &errors, &in_a_row, msg);
+		}
+		else if (rnd_percent(&rnd, 20))
 			sleep_ms(1 + rnd_below(&rnd, 5));
 
 		/* the sends are on file before the transaction can end */
 		fflush(out);
 
 		rollback = !ok || rnd_percent(&rnd, 25);
-		res = PQexec(conn, rollback ? "ROLLBACK" : "COMMIT");
+		end_sql = rollback ? "ROLLBACK" : "COMMIT";
+		res = PQexec(conn, end_sql);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		{
-			char		why[1500];
-
-			snprintf(why, sizeof(why), "%s failed: %s",
-					 rollback ? "ROLLBACK" : "COMMIT", result_error(res));
-			if (ok)
-				snprintf(err, sizeof(err), "%s", why);
-			else
-				fprintf(stderr, "stress: producer %d: %s\n", id, why);
-			/* a failed ROLLBACK still ends (or kills) the transaction */
+			/* a failed ROLLBACK still ends the transaction, one way or another */
 			fate = rollback ? 'R' : 'U';
+			snprintf(err, sizeof(err), "transaction %ld: %s failed: %s%s",
+					 txn, end_sql, result_error(res),
+					 rollback ? "" : " (its records' fate is unknown)");
 			ok = false;
 		}
-		else if (strcmp(PQcmdStatus(res), rollback ? "ROLLBACK" : "COMMIT") != 0)
+		else if (strcmp(PQcmdStatus(res), end_sql) != 0)
 		{
-			/* COMMIT of an aborted transaction answers ROLLBACK */
-			snprintf(err, sizeof(err), "%s answered \"%s\"",
-					 rollback ? "ROLLBACK" : "COMMIT", PQcmdStatus(res));
+			/* e.g. COMMIT of a transaction that failed answers ROLLBACK */
 			fate = strcmp(PQcmdStatus(res), "ROLLBACK") == 0 ? 'R' : 'U';
+			snprintf(err, sizeof(err), "transaction %ld: %s answered \"%s\"",
+					 txn, end_sql, PQcmdStatus(res));
 			ok = false;
 		}
 		else
+		{
 			fate = rollback ? 'R' : 'C';
+			if (ok)
+				in_a_row = 0;
+			ok = true;
+		}
 		PQclear(res);
 		fprintf(out, "E %ld %c %lld\n", txn, fate, run_us());
 		fflush(out);
+		if (!ok && go_on)
+			go_on = client_error(conn, "producer", id, &errors, &in_a_row, err);
 	}
 
-	if (!ok)
-		fprintf(stderr, "stress: producer %d: transaction %ld: %s\n",
-				id, txn - 1 < 0 ? 0 : txn - 1, err);
-	fprintf(out, "DONE %ld\n", txn);
+	if (errors > MAX_LIVE_STDERR)
+		fprintf(stderr, "stress: producer %d: %ld errors in all\n", id, errors);
+	fprintf(out, "DONE %ld %ld\n", txn, errors);
 	fclose(out);
 	PQfinish(conn);
-	return ok ? 0 : 1;
+	return errors == 0 ? 0 : 1;
 }
 
 /* ---------------------------------------------------------------------
@@ -771,9 +813,9 @@ reader_fetch(PGconn *conn, FILE *out, int id, int p, long long *next,
 	{
 		fprintf(out, "X fetch of partition %d from offset %s returned %d records, more than max_records %d\n",
 				p, from, rows, FETCH_MAX);
-		fprintf(stderr, "stress: reader %d: pgq_fetch of partition %d returned %d records, more than %d\n",
-				id, p, rows, FETCH_MAX);
-		(*violations)++;
+		if (++(*violations) <= MAX_LIVE_STDERR)
+			fprintf(stderr, "stress: reader %d: pgq_fetch of partition %d returned %d records, more than %d\n",
+					id, p, rows, FETCH_MAX);
 	}
 	for (i = 0; i < rows; i++)
 	{
@@ -801,17 +843,17 @@ reader_fetch(PGconn *conn, FILE *out, int id, int p, long long *next,
 		{
 			fprintf(out, "X fetch of partition %d returned a record of partition %d (offset %lld, value %s)\n",
 					p, got_partition, offset, value);
-			fprintf(stderr, "stress: reader %d: fetch of partition %d returned a record of partition %d\n",
-					id, p, got_partition);
-			(*violations)++;
+			if (++(*violations) <= MAX_LIVE_STDERR)
+				fprintf(stderr, "stress: reader %d: fetch of partition %d returned a record of partition %d\n",
+						id, p, got_partition);
 		}
 		if (offset < next[p])
 		{
 			fprintf(out, "X partition %d: offset %lld (value %s) served after offset %lld\n",
 					p, offset, value, next[p] - 1);
-			fprintf(stderr, "stress: reader %d: partition %d: offset %lld (value %s) served after offset %lld\n",
-					id, p, offset, value, next[p] - 1);
-			(*violations)++;
+			if (++(*violations) <= MAX_LIVE_STDERR)
+				fprintf(stderr, "stress: reader %d: partition %d: offset %lld (value %s) served after offset %lld\n",
+						id, p, offset, value, next[p] - 1);
 		}
 		else
 			next[p] = offset + 1;
@@ -834,8 +876,10 @@ run_reader(int id, const char *path, int done_fd)
 	long long  *next;
 	long		fetches = 0;
 	long		violations = 0;
+	long		errors = 0;
+	int			in_a_row = 0;
 	bool		done = false;
-	bool		ok = true;
+	bool		gave_up = false;
 
 	out = fopen(path, "w");
 	if (out == NULL)
@@ -855,7 +899,7 @@ run_reader(int id, const char *path, int done_fd)
 	if (conn == NULL ||
 		!prepare(conn, "fetch",
 				 "SELECT partition, msg_offset, convert_from(value, 'UTF8') "
-				 "FROM pgq_fetch($1::text, $2::int, $3::bigint, " "200" ")",
+				 "FROM pgq_fetch($1::text, $2::int, $3::bigint, " STR(FETCH_MAX) ")",
 				 err, sizeof(err)))
 	{
 		fprintf(stderr, "stress: reader %d: %s\n", id, err);
@@ -868,10 +912,11 @@ run_reader(int id, const char *path, int done_fd)
 	{
 		/* a round that starts after the producers ended may end the drain */
 		bool		was_done = done;
+		bool		round_failed = false;
 		long		served = 0;
 		int			p;
 
-		for (p = 0; p < opts.partitions; p++)
+		for (p = 0; p < opts.partitions && !gave_up; p++)
 		{
 			int			n = reader_fetch(conn, out, id, p, next, &violations,
 										 err, sizeof(err));
@@ -879,15 +924,18 @@ run_reader(int id, const char *path, int done_fd)
 			fetches++;
 			if (n < 0)
 			{
-				ok = false;
-				break;
+				round_failed = true;
+				gave_up = !client_error(conn, "reader", id, &errors, &in_a_row,
+										err);
+				continue;
 			}
+			in_a_row = 0;
 			served += n;
 		}
 		fflush(out);
-		if (!ok)
+		if (gave_up)
 			break;
-		if (was_done && served == 0)
+		if (was_done && served == 0 && !round_failed)
 			break;
 		if (!done)
 			done = producers_finished(done_fd);
@@ -895,14 +943,19 @@ run_reader(int id, const char *path, int done_fd)
 			sleep_ms(1);
 	}
 
-	if (!ok)
-		fprintf(stderr, "stress: reader %d: %s\n", id, err);
-	else
-		fprintf(out, "DONE %ld\n", fetches);
+	if (!gave_up)
+		fprintf(out, "DONE %ld %ld\n", fetches, errors);
+	if (errors > MAX_LIVE_STDERR)
+		fprintf(stderr, "stress: reader %d: %ld failed fetches in all\n",
+				id, errors);
+	if (violations > MAX_LIVE_STDERR)
+		fprintf(stderr, "stress: reader %d: %ld violations seen live in all (see check 3)\n",
+				id, violations);
 	fclose(out);
 	PQfinish(conn);
 	free(next);
-	return ok && violations == 0 ? 0 : 1;
+	/* violations are reported by check 3 from the log, not by the status */
+	return errors == 0 && !gave_up ? 0 : 1;
 }
 
 /* ---------------------------------------------------------------------
@@ -913,6 +966,7 @@ run_reader(int id, const char *path, int done_fd)
 typedef struct ProducerLog
 {
 	bool		done;			/* its DONE line was seen */
+	long		errors;			/* failed statements, from that line */
 } ProducerLog;
 
 typedef struct ReaderLog
@@ -922,7 +976,8 @@ typedef struct ReaderLog
 	size_t		cap;
 	char	  **live_violations;
 	size_t		nlive;
-	bool		done;
+	bool		done;			/* its DONE line was seen: it drained */
+	long		errors;			/* failed fetches, from that line */
 } ReaderLog;
 
 static SendRec *sends;
@@ -947,6 +1002,7 @@ load_producer(int id, ProducerLog *log)
 	long		cur_txn = -1;
 
 	log->done = false;
+	log->errors = 0;
 	child_path(path, sizeof(path), false, id);
 	in = fopen(path, "r");
 	if (in == NULL)
@@ -1003,7 +1059,7 @@ load_producer(int id, ProducerLog *log)
 					sends[i].end_us = at;
 				}
 		}
-		else if (strncmp(line, "DONE", 4) == 0)
+		else if (sscanf(line, "DONE %ld %ld", &txn, &log->errors) == 2)
 			log->done = true;
 	}
 	fclose(in);
@@ -1053,7 +1109,7 @@ load_reader(int id, ReaderLog *log)
 			}
 			log->live_violations[log->nlive++] = strdup(line + 2);
 		}
-		else if (strncmp(line, "DONE", 4) == 0)
+		else if (sscanf(line, "DONE %lld %ld", &at, &log->errors) == 2)
 			log->done = true;
 	}
 	fclose(in);
@@ -1242,21 +1298,25 @@ check_all_committed_served(Check *c, ReaderLog *readers, Child *children,
 	for (i = 0; i < (size_t) nchildren; i++)
 	{
 		Child	   *ch = &children[i];
+		const char *who = ch->is_reader ? "reader" : "producer";
+		bool		done = ch->is_reader ? readers[ch->id].done :
+			plogs[ch->id].done;
+		long		errors = ch->is_reader ? readers[ch->id].errors :
+			plogs[ch->id].errors;
+		bool		exited = ch->reaped && WIFEXITED(ch->status);
 		char		how[128];
-		bool		clean = ch->reaped && WIFEXITED(ch->status) &&
-			WEXITSTATUS(ch->status) == 0;
 
-		if (ch->is_reader)
-			clean = clean && readers[ch->id].done;
-		else
-			clean = clean && plogs[ch->id].done;
-		if (clean)
+		if (done && exited && errors > 0)
+			check_fail(c, "%s %d reported %ld failed statement%s (the first are printed above)",
+					   who, ch->id, errors, errors == 1 ? "" : "s");
+		else if (done && exited && WEXITSTATUS(ch->status) == 0)
 			continue;
-		describe_exit(how, sizeof(how), ch);
-		check_fail(c, "%s %d did not finish cleanly: it %s%s",
-				   ch->is_reader ? "reader" : "producer", ch->id, how,
-				   ch->is_reader && !readers[ch->id].done ?
-				   "; its final drain did not complete" : "");
+		else
+		{
+			describe_exit(how, sizeof(how), ch);
+			check_fail(c, "%s %d did not finish: it %s%s", who, ch->id, how,
+					   ch->is_reader ? "; its final drain did not complete" : "");
+		}
 	}
 
 	for (i = 0; i < nsends; i++)
@@ -1297,16 +1357,33 @@ check_all_committed_served(Check *c, ReaderLog *readers, Child *children,
 			if (hit && hit->partition == s->partition &&
 				hit->offset == s->offset)
 			{
-				if (strcmp(hit->value, s->value) != 0)
-					check_fail(c, "reader %d: partition %d offset %lld served \"%s\", but committed record %s was sent there",
-							   r, s->partition, s->offset, hit->value,
+				/* more than one entry here is check 3's (and 4's) business */
+				const ServedRec *other = NULL;
+				int			matches = 0;
+				size_t		j;
+
+				for (j = at; j < log->nserved &&
+					 by_pos[j]->partition == s->partition &&
+					 by_pos[j]->offset == s->offset; j++)
+				{
+					if (strcmp(by_pos[j]->value, s->value) == 0)
+						matches++;
+					else if (other == NULL)
+						other = by_pos[j];
+				}
+				if (matches > 1)
+					check_fail(c, "reader %d: committed record %s (partition %d, offset %lld) was served %d times",
+							   r, s->value, s->partition, s->offset, matches);
+				if (matches > 0)
+					continue;
+				if (served_find_value(by_value, log->nserved, s->value) ==
+					log->nserved)
+				{
+					check_fail(c, "reader %d: partition %d offset %lld served \"%s\", but committed record %s was sent there and never served",
+							   r, s->partition, s->offset, other->value,
 							   s->value);
-				else if (at + 1 < log->nserved &&
-						 by_pos[at + 1]->partition == s->partition &&
-						 by_pos[at + 1]->offset == s->offset)
-					check_fail(c, "reader %d: committed record %s (partition %d, offset %lld) was served more than once",
-							   r, s->value, s->partition, s->offset);
-				continue;
+					continue;
+				}
 			}
 
 			v = served_find_value(by_value, log->nserved, s->value);

@@ -285,7 +285,7 @@ foreach my $c (@producers)
 {
 	my ($rc, $lines, $err) = finish_client($c);
 	my $died_with_server = $rc != 0 && $err !~ /ERROR:/;
-	ok($died_with_server, "$c->{name} was still sending when the server stopped")
+	ok($died_with_server, "$c->{name} sent without error until the server stopped")
 	  or diag("exit code $rc, stderr:\n$err");
 
 	my %txn_rows;    # transaction number => [ [value, partition, offset] ... ]
@@ -330,7 +330,7 @@ foreach my $c (@producers)
 
 {
 	my ($rc, $lines, $err) = finish_client($reader);
-	ok($rc != 0 && $err !~ /ERROR:/, 'the reader was still reading when the server stopped')
+	ok($rc != 0 && $err !~ /ERROR:/, 'the reader read without error until the server stopped')
 	  or diag("exit code $rc, stderr:\n$err");
 	foreach my $line (@$lines)
 	{

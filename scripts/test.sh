@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# scripts/test.sh: run every test on throw-away servers (what CI runs).
+#   pg_regress (make installcheck: regression and isolation specs),
+#   pgTAP (pg_prove), the concurrency stress test, and the TAP tests
+#   (PostgreSQL::Test::Cluster: crash, restart, several servers).
+# Ends with one line "tests: N passed, M failed" (suites) and exits non-zero
+# if any suite failed.
+source "$(dirname "$0")/lib.sh"
+need_root
+install_packages
+build_and_install
+
+PORT=5477
+passed=0
+failed=0
+failures=()
+suite() {	# suite NAME COMMAND...
+	local name=$1
+	shift
+	say "$name"
+	if "$@"; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+		failures+=("$name")
+	fi
+}
+
+say "starting a throw-away server in tmp/test"
+start_server test $PORT "fsync = off" "log_min_messages = warning"
+trap 'stop_server test' EXIT
+export PGHOST="$ROOT/tmp/test" PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
+
+regress() {
+	make -C "$ROOT" -s with_llvm=no installcheck || {
+		cat "$ROOT"/test/regression.diffs "$ROOT"/test/isolation/regression.diffs 2>/dev/null | head -300
+		return 1
+	}
+}
+
+pgtap() {
+	psql -X -q -c "DROP DATABASE IF EXISTS pgtap_regression" -c "CREATE DATABASE pgtap_regression"
+	psql -X -q -d pgtap_regression -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION pgqueue"
+	pg_prove -d pgtap_regression "$ROOT"/test/pgtap/*.sql
+}
+
+stress() {
+	make -C "$ROOT" -s with_llvm=no test/stress/stress
+	"$ROOT/test/stress/stress" -p 4 -r 2 -P 4 -s "${STRESS_SECONDS:-15}"
+}
+
+tap() {
+	# PostgreSQL::Test::Cluster runs initdb as the calling user: run as
+	# postgres over a copy of the tree that user owns.
+	local copy="$ROOT/tmp/tap"
+	rm -rf "$copy"
+	mkdir -p "$copy"
+	rsync -a --exclude tmp --exclude .git "$ROOT"/ "$copy"/
+	chown -R postgres: "$copy"
+	runuser -u postgres -- make -C "$copy" -s with_llvm=no prove_installcheck PROVE_FLAGS="--timer" || {
+		tail -n 60 "$copy"/tmp_check/log/regress_log_* 2>/dev/null
+		return 1
+	}
+}
+
+suite "pg_regress: regression and isolation tests" regress
+suite "pgTAP" pgtap
+suite "stress: concurrent senders and tailing readers" stress
+suite "TAP: crash, restart and multi-server tests" tap
+
+say "summary"
+for f in "${failures[@]}"; do echo "FAILED: $f"; done
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
