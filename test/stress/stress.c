@@ -19,9 +19,13 @@
  *	   backwards, nothing served twice) -- checked live and again at the end;
  *	4. no two committed records share a (partition, offset).
  *
- * A client that fails (an error, COMMIT failing so that a record's fate is
- * unknown, a process killed for running over time) fails check 1, since
- * then "every committed record was served" cannot be proven.
+ * A client that fails (a statement error, COMMIT failing so that a record's
+ * fate is unknown, a process killed for running over time) fails check 1,
+ * since then "every committed record was served" cannot be proven.  A
+ * failed statement does not stop its client, though: it is reported, and
+ * the client goes on (a producer with its next transaction, a reader with
+ * its next fetch from the same offset), so that the other checks still
+ * mean something; only a lost connection or 50 errors in a row stop it.
  *
  * Vocabulary: a producer is a child process that sends; a reader is a child
  * process that fetches; a record's fate is committed, rolled back (with its
@@ -175,6 +179,7 @@ typedef struct Check
 } Check;
 
 static Options opts;
+static bool fork_failed = false;	/* some child could not be started */
 static int64_t t0_us;			/* start of the run, CLOCK_MONOTONIC */
 static char tmpdir[PATH_MAX];
 
@@ -1319,6 +1324,9 @@ check_all_committed_served(Check *c, ReaderLog *readers, Child *children,
 		}
 	}
 
+	if (fork_failed)
+		check_fail(c, "not every producer and reader could be started (fork failed)");
+
 	for (i = 0; i < nsends; i++)
 		if (sends[i].fate == 'U')
 			check_fail(c, "record %s (partition %d, offset %lld): its transaction's end is unknown (COMMIT failed or the producer died)",
@@ -1708,6 +1716,8 @@ remove_tmpdir(void)
 static void
 setup_failed(const char *what, const char *err)
 {
+	if (tmpdir[0] != '\0')
+		rmdir(tmpdir);			/* nothing was written there yet */
 	printf("stress: %s: %s\n", what, err);
 	printf("stress: 0 passed, %d failed\n", NCHECKS);
 	fflush(stdout);
@@ -1805,18 +1815,7 @@ main(int argc, char **argv)
 					  "stress: 0 passed, %d failed\n", NCHECKS);
 	alarm(alarm_secs_until(opts.seconds + HARD_STOP_AFTER));
 
-	conn = connect_local("pgqueue stress", err, sizeof(err));
-	if (conn == NULL)
-		setup_failed("set-up", err);
-	if (!topic_call(conn, "SELECT pgq_create_topic($1::text, $2::int)", true,
-					err, sizeof(err)))
-	{
-		PQfinish(conn);
-		setup_failed("creating the topic", err);
-	}
-	topic_created = true;
-	PQfinish(conn);				/* children must not share a connection */
-
+	/* local resources first: a failure then leaves no topic behind */
 	tmpbase = getenv("TMPDIR");
 	snprintf(tmpdir, sizeof(tmpdir), "%s/pgqueue_stress.XXXXXX",
 			 tmpbase && tmpbase[0] ? tmpbase : "/tmp");
@@ -1830,12 +1829,23 @@ main(int argc, char **argv)
 		snprintf(err, sizeof(err), "pipe: %s", strerror(errno));
 		setup_failed("set-up", err);
 	}
-
 	children = calloc((size_t) (opts.producers + opts.readers), sizeof(Child));
 	plogs = calloc((size_t) opts.producers, sizeof(ProducerLog));
 	rlogs = calloc((size_t) opts.readers, sizeof(ReaderLog));
 	if (children == NULL || plogs == NULL || rlogs == NULL)
 		setup_failed("set-up", "out of memory");
+
+	conn = connect_local("pgqueue stress", err, sizeof(err));
+	if (conn == NULL)
+		setup_failed("set-up", err);
+	if (!topic_call(conn, "SELECT pgq_create_topic($1::text, $2::int)", true,
+					err, sizeof(err)))
+	{
+		PQfinish(conn);
+		setup_failed("creating the topic", err);
+	}
+	topic_created = true;
+	PQfinish(conn);				/* children must not share a connection */
 
 	/* the run: readers first, so that they tail from the very start */
 	run_end = now_us() + (int64_t) opts.seconds * 1000000;
@@ -1856,6 +1866,7 @@ main(int argc, char **argv)
 			int			j;
 
 			printf("stress: fork: %s\n", strerror(errno));
+			fork_failed = true;
 			for (j = 0; j < nchildren; j++)
 			{
 				kill(children[j].pid, SIGKILL);

@@ -1,0 +1,57 @@
+-- The SQL surface of SPEC.md: functions with their signatures, the views
+-- with their columns, the comments, and the internal schema closed to PUBLIC.
+BEGIN;
+SELECT plan(30);
+
+SELECT has_function('pgq_create_topic', ARRAY['text', 'integer', 'jsonb', 'boolean']);
+SELECT has_function('pgq_drop_topic', ARRAY['text', 'boolean']);
+SELECT has_function('pgq_add_partitions', ARRAY['text', 'integer']);
+SELECT has_function('pgq_alter_topic', ARRAY['text', 'jsonb']);
+SELECT has_function('pgq_send', ARRAY['text', 'bytea', 'bytea', 'integer', 'jsonb', 'timestamp with time zone']);
+SELECT has_function('pgq_send', ARRAY['text', 'text', 'text', 'integer', 'jsonb', 'timestamp with time zone']);
+SELECT has_function('pgq_send', ARRAY['text', 'jsonb', 'text', 'integer', 'jsonb', 'timestamp with time zone']);
+SELECT has_function('pgq_send_batch', ARRAY['text', 'bytea[]', 'bytea[]', 'integer', 'jsonb[]']);
+SELECT has_function('pgq_send_batch', ARRAY['text', 'text[]', 'text[]', 'integer', 'jsonb[]']);
+SELECT has_function('pgq_fetch', ARRAY['text', 'integer', 'bigint', 'integer', 'integer']);
+SELECT has_function('pgq_offsets_for_time', ARRAY['text', 'timestamp with time zone']);
+SELECT has_function('pgq_grant', ARRAY['text', 'text', 'text']);
+SELECT has_function('pgq_revoke', ARRAY['text', 'text', 'text']);
+SELECT has_function('pgq_murmur2', ARRAY['bytea']);
+
+SELECT columns_are('pgq_topics', ARRAY['topic', 'partitions', 'config', 'created_at']);
+SELECT columns_are('pgq_partitions', ARRAY['topic', 'partition', 'log_start_offset', 'high_watermark',
+                                           'last_stable_offset', 'messages', 'bytes']);
+SELECT col_type_is('pgq_partitions', 'high_watermark', 'bigint');
+
+-- the output columns of pgq_send and pgq_fetch
+SELECT is(pg_get_function_result('pgq_send(text, bytea, bytea, integer, jsonb, timestamptz)'::regprocedure),
+          'TABLE(partition integer, msg_offset bigint)', 'pgq_send returns (partition, msg_offset)');
+SELECT is(pg_get_function_result('pgq_fetch(text, integer, bigint, integer, integer)'::regprocedure),
+          'TABLE(topic text, partition integer, msg_offset bigint, key bytea, value bytea, headers jsonb, "timestamp" timestamp with time zone)',
+          'pgq_fetch returns the record columns');
+SELECT is(pg_get_function_arguments('pgq_fetch(text, integer, bigint, integer, integer)'::regprocedure),
+          'topic text, partition integer, msg_offset bigint, max_records integer DEFAULT 100, timeout_ms integer DEFAULT 0',
+          'pgq_fetch takes the arguments of the spec');
+
+-- no overload ambiguity: the calls of the spec resolve
+SELECT lives_ok($$SELECT pgq_create_topic('api_t')$$, 'create with defaults');
+SELECT lives_ok($$SELECT * FROM pgq_send('api_t', '{"id":1}')$$, 'send an untyped literal');
+SELECT lives_ok($$SELECT * FROM pgq_send('api_t', 'v', 'k')$$, 'send with an untyped key');
+SELECT lives_ok($$SELECT * FROM pgq_send('api_t', 'v', partition => 0)$$, 'send with a named partition');
+SELECT lives_ok($$SELECT * FROM pgq_send('api_t', '{"a":1}'::jsonb, 'k')$$, 'send jsonb with a text key');
+SELECT lives_ok($$SELECT * FROM pgq_send_batch('api_t', ARRAY['a', 'b'])$$, 'send a text[] batch');
+
+-- every function has a comment
+SELECT is((SELECT count(*) FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
+            WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pgqueue') AND d.deptype = 'e'
+              AND obj_description(p.oid, 'pg_proc') IS NULL), 0::bigint, 'every function has a comment');
+
+-- the internal schema and segment tables are closed to PUBLIC
+SELECT ok(NOT has_schema_privilege('public', 'pgqueue', 'USAGE'), 'PUBLIC has no usage on schema pgqueue');
+SELECT ok(NOT EXISTS (SELECT 1 FROM pgqueue.segment s WHERE has_table_privilege('public', s.relid, 'INSERT')),
+          'PUBLIC cannot write segment tables');
+SELECT ok(NOT has_function_privilege('public', 'pgq_create_topic(text, integer, jsonb, boolean)', 'EXECUTE'),
+          'creating topics needs a grant');
+
+SELECT * FROM finish();
+ROLLBACK;
