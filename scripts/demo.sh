@@ -7,9 +7,9 @@ install_packages
 build_and_install
 
 PORT=5488
-say "starting a throw-away server in tmp/demo (socket only, port $PORT)"
+say "starting a throw-away server in $RUN_DIR/demo (socket only, port $PORT)"
 start_server demo $PORT
-export PGHOST="$ROOT/tmp/demo" PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
+export PGHOST="$RUN_DIR/demo" PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
 psql() { command psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 
 psql -c "CREATE EXTENSION pgqueue"
@@ -46,5 +46,5 @@ cat <<MSG
 The demo server is still running. Connect with:
     psql -h $PGHOST -p $PORT -U postgres postgres
 Stop it with:
-    runuser -u postgres -- $PGBIN/pg_ctl -D $ROOT/tmp/demo/data stop
+    runuser -u postgres -- $PGBIN/pg_ctl -D $RUN_DIR/demo/data stop
 MSG

@@ -37,19 +37,30 @@ build_and_install() {
 	# with_llvm=no: no JIT bitcode, so clang is not needed
 	make -C "$ROOT" -s with_llvm=no PG_CONFIG="$PG_CONFIG"
 	make -C "$ROOT" -s with_llvm=no PG_CONFIG="$PG_CONFIG" install >/dev/null
+	set_paths
 }
 
-PGBIN=$($PG_CONFIG --bindir)
+# Sets PGBIN and RUN_DIR; called once the packages are there.  Servers live
+# in tmp/ of the project when the postgres user can reach it, else (a
+# checkout under a private home directory) in /tmp.
+set_paths() {
+	PGBIN=$($PG_CONFIG --bindir)
+	if runuser -u postgres -- test -x "$ROOT" 2>/dev/null; then
+		RUN_DIR="$ROOT/tmp"
+	else
+		RUN_DIR="/tmp/pgqueue-$(echo "$ROOT" | md5sum | cut -c1-8)"
+	fi
+}
 
 # start_server NAME PORT [extra postgresql.conf lines...]: a fresh cluster in tmp/NAME
 start_server() {
 	local name=$1 port=$2
 	shift 2
-	local dir="$ROOT/tmp/$name"
+	local dir="$RUN_DIR/$name"
 	stop_server "$name"
 	rm -rf "$dir"
 	mkdir -p "$dir"
-	chown postgres: "$ROOT/tmp" "$dir"
+	chown postgres: "$RUN_DIR" "$dir"
 	runuser -u postgres -- "$PGBIN/initdb" -D "$dir/data" -A trust -U postgres >/dev/null
 	cat >>"$dir/data/postgresql.conf" <<CONF
 listen_addresses = ''
@@ -63,7 +74,7 @@ CONF
 }
 
 stop_server() {
-	local dir="$ROOT/tmp/$1"
+	local dir="$RUN_DIR/$1"
 	if [ -f "$dir/data/postmaster.pid" ]; then
 		runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
 	fi

@@ -26,10 +26,10 @@ suite() {	# suite NAME COMMAND...
 	fi
 }
 
-say "starting a throw-away server in tmp/test"
+say "starting a throw-away server in $RUN_DIR/test"
 start_server test $PORT "fsync = off" "log_min_messages = warning"
 trap 'stop_server test' EXIT
-export PGHOST="$ROOT/tmp/test" PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
+export PGHOST="$RUN_DIR/test" PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
 
 regress() {
 	make -C "$ROOT" -s with_llvm=no installcheck || {
@@ -46,13 +46,15 @@ pgtap() {
 
 stress() {
 	make -C "$ROOT" -s with_llvm=no test/stress/stress
-	"$ROOT/test/stress/stress" -p 4 -r 2 -P 4 -s "${STRESS_SECONDS:-15}"
+	psql -X -q -c "DROP DATABASE IF EXISTS stress" -c "CREATE DATABASE stress"
+	psql -X -q -d stress -c "CREATE EXTENSION pgqueue"
+	PGDATABASE=stress "$ROOT/test/stress/stress" -p 4 -r 2 -P 4 -s "${STRESS_SECONDS:-15}"
 }
 
 tap() {
 	# PostgreSQL::Test::Cluster runs initdb as the calling user: run as
 	# postgres over a copy of the tree that user owns.
-	local copy="$ROOT/tmp/tap"
+	local copy="$RUN_DIR/tap"
 	rm -rf "$copy"
 	mkdir -p "$copy"
 	rsync -a --exclude tmp --exclude .git "$ROOT"/ "$copy"/

@@ -64,10 +64,10 @@
  *				K <txn> <from> <to>		sends from..to rolled back to a savepoint
  *				E <txn> C|R|U <us>		transaction committed, rolled back or
  *										ended in an unknown state, at <us>
- *				DONE <txns>
+ *				DONE <txns> <errors>
  *	reader-N:	F <us> <partition> <offset> <value>		a record was served
  *				X <message>				a violation seen live
- *				DONE <fetches>
+ *				DONE <fetches> <errors>		written once the final drain is done
  *
  * (<us> is microseconds since the start of the run, on CLOCK_MONOTONIC,
  * which all processes share; it lets a missed record be explained, e.g. "a
@@ -81,8 +81,8 @@
  * Output: the failures found (at most 20 per check are spelled out), one
  * verdict line per check, a summary line, and last, alone on its line,
  * "stress: N passed, M failed" over the four checks.  Exit status 0 if all
- * four passed, 1 if any failed or the run could not be set up, 2 for bad
- * options.
+ * four passed, 1 if any failed or the run could not be set up (then the
+ * last line is "stress: 0 passed, 4 failed"), 2 for bad options.
  *
  *-------------------------------------------------------------------------
  */
