@@ -128,12 +128,7 @@ partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
 		TupleDesc	desc;
 		bool		done = false;
 
-		rel = try_table_open(info->segments[i].relid, AccessShareLock);
-		if (rel == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("topic \"%s\" does not exist", topic->name),
-					 errdetail("It was dropped concurrently.")));
+		rel = segment_open(topic, info->segments[i].relid, AccessShareLock);
 		index = index_open(segment_index(rel), AccessShareLock);
 		desc = RelationGetDescr(rel);
 		slot = table_slot_create(rel, NULL);
@@ -271,16 +266,6 @@ check_offset_in_range(PgqTopic *topic, int32 partition, int64 offset)
 						   (long long) info->log_start_offset)));
 }
 
-static int32
-arg_int32_nonnull(FunctionCallInfo fcinfo, int argno, const char *argname)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", argname)));
-	return PG_GETARG_INT32(argno);
-}
-
 /*
  * pgq_fetch(topic, partition, msg_offset, max_records, timeout_ms): up to
  * max_records visible records from msg_offset on, stopping at the last
@@ -290,20 +275,15 @@ arg_int32_nonnull(FunctionCallInfo fcinfo, int argno, const char *argname)
 Datum
 pgq_fetch(PG_FUNCTION_ARGS)
 {
-	text	   *name = pgq_arg_text(fcinfo, 0, "topic");
-	int32		partition = arg_int32_nonnull(fcinfo, 1, "partition");
-	int64		offset;
-	int32		max_records = arg_int32_nonnull(fcinfo, 3, "max_records");
-	int32		timeout_ms = arg_int32_nonnull(fcinfo, 4, "timeout_ms");
+	text	   *name = DatumGetTextPP(pgq_require_arg(fcinfo, 0, "topic"));
+	int32		partition = DatumGetInt32(pgq_require_arg(fcinfo, 1, "partition"));
+	int64		offset = DatumGetInt64(pgq_require_arg(fcinfo, 2, "msg_offset"));
+	int32		max_records = DatumGetInt32(pgq_require_arg(fcinfo, 3, "max_records"));
+	int32		timeout_ms = DatumGetInt32(pgq_require_arg(fcinfo, 4, "timeout_ms"));
 	PgqTopic   *topic;
 	FetchState	fs;
 	bool		pending;
 
-	if (PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("msg_offset must not be null")));
-	offset = PG_GETARG_INT64(2);
 	if (offset < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -370,17 +350,11 @@ time_search_step(void *arg, int64 offset, HeapTuple tuple, TupleDesc desc)
 Datum
 pgq_offsets_for_time(PG_FUNCTION_ARGS)
 {
-	text	   *name = pgq_arg_text(fcinfo, 0, "topic");
-	TimestampTz target;
+	text	   *name = DatumGetTextPP(pgq_require_arg(fcinfo, 0, "topic"));
+	TimestampTz target = DatumGetTimestampTz(pgq_require_arg(fcinfo, 1, "timestamp"));
 	PgqTopic   *topic;
 	ReturnSetInfo *rsinfo;
 	int32		p;
-
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("timestamp must not be null")));
-	target = PG_GETARG_TIMESTAMPTZ(1);
 
 	topic = topic_lookup(name, false);
 	topic_check_privilege(topic, PGQ_PRIV_CONSUME);

@@ -40,6 +40,7 @@
 #include "utils/relcache.h"
 #include "fmgr.h"
 #include "port/atomics.h"
+#include "storage/lockdefs.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 #include "utils/jsonb.h"
@@ -147,12 +148,13 @@ extern PgqPartitionInfo *topic_partition_info(PgqTopic *topic, int32 partition);
 extern void topic_check_partition(PgqTopic *topic, int32 partition);
 extern void topic_cache_invalidate(void);
 extern void pgq_register_xact_callbacks(void);
-extern text *pgq_arg_text(FunctionCallInfo fcinfo, int argno, const char *argname);
+extern Datum pgq_require_arg(FunctionCallInfo fcinfo, int argno, const char *argname);
 
 /* segment.c: segment tables */
 extern Oid	segment_create(int32 topic_id, int32 partition, int32 segment_no,
 						   int64 base_offset);
 extern void segment_drop(Oid relid);
+extern Relation segment_open(PgqTopic *topic, Oid relid, LOCKMODE lockmode);
 extern int64 segment_max_offset(Oid relid);
 extern Oid	segment_index(Relation rel);
 

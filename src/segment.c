@@ -86,6 +86,23 @@ segment_drop(Oid relid)
 	performDeletion(&table, DROP_RESTRICT, PERFORM_DELETION_INTERNAL);
 }
 
+/*
+ * Opens (and locks) a segment table of a topic.  A segment table that is
+ * gone means that the topic was dropped after the caller looked it up.
+ */
+Relation
+segment_open(PgqTopic *topic, Oid relid, LOCKMODE lockmode)
+{
+	Relation	rel = try_table_open(relid, lockmode);
+
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("topic \"%s\" does not exist", topic->name),
+				 errdetail("It was dropped concurrently.")));
+	return rel;
+}
+
 /* The OID of a segment table's offset index. */
 Oid
 segment_index(Relation rel)

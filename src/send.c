@@ -207,12 +207,7 @@ partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs)
 	CommandId	cid = GetCurrentCommandId(true);
 	int			i;
 
-	rel = try_table_open(relid, RowExclusiveLock);
-	if (rel == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("topic \"%s\" does not exist", topic->name),
-				 errdetail("It was dropped concurrently.")));
+	rel = segment_open(topic, relid, RowExclusiveLock);
 	index = index_open(segment_index(rel), RowExclusiveLock);
 	index_info = BuildIndexInfo(index);
 	desc = RelationGetDescr(rel);
@@ -302,7 +297,7 @@ return_offsets(FunctionCallInfo fcinfo, PgqRecord *recs, int nrecs)
 Datum
 pgq_send(PG_FUNCTION_ARGS)
 {
-	text	   *name = pgq_arg_text(fcinfo, 0, "topic");
+	text	   *name = DatumGetTextPP(pgq_require_arg(fcinfo, 0, "topic"));
 	PgqTopic   *topic = topic_lookup(name, false);
 	PgqRecord	rec;
 	PgqRecord  *recp = &rec;
@@ -368,7 +363,7 @@ array_elements(ArrayType *array, Datum **elems, bool **nulls, int *n)
 Datum
 pgq_send_batch(PG_FUNCTION_ARGS)
 {
-	text	   *name = pgq_arg_text(fcinfo, 0, "topic");
+	text	   *name = DatumGetTextPP(pgq_require_arg(fcinfo, 0, "topic"));
 	PgqTopic   *topic = topic_lookup(name, false);
 	Oid			value_type;
 	Oid			key_type = InvalidOid;
@@ -390,12 +385,8 @@ pgq_send_batch(PG_FUNCTION_ARGS)
 
 	send_prologue(topic);
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("values must not be null"),
-				 errhint("Pass an array; its elements may be null (tombstones).")));
-	array_elements(PG_GETARG_ARRAYTYPE_P(1), &values, &value_nulls, &n);
+	array_elements(DatumGetArrayTypeP(pgq_require_arg(fcinfo, 1, "values")),
+				   &values, &value_nulls, &n);
 	value_type = ARR_ELEMTYPE(PG_GETARG_ARRAYTYPE_P(1));
 	if (!PG_ARGISNULL(2))
 	{

@@ -78,45 +78,19 @@ static int	ddl_alloc = 0;
  * ----------------------------------------------------------------
  */
 
-/* Returns a text argument, raising null_value_not_allowed if it is NULL. */
-text *
-pgq_arg_text(FunctionCallInfo fcinfo, int argno, const char *argname)
+/*
+ * Returns an argument, raising null_value_not_allowed if it is NULL: the
+ * pgq_* functions are not STRICT, so that a NULL gets an error rather than
+ * silently no result.
+ */
+Datum
+pgq_require_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
 {
 	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be null", argname)));
-	return PG_GETARG_TEXT_PP(argno);
-}
-
-static int32
-arg_int32(FunctionCallInfo fcinfo, int argno, const char *argname)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", argname)));
-	return PG_GETARG_INT32(argno);
-}
-
-static bool
-arg_bool(FunctionCallInfo fcinfo, int argno, const char *argname)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", argname)));
-	return PG_GETARG_BOOL(argno);
-}
-
-static Jsonb *
-arg_jsonb(FunctionCallInfo fcinfo, int argno, const char *argname)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", argname)));
-	return PG_GETARG_JSONB_P(argno);
+	return PG_GETARG_DATUM(argno);
 }
 
 /*
@@ -742,10 +716,10 @@ partitions_validate(int32 partitions)
 Datum
 pgq_create_topic(PG_FUNCTION_ARGS)
 {
-	text	   *name = pgq_arg_text(fcinfo, 0, "topic");
-	int32		partitions = arg_int32(fcinfo, 1, "partitions");
-	Jsonb	   *config = arg_jsonb(fcinfo, 2, "config");
-	bool		if_not_exists = arg_bool(fcinfo, 3, "if_not_exists");
+	text	   *name = DatumGetTextPP(pgq_require_arg(fcinfo, 0, "topic"));
+	int32		partitions = DatumGetInt32(pgq_require_arg(fcinfo, 1, "partitions"));
+	Jsonb	   *config = DatumGetJsonbP(pgq_require_arg(fcinfo, 2, "config"));
+	bool		if_not_exists = DatumGetBool(pgq_require_arg(fcinfo, 3, "if_not_exists"));
 	Oid			argtypes[5] = {INT4OID, TEXTOID, INT4OID, JSONBOID, OIDOID};
 	Datum		args[5];
 	int32		topic_id;
@@ -799,8 +773,8 @@ pgq_create_topic(PG_FUNCTION_ARGS)
 Datum
 pgq_drop_topic(PG_FUNCTION_ARGS)
 {
-	text	   *name = pgq_arg_text(fcinfo, 0, "topic");
-	bool		if_exists = arg_bool(fcinfo, 1, "if_exists");
+	text	   *name = DatumGetTextPP(pgq_require_arg(fcinfo, 0, "topic"));
+	bool		if_exists = DatumGetBool(pgq_require_arg(fcinfo, 1, "if_exists"));
 	PgqTopic   *topic;
 	Oid			argtypes[1] = {INT4OID};
 	Datum		args[1];
@@ -850,8 +824,8 @@ pgq_drop_topic(PG_FUNCTION_ARGS)
 Datum
 pgq_add_partitions(PG_FUNCTION_ARGS)
 {
-	text	   *name = pgq_arg_text(fcinfo, 0, "topic");
-	int32		partitions = arg_int32(fcinfo, 1, "partitions");
+	text	   *name = DatumGetTextPP(pgq_require_arg(fcinfo, 0, "topic"));
+	int32		partitions = DatumGetInt32(pgq_require_arg(fcinfo, 1, "partitions"));
 	PgqTopic   *topic;
 	Oid			argtypes[2] = {INT4OID, INT4OID};
 	Datum		args[2];
@@ -887,8 +861,8 @@ pgq_add_partitions(PG_FUNCTION_ARGS)
 Datum
 pgq_alter_topic(PG_FUNCTION_ARGS)
 {
-	text	   *name = pgq_arg_text(fcinfo, 0, "topic");
-	Jsonb	   *config = arg_jsonb(fcinfo, 1, "config");
+	text	   *name = DatumGetTextPP(pgq_require_arg(fcinfo, 0, "topic"));
+	Jsonb	   *config = DatumGetJsonbP(pgq_require_arg(fcinfo, 1, "config"));
 	PgqTopic   *topic;
 	Oid			argtypes[2] = {INT4OID, JSONBOID};
 	Datum		args[2];
@@ -917,9 +891,9 @@ pgq_alter_topic(PG_FUNCTION_ARGS)
 static void
 topic_change_grant(FunctionCallInfo fcinfo, bool grant)
 {
-	text	   *name = pgq_arg_text(fcinfo, 0, "topic");
-	char	   *role = text_to_cstring(pgq_arg_text(fcinfo, 1, "role"));
-	char	   *privilege = text_to_cstring(pgq_arg_text(fcinfo, 2, "privilege"));
+	text	   *name = DatumGetTextPP(pgq_require_arg(fcinfo, 0, "topic"));
+	char	   *role = text_to_cstring(DatumGetTextPP(pgq_require_arg(fcinfo, 1, "role")));
+	char	   *privilege = text_to_cstring(DatumGetTextPP(pgq_require_arg(fcinfo, 2, "privilege")));
 	PgqTopic   *topic;
 	Oid			grantee;
 	Oid			argtypes[3] = {INT4OID, OIDOID, TEXTOID};
