@@ -55,6 +55,26 @@ CREATE TABLE pgqueue.topic_grant (
     PRIMARY KEY (topic_id, grantee, privilege)
 );
 
+-- Consumer groups: config and committed offsets are durable; membership,
+-- leases and partition ownership live in shared memory (see src/group.c).
+CREATE TABLE pgqueue.consumer_group (
+    group_id    text PRIMARY KEY,
+    config      jsonb NOT NULL DEFAULT '{}',   -- the keys set explicitly
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+-- One row per (group, partition) the group has consumed; updated in place
+-- (HOT: no indexed column changes) only when the committed offset changes.
+CREATE TABLE pgqueue.group_offset (
+    group_id          text NOT NULL REFERENCES pgqueue.consumer_group ON DELETE CASCADE,
+    topic_id          integer NOT NULL,
+    partition         integer NOT NULL,
+    committed_offset  bigint,                -- the next offset to process; NULL: none yet
+    committed_at      timestamptz,
+    PRIMARY KEY (group_id, topic_id, partition),
+    FOREIGN KEY (topic_id, partition) REFERENCES pgqueue.partition ON DELETE CASCADE
+) WITH (fillfactor = 50);
+
 /*
  * Topics
  */
@@ -229,4 +249,114 @@ LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_offsets_for_time';
 COMMENT ON FUNCTION pgq_offsets_for_time(text, timestamptz) IS
 'per partition, the first readable offset whose timestamp is at or after the given time (NULL if none)';
 
-GRANT SELECT ON pgq_topics, pgq_partitions, pgq_topic_grants TO PUBLIC;
+/*
+ * Consuming in a group
+ */
+CREATE FUNCTION pgq_poll(group_id text, topic text, max_records integer DEFAULT 100,
+                         timeout_ms integer DEFAULT 0, member_id text DEFAULT NULL)
+RETURNS TABLE(topic text, partition integer, msg_offset bigint, key bytea,
+              value bytea, headers jsonb, "timestamp" timestamptz)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_poll';
+COMMENT ON FUNCTION pgq_poll(text, text, integer, integer, text) IS
+'joins the group if needed, heartbeats, takes the member''s share of partitions and returns records from them';
+
+CREATE FUNCTION pgq_commit(group_id text, member_id text DEFAULT NULL)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_commit';
+COMMENT ON FUNCTION pgq_commit(text, text) IS
+'commits the member''s positions (what its polls returned) as the group''s committed offsets';
+
+CREATE FUNCTION pgq_commit(group_id text, topic text, partition integer, msg_offset bigint,
+                           member_id text DEFAULT NULL)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_commit_offset';
+COMMENT ON FUNCTION pgq_commit(text, text, integer, bigint, text) IS
+'commits one offset (the next record to process) of a partition the member owns';
+
+CREATE FUNCTION pgq_heartbeat(group_id text, member_id text DEFAULT NULL)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_heartbeat';
+COMMENT ON FUNCTION pgq_heartbeat(text, text) IS
+'renews the member''s lease on every topic it consumes in the group';
+
+CREATE FUNCTION pgq_leave(group_id text, member_id text DEFAULT NULL)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_leave';
+COMMENT ON FUNCTION pgq_leave(text, text) IS
+'leaves the group: the member''s partitions are handed over at once';
+
+CREATE FUNCTION pgq_seek(group_id text, topic text, partition integer, msg_offset bigint,
+                         member_id text DEFAULT NULL)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_seek';
+CREATE FUNCTION pgq_seek(group_id text, topic text, to_position text, member_id text DEFAULT NULL)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_seek';
+CREATE FUNCTION pgq_seek(group_id text, topic text, to_timestamp timestamptz,
+                         member_id text DEFAULT NULL)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_seek';
+COMMENT ON FUNCTION pgq_seek(text, text, integer, bigint, text) IS
+'moves the member''s fetch position in one partition it owns';
+COMMENT ON FUNCTION pgq_seek(text, text, text, text) IS
+'moves the member''s fetch positions in the partitions it owns to ''earliest'' or ''latest''';
+COMMENT ON FUNCTION pgq_seek(text, text, timestamptz, text) IS
+'moves the member''s fetch positions in the partitions it owns to the first offset at or after a time';
+
+CREATE FUNCTION pgq_reset_offsets(group_id text, topic text, partition integer, msg_offset bigint)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_reset_offsets';
+CREATE FUNCTION pgq_reset_offsets(group_id text, topic text, to_position text)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_reset_offsets';
+CREATE FUNCTION pgq_reset_offsets(group_id text, topic text, to_timestamp timestamptz)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_reset_offsets';
+COMMENT ON FUNCTION pgq_reset_offsets(text, text, integer, bigint) IS
+'admin: sets a group''s committed offset of one partition (no live member of the group may consume the topic)';
+COMMENT ON FUNCTION pgq_reset_offsets(text, text, text) IS
+'admin: sets a group''s committed offsets of a topic to ''earliest'' or ''latest''';
+COMMENT ON FUNCTION pgq_reset_offsets(text, text, timestamptz) IS
+'admin: sets a group''s committed offsets of a topic to the first offsets at or after a time';
+
+CREATE FUNCTION pgq_alter_group(group_id text, config jsonb)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_alter_group';
+COMMENT ON FUNCTION pgq_alter_group(text, jsonb) IS
+'sets group config keys (creating the group if needed); a JSON null removes a key';
+
+CREATE FUNCTION pgq_drop_group(group_id text, if_exists boolean DEFAULT false)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_drop_group';
+COMMENT ON FUNCTION pgq_drop_group(text, boolean) IS
+'drops a group and its committed offsets (it must have no live member)';
+
+CREATE FUNCTION pgqueue.group_effective_config(config jsonb)
+RETURNS jsonb LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'pgq_group_effective_config';
+COMMENT ON FUNCTION pgqueue.group_effective_config(jsonb) IS
+'a group''s config overrides merged over the defaults';
+
+CREATE FUNCTION pgqueue.members_info(
+    OUT group_id text, OUT member_id text, OUT topic_id integer,
+    OUT partitions integer[], OUT lease_expires_at timestamptz)
+RETURNS SETOF record LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_members_info';
+COMMENT ON FUNCTION pgqueue.members_info() IS 'backs the pgq_members view: live members, from shared memory';
+
+CREATE VIEW pgq_members AS
+    SELECT m.group_id, m.member_id, t.name AS topic, m.partitions, m.lease_expires_at
+      FROM pgqueue.members_info() m JOIN pgqueue.topic t ON t.topic_id = m.topic_id;
+COMMENT ON VIEW pgq_members IS 'live group members per topic, the partitions they own and their lease expiry';
+
+CREATE VIEW pgq_groups AS
+    SELECT g.group_id, pgqueue.group_effective_config(g.config) AS config,
+           (SELECT count(DISTINCT m.member_id) FROM pgqueue.members_info() m
+             WHERE m.group_id = g.group_id)::integer AS members,
+           g.created_at
+      FROM pgqueue.consumer_group g;
+COMMENT ON VIEW pgq_groups IS 'consumer groups with their effective config and number of live members';
+
+CREATE VIEW pgq_consumer_lag AS
+    SELECT o.group_id, t.name AS topic, o.partition, o.committed_offset, p.high_watermark,
+           p.high_watermark - coalesce(o.committed_offset, p.log_start_offset) AS lag,
+           (SELECT m.member_id FROM pgqueue.members_info() m
+             WHERE m.group_id = o.group_id AND m.topic_id = o.topic_id
+               AND o.partition = ANY (m.partitions)) AS owner
+      FROM pgqueue.group_offset o
+      JOIN pgqueue.topic t ON t.topic_id = o.topic_id
+      JOIN pgq_partitions p ON p.topic = t.name AND p.partition = o.partition;
+COMMENT ON VIEW pgq_consumer_lag IS
+'per group and partition: committed offset, high watermark, lag (records not yet committed) and owner';
+
+REVOKE EXECUTE ON FUNCTION pgq_alter_group(text, jsonb) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pgq_drop_group(text, boolean) FROM PUBLIC;
+
+GRANT SELECT ON pgq_topics, pgq_partitions, pgq_topic_grants,
+                pgq_members, pgq_groups, pgq_consumer_lag TO PUBLIC;

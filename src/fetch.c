@@ -230,7 +230,28 @@ fetch_emit(void *arg, int64 offset, HeapTuple tuple, TupleDesc desc)
  * synchronous_commit = off a record is visible before its commit record is
  * flushed, and a crash could then lose a served offset and reuse it.
  */
-static void
+/*
+ * Reads up to max_records visible records of a partition from from_offset
+ * into the result tuplestore of a pgq_fetch-shaped function.  Returns how
+ * many it served and sets *next_offset to where the next read continues.
+ */
+int64
+partition_read(PgqTopic *topic, int32 partition, int64 from_offset, int64 max_records,
+			   ReturnSetInfo *rsinfo, int64 *next_offset)
+{
+	FetchState	fs;
+	bool		pending;
+
+	fs.rsinfo = rsinfo;
+	fs.topic_name = PointerGetDatum(cstring_to_text(topic->name));
+	fs.partition = partition;
+	fs.served = 0;
+	*next_offset = partition_scan(topic, partition, from_offset, max_records,
+								  GetActiveSnapshot(), fetch_emit, &fs, &pending);
+	return fs.served;
+}
+
+void
 served_records_flush(void)
 {
 	XLogRecPtr	end;
@@ -252,7 +273,7 @@ served_records_flush(void)
 	XLogFlush(end);
 }
 
-static void
+void
 check_offset_in_range(PgqTopic *topic, int32 partition, int64 offset)
 {
 	PgqPartitionInfo *info = topic_partition_info(topic, partition);
@@ -281,8 +302,7 @@ pgq_fetch(PG_FUNCTION_ARGS)
 	int32		max_records = DatumGetInt32(pgq_require_arg(fcinfo, 3, "max_records"));
 	int32		timeout_ms = DatumGetInt32(pgq_require_arg(fcinfo, 4, "timeout_ms"));
 	PgqTopic   *topic;
-	FetchState	fs;
-	bool		pending;
+	int64		next;
 
 	if (offset < 0)
 		ereport(ERROR,
@@ -303,14 +323,8 @@ pgq_fetch(PG_FUNCTION_ARGS)
 	check_offset_in_range(topic, partition, offset);
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	fs.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	fs.topic_name = PointerGetDatum(cstring_to_text(topic->name));
-	fs.partition = partition;
-	fs.served = 0;
-
-	partition_scan(topic, partition, offset, max_records, GetActiveSnapshot(),
-				   fetch_emit, &fs, &pending);
-	if (fs.served > 0)
+	if (partition_read(topic, partition, offset, max_records,
+					   (ReturnSetInfo *) fcinfo->resultinfo, &next) > 0)
 		served_records_flush();
 	return (Datum) 0;
 }
@@ -342,10 +356,24 @@ time_search_step(void *arg, int64 offset, HeapTuple tuple, TupleDesc desc)
 }
 
 /*
+ * The first readable offset of a partition whose timestamp is at or after
+ * the given time, or -1.  Scans from the log start: timestamps are the
+ * producers' and need not increase with offsets.
+ */
+int64
+partition_offset_for_time(PgqTopic *topic, int32 partition, TimestampTz target)
+{
+	TimeSearch	ts = {target, -1};
+	bool		pending;
+
+	partition_scan(topic, partition, topic_partition_info(topic, partition)->log_start_offset,
+				   PG_INT64_MAX, GetActiveSnapshot(), time_search_step, &ts, &pending);
+	return ts.found;
+}
+
+/*
  * pgq_offsets_for_time(topic, timestamp): per partition, the first readable
- * offset whose timestamp is at or after the given time, or NULL.  Scans each
- * partition from its log start (timestamps are the producers' and need not
- * increase with offsets).
+ * offset whose timestamp is at or after the given time, or NULL.
  */
 Datum
 pgq_offsets_for_time(PG_FUNCTION_ARGS)
@@ -363,16 +391,13 @@ pgq_offsets_for_time(PG_FUNCTION_ARGS)
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	for (p = 0; p < topic->partitions; p++)
 	{
-		TimeSearch	ts = {target, -1};
+		int64		found = partition_offset_for_time(topic, p, target);
 		Datum		values[2];
 		bool		nulls[2] = {false, false};
-		bool		pending;
 
-		partition_scan(topic, p, topic_partition_info(topic, p)->log_start_offset,
-					   PG_INT64_MAX, GetActiveSnapshot(), time_search_step, &ts, &pending);
 		values[0] = Int32GetDatum(p);
-		values[1] = Int64GetDatum(ts.found);
-		nulls[1] = ts.found < 0;
+		values[1] = Int64GetDatum(found);
+		nulls[1] = found < 0;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
@@ -390,18 +415,56 @@ scan_skip(void *arg, int64 offset, HeapTuple tuple, TupleDesc desc)
 }
 
 /*
+ * The last stable offset of a partition (and its high watermark).  On a
+ * primary the search starts from the partition's stable hint and advances
+ * it, so repeated calls are cheap; on a standby there is no counter in
+ * shared memory and the high watermark is the highest offset present plus
+ * one.
+ */
+int64
+partition_last_stable_offset(PgqTopic *topic, int32 partition, int64 *hwm)
+{
+	PgqPartitionInfo *info = topic_partition_info(topic, partition);
+	PgqSegment *newest = &info->segments[info->nsegments - 1];
+	PgqPartitionState *state = NULL;
+	int64		from;
+	int64		stop;
+	bool		pending;
+
+	/* the high watermark must be read before the scan starts */
+	if (!RecoveryInProgress())
+	{
+		LockRelationOid(newest->relid, AccessShareLock);
+		state = partition_state_lookup(topic->topic_id, partition, true);
+		partition_ensure_loaded(topic, partition, state);
+		*hwm = (int64) pg_atomic_read_u64(&state->next_offset);
+		from = Max(info->log_start_offset, partition_state_get_stable_hint(state));
+	}
+	else
+	{
+		*hwm = Max(info->log_start_offset, newest->base_offset);
+		*hwm = Max(*hwm, segment_max_offset(newest->relid) + 1);
+		from = info->log_start_offset;
+	}
+
+	stop = partition_scan(topic, partition, from, PG_INT64_MAX, GetActiveSnapshot(),
+						  scan_skip, NULL, &pending);
+	if (!pending)
+		stop = *hwm;
+	if (state != NULL)
+		partition_state_advance_stable_hint(state, stop);
+	return stop;
+}
+
+/*
  * One row per partition of every topic: log start, high watermark, last
  * stable offset, offsets in the log (LSO - log start; gaps count) and the
- * bytes of its segment tables.  On a primary the LSO search starts from the
- * partition's stable hint and advances it, so repeated calls are cheap; on a
- * standby there is no counter in shared memory and the high watermark is the
- * highest offset present plus one.
+ * bytes of its segment tables.
  */
 Datum
 pgq_partitions_info(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo;
-	bool		in_recovery = RecoveryInProgress();
 	List	   *names = NIL;
 	ListCell   *lc;
 	uint64		i;
@@ -436,39 +499,12 @@ pgq_partitions_info(PG_FUNCTION_ARGS)
 		for (p = 0; p < topic->partitions; p++)
 		{
 			PgqPartitionInfo *info = topic_partition_info(topic, p);
-			PgqPartitionState *state = NULL;
 			int64		hwm;
-			int64		from;
-			int64		stop;
+			int64		stop = partition_last_stable_offset(topic, p, &hwm);
 			int64		bytes = 0;
-			bool		pending;
 			Datum		values[7];
 			bool		nulls[7] = {false, false, false, false, false, false, false};
 			int			s;
-
-			/* the high watermark must be read before the scan starts */
-			if (!in_recovery)
-			{
-				LockRelationOid(info->segments[info->nsegments - 1].relid,
-									   AccessShareLock);
-				state = partition_state_lookup(topic->topic_id, p, true);
-				partition_ensure_loaded(topic, p, state);
-				hwm = (int64) pg_atomic_read_u64(&state->next_offset);
-				from = Max(info->log_start_offset, partition_state_get_stable_hint(state));
-			}
-			else
-			{
-				hwm = Max(info->log_start_offset, info->segments[info->nsegments - 1].base_offset);
-				hwm = Max(hwm, segment_max_offset(info->segments[info->nsegments - 1].relid) + 1);
-				from = info->log_start_offset;
-			}
-
-			stop = partition_scan(topic, p, from, PG_INT64_MAX, GetActiveSnapshot(),
-								  scan_skip, NULL, &pending);
-			if (!pending)
-				stop = hwm;
-			if (state != NULL)
-				partition_state_advance_stable_hint(state, stop);
 
 			for (s = 0; s < info->nsegments; s++)
 				bytes += DatumGetInt64(DirectFunctionCall1(pg_table_size,

@@ -43,15 +43,17 @@ static HTAB *pgq_partitions = NULL;
 Size
 pgq_shmem_size(void)
 {
-	return add_size(MAXALIGN(sizeof(PgqShared)),
-					hash_estimate_size(pgq_max_partitions, sizeof(PgqPartitionState)));
+	Size		size = MAXALIGN(sizeof(PgqShared));
+
+	size = add_size(size, hash_estimate_size(pgq_max_partitions, sizeof(PgqPartitionState)));
+	return add_size(size, group_shmem_size());
 }
 
 void
 pgq_shmem_request(void)
 {
 	RequestAddinShmemSpace(pgq_shmem_size());
-	RequestNamedLWLockTranche("pgqueue", 1);
+	RequestNamedLWLockTranche("pgqueue", 2);
 }
 
 void
@@ -59,13 +61,14 @@ pgq_shmem_startup(void)
 {
 	bool		found;
 	HASHCTL		info;
+	LWLockPadded *locks = GetNamedLWLockTranche("pgqueue");
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 
 	pgq_shared = ShmemInitStruct("pgqueue", sizeof(PgqShared), &found);
 	if (!found)
 	{
-		pgq_shared->lock = &(GetNamedLWLockTranche("pgqueue"))->lock;
+		pgq_shared->lock = &locks[0].lock;
 		pgq_shared->append_tranche = LWLockNewTrancheId();
 		pg_atomic_init_u64(&pgq_shared->catalog_generation, 1);
 	}
@@ -76,6 +79,7 @@ pgq_shmem_startup(void)
 	pgq_partitions = ShmemInitHash("pgqueue partitions",
 								   pgq_max_partitions, pgq_max_partitions,
 								   &info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+	group_shmem_startup(&locks[1].lock);
 
 	LWLockRelease(AddinShmemInitLock);
 

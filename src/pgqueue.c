@@ -65,6 +65,15 @@ _PG_init(void)
 							0,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("pgqueue.max_group_members",
+							gettext_noop("Maximum number of consumer-group members (per group and topic) shared memory holds."),
+							NULL,
+							&pgq_max_group_members,
+							1024, 16, INT_MAX / 2,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("pgqueue");
 
 #if PG_VERSION_NUM >= 150000

@@ -39,6 +39,8 @@
 #include "access/tupdesc.h"
 #include "utils/relcache.h"
 #include "fmgr.h"
+#include "nodes/execnodes.h"
+#include "nodes/pg_list.h"
 #include "port/atomics.h"
 #include "storage/lockdefs.h"
 #include "storage/lwlock.h"
@@ -55,10 +57,36 @@
 #define PGQ_PRIV_CONSUME		0x02
 #define PGQ_PRIV_ADMIN			0x04
 
-/* config defaults: Kafka's */
-#define PGQ_DEFAULT_RETENTION_MS		INT64CONST(604800000)
-#define PGQ_DEFAULT_RETENTION_BYTES		INT64CONST(-1)
-#define PGQ_DEFAULT_MAX_MESSAGE_BYTES	INT64CONST(1048588)
+/* config.c: topic and group config keys */
+typedef enum PgqConfigType
+{
+	PGQ_CONFIG_INT,
+	PGQ_CONFIG_BOOL,
+	PGQ_CONFIG_STRING
+} PgqConfigType;
+
+typedef struct PgqConfigKey
+{
+	const char *name;			/* Kafka's name */
+	PgqConfigType type;
+	int64		min;			/* PGQ_CONFIG_INT: smallest value allowed */
+	const char *default_value;	/* as JSON */
+	const char *choices;		/* PGQ_CONFIG_STRING: allowed words */
+} PgqConfigKey;
+
+typedef struct PgqConfigKeys
+{
+	const char *what;			/* "topic" or "group" */
+	const PgqConfigKey *keys;
+	int			nkeys;
+} PgqConfigKeys;
+
+extern const PgqConfigKeys pgq_topic_config;
+extern const PgqConfigKeys pgq_group_config;
+extern void config_validate(const PgqConfigKeys *keys, Jsonb *config, bool allow_null);
+extern int64 config_get_int(const PgqConfigKeys *keys, Jsonb *config, const char *name);
+extern bool config_get_bool(const PgqConfigKeys *keys, Jsonb *config, const char *name);
+extern char *config_get_string(const PgqConfigKeys *keys, Jsonb *config, const char *name);
 
 /* pgqueue.c: GUCs */
 extern int	pgq_max_partitions;
@@ -144,11 +172,37 @@ typedef struct PgqTopic
 } PgqTopic;
 
 extern PgqTopic *topic_lookup(text *name, bool missing_ok);
+extern PgqTopic *topic_lookup_by_id(int32 topic_id);
 extern PgqPartitionInfo *topic_partition_info(PgqTopic *topic, int32 partition);
 extern void topic_check_partition(PgqTopic *topic, int32 partition);
 extern void topic_cache_invalidate(void);
+extern void catalog_change_register(void);
 extern void pgq_register_xact_callbacks(void);
 extern Datum pgq_require_arg(FunctionCallInfo fcinfo, int argno, const char *argname);
+
+/* group.c: membership, leases and assignment in shared memory */
+#define PGQ_GROUP_ID_MAX		127
+
+extern int	pgq_max_group_members;
+extern Size group_shmem_size(void);
+extern void group_shmem_startup(LWLock *lock);
+extern void group_id_validate(const char *id, const char *what);
+extern const char *group_session_member_id(void);
+extern List *group_member_poll(const char *group_id, const char *member_id, PgqTopic *topic,
+							   int session_timeout_ms, uint64 *generation,
+							   uint64 *join_epoch, bool *other_session);
+extern bool group_member_owns(const char *group_id, const char *member_id,
+							  int32 topic_id, int32 partition);
+extern List *group_member_owned(const char *group_id, const char *member_id,
+								int32 topic_id);
+extern bool group_member_heartbeat(const char *group_id, const char *member_id,
+								   int session_timeout_ms);
+extern bool group_member_leave(const char *group_id, const char *member_id);
+extern bool group_has_live_members(const char *group_id, int32 topic_id);
+extern void group_forget_topic(Oid dbid, int32 topic_id);
+
+/* poll.c: consuming in a group */
+extern void group_config_cache_invalidate(void);
 
 /* segment.c: segment tables */
 extern Oid	segment_create(int32 topic_id, int32 partition, int32 segment_no,
@@ -181,6 +235,13 @@ extern int64 partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
 							int64 max_records, Snapshot snapshot,
 							PgqRecordCallback callback, void *arg,
 							bool *stopped_pending);
+
+extern int64 partition_read(PgqTopic *topic, int32 partition, int64 from_offset,
+							int64 max_records, ReturnSetInfo *rsinfo, int64 *next_offset);
+extern int64 partition_last_stable_offset(PgqTopic *topic, int32 partition, int64 *hwm);
+extern int64 partition_offset_for_time(PgqTopic *topic, int32 partition, TimestampTz target);
+extern void check_offset_in_range(PgqTopic *topic, int32 partition, int64 offset);
+extern void served_records_flush(void);
 
 /* murmur2.c */
 extern int32 pgq_murmur2_hash(const unsigned char *data, int len);

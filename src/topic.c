@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * topic.c
- *	  Topics: the catalog, the backend-local topic cache, config validation
- *	  and the admin functions (pgq_create_topic, pgq_drop_topic,
+ *	  Topics: the catalog, the backend-local topic cache and the admin
+ *	  functions (pgq_create_topic, pgq_drop_topic,
  *	  pgq_add_partitions, pgq_alter_topic, pgq_grant, pgq_revoke).
  *
  * The catalog (pgqueue.topic, .partition, .segment, .topic_grant) is read
@@ -46,7 +46,6 @@ PG_FUNCTION_INFO_V1(pgq_add_partitions);
 PG_FUNCTION_INFO_V1(pgq_alter_topic);
 PG_FUNCTION_INFO_V1(pgq_grant);
 PG_FUNCTION_INFO_V1(pgq_revoke);
-PG_FUNCTION_INFO_V1(pgq_effective_config);
 
 static HTAB *topic_cache = NULL;
 
@@ -124,164 +123,6 @@ topic_name_validate(const char *name, int len)
 				(errcode(ERRCODE_INVALID_NAME),
 				 errmsg("invalid topic name \"%.*s\"", len, name),
 				 errdetail("\".\" and \"..\" are not allowed as topic names.")));
-}
-
-/* ----------------------------------------------------------------
- * Config
- * ----------------------------------------------------------------
- */
-
-typedef enum PgqConfigType
-{
-	PGQ_CONFIG_INT,
-	PGQ_CONFIG_STRING
-} PgqConfigType;
-
-typedef struct PgqConfigKey
-{
-	const char *name;
-	PgqConfigType type;
-	int64		min;			/* for PGQ_CONFIG_INT */
-	const char *default_value;	/* as JSON */
-} PgqConfigKey;
-
-static const PgqConfigKey config_keys[] = {
-	{"cleanup.policy", PGQ_CONFIG_STRING, 0, "\"delete\""},
-	{"max.message.bytes", PGQ_CONFIG_INT, 0, "1048588"},
-	{"retention.bytes", PGQ_CONFIG_INT, -1, "-1"},
-	{"retention.ms", PGQ_CONFIG_INT, -1, "604800000"},
-};
-
-static const PgqConfigKey *
-config_key_find(const char *name, int len)
-{
-	int			i;
-
-	for (i = 0; i < lengthof(config_keys); i++)
-		if (strlen(config_keys[i].name) == len &&
-			strncmp(config_keys[i].name, name, len) == 0)
-			return &config_keys[i];
-	return NULL;
-}
-
-static int64
-config_int_value(const PgqConfigKey *key, JsonbValue *v)
-{
-	char	   *str;
-	char	   *end;
-	int64		result;
-
-	if (v->type != jbvNumeric)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("config key \"%s\" must be an integer", key->name)));
-	str = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
-	errno = 0;
-	result = strtoi64(str, &end, 10);
-	if (errno != 0 || *end != '\0' || end == str)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("config key \"%s\" must be an integer, not %s", key->name, str)));
-	if (result < key->min || (key->min == 0 && result == 0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("config key \"%s\" is out of range: %s", key->name, str),
-				 key->min < 0 ?
-				 errdetail("The value must be -1 (no limit) or greater.") :
-				 errdetail("The value must be greater than zero.")));
-	return result;
-}
-
-/*
- * Checks a config object: known keys, values of the right type and range.
- * With allow_null, a JSON null value is accepted (it removes the key).
- */
-static void
-config_validate(Jsonb *config, bool allow_null)
-{
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-	const PgqConfigKey *key = NULL;
-
-	if (!JB_ROOT_IS_OBJECT(config) || JB_ROOT_IS_SCALAR(config))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("topic config must be a JSON object")));
-
-	it = JsonbIteratorInit(&config->root);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		if (tok == WJB_KEY)
-		{
-			key = config_key_find(v.val.string.val, v.val.string.len);
-			if (key == NULL)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("unknown topic config key \"%.*s\"",
-								v.val.string.len, v.val.string.val),
-						 errhint("Valid keys are cleanup.policy, max.message.bytes, retention.bytes and retention.ms.")));
-		}
-		else if (tok == WJB_VALUE)
-		{
-			if (v.type == jbvNull)
-			{
-				if (!allow_null)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("config key \"%s\" must not be null", key->name)));
-			}
-			else if (key->type == PGQ_CONFIG_INT)
-				(void) config_int_value(key, &v);
-			else if (v.type != jbvString)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("config key \"%s\" must be a string", key->name)));
-			else if (v.val.string.len == 7 && strncmp(v.val.string.val, "compact", 7) == 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("cleanup.policy \"compact\" is not supported yet")));
-			else if (!(v.val.string.len == 6 && strncmp(v.val.string.val, "delete", 6) == 0))
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("invalid value for config key \"cleanup.policy\": \"%.*s\"",
-								v.val.string.len, v.val.string.val),
-						 errhint("The only supported value is \"delete\".")));
-		}
-	}
-}
-
-/* An integer config value from stored overrides, or its default. */
-static int64
-config_get_int(Jsonb *config, const char *name)
-{
-	const PgqConfigKey *key = config_key_find(name, strlen(name));
-	JsonbValue *v;
-
-	v = getKeyJsonValueFromContainer(&config->root, name, strlen(name), NULL);
-	if (v != NULL && v->type == jbvNumeric)
-		return config_int_value(key, v);
-	return strtoi64(key->default_value, NULL, 10);
-}
-
-/* SQL: the effective config, defaults overlaid with the stored overrides. */
-Datum
-pgq_effective_config(PG_FUNCTION_ARGS)
-{
-	Jsonb	   *config = PG_GETARG_JSONB_P(0);
-	StringInfoData buf;
-	int			i;
-	Datum		defaults;
-
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
-	for (i = 0; i < lengthof(config_keys); i++)
-		appendStringInfo(&buf, "%s\"%s\": %s", i > 0 ? ", " : "",
-						 config_keys[i].name, config_keys[i].default_value);
-	appendStringInfoChar(&buf, '}');
-	defaults = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
-
-	PG_RETURN_DATUM(DirectFunctionCall2(jsonb_concat, defaults, JsonbPGetDatum(config)));
 }
 
 /* ----------------------------------------------------------------
@@ -374,12 +215,14 @@ topic_cache_init(void)
 	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, topic_cache_role_callback, (Datum) 0);
 }
 
-/* Forgets everything cached about every topic. */
+/* Forgets everything cached about every topic (and group). */
 void
 topic_cache_invalidate(void)
 {
 	HASH_SEQ_STATUS seq;
 	PgqTopic   *topic;
+
+	group_config_cache_invalidate();
 
 	if (topic_cache == NULL)
 		return;
@@ -457,7 +300,7 @@ topic_lookup(text *name, bool missing_ok)
 													  SPI_tuptable->tupdesc, 3, &isnull));
 		config = DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0],
 											  SPI_tuptable->tupdesc, 4, &isnull));
-		topic->max_message_bytes = config_get_int(config, "max.message.bytes");
+		topic->max_message_bytes = config_get_int(&pgq_topic_config, config, "max.message.bytes");
 	}
 	SPI_finish();
 
@@ -467,6 +310,29 @@ topic_lookup(text *name, bool missing_ok)
 	topic->generation = in_recovery ? 0 : generation;
 	topic->valid = true;
 	return topic;
+}
+
+/* The cached metadata of a topic given by id, or NULL if it does not exist. */
+PgqTopic *
+topic_lookup_by_id(int32 topic_id)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1];
+	text	   *name = NULL;
+
+	args[0] = Int32GetDatum(topic_id);
+	SPI_connect();
+	catalog_query("SELECT name FROM " PGQ_SCHEMA ".topic WHERE topic_id OPERATOR(pg_catalog.=) $1",
+				  1, argtypes, args, NULL, true);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		name = DatumGetTextPP(SPI_datumTransfer(d, false, -1));
+	}
+	SPI_finish();
+	return name != NULL ? topic_lookup(name, true) : NULL;
 }
 
 void
@@ -562,6 +428,17 @@ topic_ddl_register(PgqDdlKind kind, int32 topic_id, int32 from_partition)
 	topic_cache_invalidate();
 }
 
+/*
+ * Records a change of other cached catalog data (group config) made by the
+ * current transaction: other backends' caches are invalidated when it
+ * commits, this backend's at once.
+ */
+void
+catalog_change_register(void)
+{
+	topic_ddl_register(PGQ_DDL_ALTERED, 0, 0);
+}
+
 static void
 pgq_xact_callback(XactEvent event, void *arg)
 {
@@ -582,7 +459,10 @@ pgq_xact_callback(XactEvent event, void *arg)
 			/* the topic's segments are still locked: nobody uses the entries */
 			for (i = 0; i < ddl_count; i++)
 				if (ddl_list[i].kind == PGQ_DDL_DROPPED)
+				{
 					partition_state_forget(MyDatabaseId, ddl_list[i].topic_id, 0);
+					group_forget_topic(MyDatabaseId, ddl_list[i].topic_id);
+				}
 			pgq_catalog_generation_bump();
 			topic_cache_invalidate();
 			ddl_count = 0;
@@ -727,7 +607,7 @@ pgq_create_topic(PG_FUNCTION_ARGS)
 
 	topic_name_validate(VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name));
 	partitions_validate(partitions);
-	config_validate(config, false);
+	config_validate(&pgq_topic_config, config, false);
 	PreventCommandIfReadOnly("pgq_create_topic()");
 
 	SPI_connect();
@@ -868,7 +748,7 @@ pgq_alter_topic(PG_FUNCTION_ARGS)
 	Datum		args[2];
 	int32		topic_id;
 
-	config_validate(config, true);
+	config_validate(&pgq_topic_config, config, true);
 
 	SPI_connect();
 	topic_ddl_lock();

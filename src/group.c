@@ -1,0 +1,632 @@
+/*-------------------------------------------------------------------------
+ *
+ * group.c
+ *	  Consumer-group membership, leases and partition assignment, in shared
+ *	  memory.
+ *
+ * Vocabulary:
+ *	member		a consumer of a group, named by member_id (or, if the caller
+ *				gives none, by its database session); it consumes a topic by
+ *				polling it.  One PgqMember entry per (group, topic, member).
+ *	lease		a member owns its partitions while its lease is fresh: every
+ *				poll or heartbeat renews it for the group's session.timeout.ms.
+ *	owner		the member a partition of a (group, topic) is assigned to.
+ *
+ * Leases and ownership are not transactional and not durable, on purpose:
+ * a lease renewed inside a long transaction must be seen by the other
+ * members at once, and after a restart or failover every member simply
+ * joins again (as in Kafka, where the group coordinator keeps them in
+ * memory).  Committed offsets, which must survive, are in the table
+ * pgqueue.group_offset (poll.c).
+ *
+ * Assignment is balanced and sticky, computed by each member for itself
+ * when it polls and something changed (a member joined, left or expired, or
+ * partitions were added): with p partitions and m live members, each member
+ * gets floor(p/m) partitions, and the p % m members that hold the most
+ * (ties by member_id) get one more.  A member over its share releases
+ * partitions, one under it claims free ones.  A partition is free only when
+ * no live member holds it, so it moves only after its owner released it (at
+ * its next poll, which first auto-commits) or its lease expired: two members
+ * never own one partition at the same time, and the partitions that need
+ * not move keep being consumed (cooperative, incremental rebalancing).
+ *
+ * Locking: PgqGroups->lock protects the hash tables, the member lists, the
+ * generations and the owned bitmaps (shared to read, exclusive to change).
+ * A member's lease and last poller are protected by its mutex, so that
+ * polls of different members, which need the lock only in shared mode,
+ * do not serialise.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "pgqueue.h"
+
+#include "funcapi.h"
+#include "lib/ilist.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+
+PG_FUNCTION_INFO_V1(pgq_members_info);
+
+typedef struct PgqGroupTopicKey
+{
+	Oid			dbid;
+	int32		topic_id;
+	char		group_id[PGQ_GROUP_ID_MAX + 1];
+} PgqGroupTopicKey;
+
+typedef struct PgqGroupTopic
+{
+	PgqGroupTopicKey key;
+	uint64		generation;		/* bumped by every change of members or owners */
+	TimestampTz check_after;	/* the earliest lease expiry at the last change */
+	int32		partitions;		/* of the topic, at the last rebalance */
+	dlist_head	members;		/* PgqMember.node */
+} PgqGroupTopic;
+
+typedef struct PgqMemberKey
+{
+	PgqGroupTopicKey group;
+	char		member_id[PGQ_GROUP_ID_MAX + 1];
+} PgqMemberKey;
+
+typedef struct PgqMember
+{
+	PgqMemberKey key;
+	dlist_node	node;
+	uint64		join_epoch;		/* unique per creation of this entry */
+	slock_t		mutex;			/* protects the three fields below */
+	TimestampTz lease_expires;
+	int			poller_pid;		/* the session that polled last */
+	TimestampTz poller_start;
+	int32		nowned;
+	uint8		owned[FLEXIBLE_ARRAY_MEMBER];	/* bitmap of partitions */
+} PgqMember;
+
+typedef struct PgqGroups
+{
+	LWLock	   *lock;
+	uint64		next_join_epoch;	/* lock (exclusive) */
+} PgqGroups;
+
+int			pgq_max_group_members = 1024;
+
+static PgqGroups *pgq_groups = NULL;
+static HTAB *group_topics = NULL;
+static HTAB *members = NULL;
+static bool leave_at_exit_registered = false;
+
+#define OWNED_BYTES		((pgq_max_partitions + 7) / 8)
+#define MEMBER_SIZE		(offsetof(PgqMember, owned) + OWNED_BYTES)
+#define OWNS(m, p)		(((m)->owned[(p) / 8] & (1 << ((p) % 8))) != 0)
+#define SET_OWNED(m, p) ((m)->owned[(p) / 8] |= (1 << ((p) % 8)))
+#define CLEAR_OWNED(m, p) ((m)->owned[(p) / 8] &= ~(1 << ((p) % 8)))
+
+Size
+group_shmem_size(void)
+{
+	Size		size = MAXALIGN(sizeof(PgqGroups));
+
+	size = add_size(size, hash_estimate_size(pgq_max_group_members, sizeof(PgqGroupTopic)));
+	size = add_size(size, hash_estimate_size(pgq_max_group_members, MEMBER_SIZE));
+	return size;
+}
+
+void
+group_shmem_startup(LWLock *lock)
+{
+	bool		found;
+	HASHCTL		info;
+
+	pgq_groups = ShmemInitStruct("pgqueue groups", sizeof(PgqGroups), &found);
+	if (!found)
+	{
+		pgq_groups->lock = lock;
+		pgq_groups->next_join_epoch = 1;
+	}
+
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(PgqGroupTopicKey);
+	info.entrysize = sizeof(PgqGroupTopic);
+	group_topics = ShmemInitHash("pgqueue group topics",
+								 pgq_max_group_members, pgq_max_group_members,
+								 &info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(PgqMemberKey);
+	info.entrysize = MEMBER_SIZE;
+	members = ShmemInitHash("pgqueue group members",
+							pgq_max_group_members, pgq_max_group_members,
+							&info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+}
+
+/*
+ * Group and member ids: 1 to PGQ_GROUP_ID_MAX bytes, no control characters
+ * (they appear in views and error messages).
+ */
+void
+group_id_validate(const char *id, const char *what)
+{
+	size_t		len = strlen(id);
+	size_t		i;
+
+	if (len < 1 || len > PGQ_GROUP_ID_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("invalid %s: must be 1 to %d bytes long", what, PGQ_GROUP_ID_MAX)));
+	for (i = 0; i < len; i++)
+		if ((unsigned char) id[i] < 32 || id[i] == 127)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_NAME),
+					 errmsg("invalid %s: must not contain control characters", what)));
+}
+
+/* The member id of this database session, used when member_id is NULL. */
+const char *
+group_session_member_id(void)
+{
+	static char id[64];
+
+	if (id[0] == '\0')
+		snprintf(id, sizeof(id), "session-%d-%llx", MyProcPid,
+				 (unsigned long long) MyStartTimestamp);
+	return id;
+}
+
+static void
+group_topic_key(PgqGroupTopicKey *key, const char *group_id, int32 topic_id)
+{
+	memset(key, 0, sizeof(*key));
+	key->dbid = MyDatabaseId;
+	key->topic_id = topic_id;
+	strlcpy(key->group_id, group_id, sizeof(key->group_id));
+}
+
+static PgqMember *
+member_find(const char *group_id, int32 topic_id, const char *member_id)
+{
+	PgqMemberKey key;
+
+	memset(&key, 0, sizeof(key));
+	group_topic_key(&key.group, group_id, topic_id);
+	strlcpy(key.member_id, member_id, sizeof(key.member_id));
+	return hash_search(members, &key, HASH_FIND, NULL);
+}
+
+static TimestampTz
+member_lease(PgqMember *m)
+{
+	TimestampTz lease;
+
+	SpinLockAcquire(&m->mutex);
+	lease = m->lease_expires;
+	SpinLockRelease(&m->mutex);
+	return lease;
+}
+
+/*
+ * Renews a member's lease and records the polling session.  Returns true if
+ * another session polled as this member since this one last did.
+ */
+static bool
+member_renew(PgqMember *m, TimestampTz now, int session_timeout_ms)
+{
+	bool		other_session;
+
+	SpinLockAcquire(&m->mutex);
+	m->lease_expires = TimestampTzPlusMilliseconds(now, session_timeout_ms);
+	other_session = m->poller_pid != MyProcPid || m->poller_start != MyStartTimestamp;
+	m->poller_pid = MyProcPid;
+	m->poller_start = MyStartTimestamp;
+	SpinLockRelease(&m->mutex);
+	return other_session;
+}
+
+/* Removes a member; the caller holds the lock exclusively. */
+static void
+member_remove(PgqGroupTopic *gt, PgqMember *m)
+{
+	dlist_delete(&m->node);
+	hash_search(members, &m->key, HASH_REMOVE, NULL);
+	gt->generation++;
+	if (dlist_is_empty(&gt->members))
+		hash_search(group_topics, &gt->key, HASH_REMOVE, NULL);
+}
+
+static void
+group_leave_at_exit(int code, Datum arg)
+{
+	/* a session's member leaves its groups when the session ends */
+	LWLockReleaseAll();
+	group_member_leave(NULL, group_session_member_id());
+}
+
+typedef struct RankedMember
+{
+	PgqMember  *member;
+	int32		nowned;
+} RankedMember;
+
+static int
+compare_ranked(const void *a, const void *b)
+{
+	const RankedMember *ra = a;
+	const RankedMember *rb = b;
+
+	if (ra->nowned != rb->nowned)
+		return ra->nowned > rb->nowned ? -1 : 1;
+	return strcmp(ra->member->key.member_id, rb->member->key.member_id);
+}
+
+/*
+ * The rebalance step of one member, under the exclusive lock: expire the
+ * members whose lease ran out, work out this member's share and release or
+ * claim partitions to reach it.
+ */
+static void
+group_rebalance(PgqGroupTopic *gt, PgqMember *me, int32 partitions, TimestampTz now)
+{
+	dlist_mutable_iter miter;
+	dlist_iter	iter;
+	RankedMember *ranked;
+	int			nlive = 0;
+	int			rank = 0;
+	int32		quota;
+	int32		p;
+	uint8	   *taken;
+	TimestampTz earliest = DT_NOEND;
+	int			i;
+
+	dlist_foreach_modify(miter, &gt->members)
+	{
+		PgqMember  *m = dlist_container(PgqMember, node, miter.cur);
+
+		if (m != me && member_lease(m) <= now)
+			member_remove(gt, m);	/* gt survives: me is still in it */
+	}
+
+	if (gt->partitions != partitions)
+	{
+		gt->partitions = partitions;
+		gt->generation++;
+	}
+
+	ranked = palloc(sizeof(RankedMember) * pgq_max_group_members);
+	taken = palloc0(OWNED_BYTES);
+	dlist_foreach(iter, &gt->members)
+	{
+		PgqMember  *m = dlist_container(PgqMember, node, iter.cur);
+
+		ranked[nlive].member = m;
+		ranked[nlive].nowned = m->nowned;
+		nlive++;
+		if (m != me)
+			for (i = 0; i < OWNED_BYTES; i++)
+				taken[i] |= m->owned[i];
+		earliest = Min(earliest, member_lease(m));
+	}
+	qsort(ranked, nlive, sizeof(RankedMember), compare_ranked);
+	while (ranked[rank].member != me)
+		rank++;
+	quota = partitions / nlive + (rank < partitions % nlive ? 1 : 0);
+
+	/* release the highest-numbered partitions beyond the share */
+	for (p = partitions - 1; p >= 0 && me->nowned > quota; p--)
+		if (OWNS(me, p))
+		{
+			CLEAR_OWNED(me, p);
+			me->nowned--;
+			gt->generation++;
+		}
+
+	/* claim the lowest-numbered free ones up to the share */
+	for (p = 0; p < partitions && me->nowned < quota; p++)
+		if (!OWNS(me, p) && (taken[p / 8] & (1 << (p % 8))) == 0)
+		{
+			SET_OWNED(me, p);
+			me->nowned++;
+			gt->generation++;
+		}
+
+	gt->check_after = earliest;
+	pfree(ranked);
+	pfree(taken);
+}
+
+/*
+ * The membership part of a poll: joins (group, topic) if needed, renews the
+ * lease, rebalances if anything changed since this session's last look, and
+ * returns the partitions the member owns now.  *generation is the caller's
+ * memory of the group's generation (0 at first); *join_epoch tells the
+ * caller whether the member entry is the one it knew, and *other_session
+ * whether another session polled as this member meanwhile: in either case
+ * its fetch positions are stale.
+ */
+List *
+group_member_poll(const char *group_id, const char *member_id, PgqTopic *topic,
+				  int session_timeout_ms, uint64 *generation, uint64 *join_epoch,
+				  bool *other_session)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	PgqGroupTopic *gt;
+	PgqMember  *me;
+	PgqGroupTopicKey gtkey;
+	List	   *owned = NIL;
+	int32		p;
+	bool		found;
+
+	group_topic_key(&gtkey, group_id, topic->topic_id);
+
+	/* the fast path: nothing changed since this member's last rebalance */
+	LWLockAcquire(pgq_groups->lock, LW_SHARED);
+	gt = hash_search(group_topics, &gtkey, HASH_FIND, NULL);
+	me = gt ? member_find(group_id, topic->topic_id, member_id) : NULL;
+	if (me != NULL && me->join_epoch == *join_epoch && gt->generation == *generation &&
+		now < gt->check_after && gt->partitions == topic->partitions)
+	{
+		*other_session = member_renew(me, now, session_timeout_ms);
+		for (p = 0; p < gt->partitions; p++)
+			if (OWNS(me, p))
+				owned = lappend_int(owned, p);
+		LWLockRelease(pgq_groups->lock);
+		return owned;
+	}
+	LWLockRelease(pgq_groups->lock);
+
+	LWLockAcquire(pgq_groups->lock, LW_EXCLUSIVE);
+	gt = hash_search(group_topics, &gtkey, HASH_ENTER_NULL, &found);
+	if (gt == NULL)
+		goto out_of_slots;
+	if (!found)
+	{
+		dlist_init(&gt->members);
+		gt->generation = 1;
+		gt->partitions = topic->partitions;
+		gt->check_after = DT_NOEND;
+	}
+	me = member_find(group_id, topic->topic_id, member_id);
+	if (me == NULL)
+	{
+		PgqMemberKey key;
+
+		memset(&key, 0, sizeof(key));
+		key.group = gtkey;
+		strlcpy(key.member_id, member_id, sizeof(key.member_id));
+		me = hash_search(members, &key, HASH_ENTER_NULL, &found);
+		if (me == NULL)
+		{
+			if (dlist_is_empty(&gt->members))
+				hash_search(group_topics, &gtkey, HASH_REMOVE, NULL);
+			goto out_of_slots;
+		}
+		me->join_epoch = pgq_groups->next_join_epoch++;
+		SpinLockInit(&me->mutex);
+		me->poller_pid = 0;
+		me->poller_start = 0;
+		me->nowned = 0;
+		memset(me->owned, 0, OWNED_BYTES);
+		dlist_push_tail(&gt->members, &me->node);
+		gt->generation++;
+
+		if (strcmp(member_id, group_session_member_id()) == 0 && !leave_at_exit_registered)
+		{
+			before_shmem_exit(group_leave_at_exit, (Datum) 0);
+			leave_at_exit_registered = true;
+		}
+	}
+	*other_session = member_renew(me, now, session_timeout_ms);
+	group_rebalance(gt, me, topic->partitions, now);
+
+	*join_epoch = me->join_epoch;
+	*generation = gt->generation;
+	for (p = 0; p < gt->partitions; p++)
+		if (OWNS(me, p))
+			owned = lappend_int(owned, p);
+	LWLockRelease(pgq_groups->lock);
+	return owned;
+
+out_of_slots:
+	LWLockRelease(pgq_groups->lock);
+	ereport(ERROR,
+			(errcode(ERRCODE_OUT_OF_MEMORY),
+			 errmsg("out of pgqueue group member slots"),
+			 errdetail("Shared memory holds at most %d members over all groups and topics.",
+					   pgq_max_group_members),
+			 errhint("Increase pgqueue.max_group_members and restart the server.")));
+	return NIL;					/* keep the compiler quiet */
+}
+
+/*
+ * Does the member own the partition, with a fresh lease?  The fencing test
+ * of commits and seeks.
+ */
+bool
+group_member_owns(const char *group_id, const char *member_id, int32 topic_id,
+				  int32 partition)
+{
+	PgqMember  *m;
+	bool		owns = false;
+
+	LWLockAcquire(pgq_groups->lock, LW_SHARED);
+	m = member_find(group_id, topic_id, member_id);
+	if (m != NULL && partition < pgq_max_partitions && OWNS(m, partition) &&
+		member_lease(m) > GetCurrentTimestamp())
+		owns = true;
+	LWLockRelease(pgq_groups->lock);
+	return owns;
+}
+
+/* The partitions a member owns now (with a fresh lease). */
+List *
+group_member_owned(const char *group_id, const char *member_id, int32 topic_id)
+{
+	PgqMember  *m;
+	List	   *owned = NIL;
+	int32		p;
+
+	LWLockAcquire(pgq_groups->lock, LW_SHARED);
+	m = member_find(group_id, topic_id, member_id);
+	if (m != NULL && member_lease(m) > GetCurrentTimestamp())
+	{
+		PgqGroupTopic *gt = hash_search(group_topics, &m->key.group, HASH_FIND, NULL);
+
+		for (p = 0; p < gt->partitions; p++)
+			if (OWNS(m, p))
+				owned = lappend_int(owned, p);
+	}
+	LWLockRelease(pgq_groups->lock);
+	return owned;
+}
+
+/*
+ * Renews the member's leases on every topic it consumes in the group.
+ * Returns false if it is not a member (it never polled, left, or expired
+ * and was removed).
+ */
+bool
+group_member_heartbeat(const char *group_id, const char *member_id, int session_timeout_ms)
+{
+	HASH_SEQ_STATUS seq;
+	PgqMember  *m;
+	bool		found = false;
+	TimestampTz now = GetCurrentTimestamp();
+
+	LWLockAcquire(pgq_groups->lock, LW_SHARED);
+	hash_seq_init(&seq, members);
+	while ((m = hash_seq_search(&seq)) != NULL)
+	{
+		if (m->key.group.dbid == MyDatabaseId &&
+			strcmp(m->key.group.group_id, group_id) == 0 &&
+			strcmp(m->key.member_id, member_id) == 0)
+		{
+			SpinLockAcquire(&m->mutex);
+			m->lease_expires = TimestampTzPlusMilliseconds(now, session_timeout_ms);
+			SpinLockRelease(&m->mutex);
+			found = true;
+		}
+	}
+	LWLockRelease(pgq_groups->lock);
+	return found;
+}
+
+/*
+ * Removes a member from every topic of the group (of every group, if
+ * group_id is NULL).  Its partitions are free at once.  Returns false if it
+ * was not a member.
+ */
+bool
+group_member_leave(const char *group_id, const char *member_id)
+{
+	HASH_SEQ_STATUS seq;
+	PgqMember  *m;
+	bool		found = false;
+
+	LWLockAcquire(pgq_groups->lock, LW_EXCLUSIVE);
+	hash_seq_init(&seq, members);
+	while ((m = hash_seq_search(&seq)) != NULL)
+	{
+		if (m->key.group.dbid == MyDatabaseId &&
+			(group_id == NULL || strcmp(m->key.group.group_id, group_id) == 0) &&
+			strcmp(m->key.member_id, member_id) == 0)
+		{
+			PgqGroupTopic *gt = hash_search(group_topics, &m->key.group, HASH_FIND, NULL);
+
+			member_remove(gt, m);
+			found = true;
+		}
+	}
+	LWLockRelease(pgq_groups->lock);
+	return found;
+}
+
+/*
+ * Does the group have a live member (on the topic, or on any topic if
+ * topic_id is 0)?  Admin actions on committed offsets require that it has
+ * none, as Kafka's offset reset requires an inactive group.
+ */
+bool
+group_has_live_members(const char *group_id, int32 topic_id)
+{
+	HASH_SEQ_STATUS seq;
+	PgqMember  *m;
+	bool		live = false;
+	TimestampTz now = GetCurrentTimestamp();
+
+	LWLockAcquire(pgq_groups->lock, LW_SHARED);
+	hash_seq_init(&seq, members);
+	while ((m = hash_seq_search(&seq)) != NULL)
+	{
+		if (m->key.group.dbid == MyDatabaseId &&
+			(topic_id == 0 || m->key.group.topic_id == topic_id) &&
+			strcmp(m->key.group.group_id, group_id) == 0 &&
+			member_lease(m) > now)
+			live = true;
+	}
+	LWLockRelease(pgq_groups->lock);
+	return live;
+}
+
+/* Forgets the group state of a dropped topic (at the drop's commit). */
+void
+group_forget_topic(Oid dbid, int32 topic_id)
+{
+	HASH_SEQ_STATUS seq;
+	PgqMember  *m;
+
+	LWLockAcquire(pgq_groups->lock, LW_EXCLUSIVE);
+	hash_seq_init(&seq, members);
+	while ((m = hash_seq_search(&seq)) != NULL)
+	{
+		if (m->key.group.dbid == dbid && m->key.group.topic_id == topic_id)
+			member_remove(hash_search(group_topics, &m->key.group, HASH_FIND, NULL), m);
+	}
+	LWLockRelease(pgq_groups->lock);
+}
+
+/*
+ * SQL: the live members of the current database with their partitions and
+ * lease expiry; backs pgq_members, pgq_groups and pgq_consumer_lag.
+ */
+Datum
+pgq_members_info(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo;
+	HASH_SEQ_STATUS seq;
+	PgqMember  *m;
+	TimestampTz now = GetCurrentTimestamp();
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	LWLockAcquire(pgq_groups->lock, LW_SHARED);
+	hash_seq_init(&seq, members);
+	while ((m = hash_seq_search(&seq)) != NULL)
+	{
+		TimestampTz lease = member_lease(m);
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
+		Datum	   *parts;
+		int			n = 0;
+		int32		p;
+		PgqGroupTopic *gt;
+
+		if (m->key.group.dbid != MyDatabaseId || lease <= now)
+			continue;
+		gt = hash_search(group_topics, &m->key.group, HASH_FIND, NULL);
+		parts = palloc(sizeof(Datum) * Max(m->nowned, 1));
+		for (p = 0; p < gt->partitions; p++)
+			if (OWNS(m, p))
+				parts[n++] = Int32GetDatum(p);
+		values[0] = CStringGetTextDatum(m->key.group.group_id);
+		values[1] = CStringGetTextDatum(m->key.member_id);
+		values[2] = Int32GetDatum(m->key.group.topic_id);
+		values[3] = PointerGetDatum(construct_array(parts, n, INT4OID, 4, true, TYPALIGN_INT));
+		values[4] = TimestampTzGetDatum(lease);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(pgq_groups->lock);
+	return (Datum) 0;
+}

@@ -1,0 +1,1039 @@
+/*-------------------------------------------------------------------------
+ *
+ * poll.c
+ *	  Consuming in a group: pgq_poll, positions and committed offsets,
+ *	  pgq_commit, pgq_heartbeat, pgq_leave, pgq_seek, pgq_reset_offsets,
+ *	  pgq_alter_group and pgq_drop_group.
+ *
+ * Vocabulary (see also group.c):
+ *	position			where this session's next poll reads a partition it
+ *						owns; kept in backend memory, so a new session (or
+ *						another session polling as the same member, as under
+ *						a transaction-mode pooler) starts from the committed
+ *						offset.
+ *	committed offset	per (group, topic, partition), in pgqueue.group_offset:
+ *						the offset of the next record to process (Kafka's
+ *						convention).
+ *
+ * Positions follow the transaction: if the transaction that polled rolls
+ * back, the positions it moved go back too, so the records are delivered
+ * again (and a commit made in that transaction is undone with it).  That is
+ * what makes poll + process + pgq_commit in one transaction all or nothing.
+ *
+ * Fencing: a commit first writes the offset rows (locking them), then checks
+ * in shared memory that the member still owns each partition with a fresh
+ * lease, and raises object_not_in_prerequisite_state if not, which undoes
+ * the writes.  A new owner only takes a partition after the old owner
+ * released it or its lease expired, so a zombie's commit cannot overwrite
+ * the new owner's progress.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "pgqueue.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+PG_FUNCTION_INFO_V1(pgq_poll);
+PG_FUNCTION_INFO_V1(pgq_commit);
+PG_FUNCTION_INFO_V1(pgq_commit_offset);
+PG_FUNCTION_INFO_V1(pgq_heartbeat);
+PG_FUNCTION_INFO_V1(pgq_leave);
+PG_FUNCTION_INFO_V1(pgq_seek);
+PG_FUNCTION_INFO_V1(pgq_reset_offsets);
+PG_FUNCTION_INFO_V1(pgq_alter_group);
+PG_FUNCTION_INFO_V1(pgq_drop_group);
+
+/* ----------------------------------------------------------------
+ * Group config, cached like topic metadata (see topic.c)
+ * ----------------------------------------------------------------
+ */
+typedef struct GroupConfig
+{
+	char		group_id[PGQ_GROUP_ID_MAX + 1]; /* hash key */
+	bool		valid;
+	uint64		generation;
+	int			session_timeout_ms;
+	bool		auto_commit;
+	bool		reset_latest;
+} GroupConfig;
+
+static HTAB *group_configs = NULL;
+
+void
+group_config_cache_invalidate(void)
+{
+	HASH_SEQ_STATUS seq;
+	GroupConfig *gc;
+
+	if (group_configs == NULL)
+		return;
+	hash_seq_init(&seq, group_configs);
+	while ((gc = hash_seq_search(&seq)) != NULL)
+		gc->valid = false;
+}
+
+/*
+ * Runs a query on the group tables as the catalog owner.  Not read-only, so
+ * that each query sees the previous ones' writes.
+ */
+static int
+group_query(const char *sql, int nargs, Oid *argtypes, Datum *args)
+{
+	PgqCatalogContext save;
+	int			ret;
+
+	catalog_owner_switch(&save);
+	ret = SPI_execute_with_args(sql, nargs, argtypes, args, NULL, false, 0);
+	catalog_owner_restore(&save);
+	if (ret < 0)
+		elog(ERROR, "group catalog query failed: %s", SPI_result_code_string(ret));
+	return ret;
+}
+
+/*
+ * The config of a group, creating the group (with the default config) if it
+ * does not exist yet: a group comes into being when it is first used.
+ */
+static GroupConfig *
+group_config_get(const char *group_id)
+{
+	char		key[PGQ_GROUP_ID_MAX + 1];
+	GroupConfig *gc;
+	bool		found;
+	uint64		generation = pgq_catalog_generation();
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	Jsonb	   *config;
+	char	   *reset;
+
+	if (group_configs == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(key);
+		ctl.entrysize = sizeof(GroupConfig);
+		ctl.hcxt = TopMemoryContext;
+		group_configs = hash_create("pgqueue group configs", 16, &ctl,
+									HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	memset(key, 0, sizeof(key));
+	strlcpy(key, group_id, sizeof(key));
+	gc = hash_search(group_configs, key, HASH_ENTER, &found);
+	if (found && gc->valid && gc->generation == generation)
+		return gc;
+
+	args[0] = CStringGetTextDatum(group_id);
+	SPI_connect();
+	group_query("INSERT INTO " PGQ_SCHEMA ".consumer_group (group_id) VALUES ($1)"
+				" ON CONFLICT (group_id) DO NOTHING", 1, argtypes, args);
+	group_query("SELECT config FROM " PGQ_SCHEMA ".consumer_group"
+				" WHERE group_id OPERATOR(pg_catalog.=) $1", 1, argtypes, args);
+	if (SPI_processed != 1)
+		elog(ERROR, "group \"%s\" vanished", group_id);
+	{
+		bool		isnull;
+
+		config = DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0],
+											  SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	gc->session_timeout_ms = (int) Min(config_get_int(&pgq_group_config, config,
+													  "session.timeout.ms"), INT_MAX);
+	gc->auto_commit = config_get_bool(&pgq_group_config, config, "enable.auto.commit");
+	reset = config_get_string(&pgq_group_config, config, "auto.offset.reset");
+	gc->reset_latest = strcmp(reset, "latest") == 0;
+	SPI_finish();
+
+	gc->generation = generation;
+	gc->valid = true;
+	return gc;
+}
+
+/* ----------------------------------------------------------------
+ * Positions, in backend memory, undone when their transaction aborts
+ * ----------------------------------------------------------------
+ */
+typedef struct PositionKey
+{
+	char		group_id[PGQ_GROUP_ID_MAX + 1];
+	char		member_id[PGQ_GROUP_ID_MAX + 1];
+	int32		topic_id;
+	int32		partition;
+} PositionKey;
+
+typedef struct Position
+{
+	PositionKey key;
+	int64		position;		/* the next offset to read */
+	int64		committed;		/* the last offset this session committed, or -1 */
+} Position;
+
+/* the value of a position before the current transaction changed it */
+typedef struct PositionUndo
+{
+	Position	before;
+	bool		existed;
+} PositionUndo;
+
+/* the member state of this session per (group, topic, member) */
+typedef struct MemberStateKey
+{
+	char		group_id[PGQ_GROUP_ID_MAX + 1];
+	char		member_id[PGQ_GROUP_ID_MAX + 1];
+	int32		topic_id;
+} MemberStateKey;
+
+typedef struct MemberState
+{
+	MemberStateKey key;
+	uint64		generation;		/* of the group, at our last rebalance */
+	uint64		join_epoch;		/* of our member entry */
+	uint32		next_start;		/* rotates the first partition read */
+} MemberState;
+
+static HTAB *positions = NULL;
+static HTAB *member_states = NULL;
+static List *position_undo = NIL;	/* PositionUndo, in TopMemoryContext */
+static bool callbacks_registered = false;
+
+static void poll_xact_callback(XactEvent event, void *arg);
+
+static void
+poll_state_init(void)
+{
+	HASHCTL		ctl;
+
+	if (positions != NULL)
+		return;
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(PositionKey);
+	ctl.entrysize = sizeof(Position);
+	ctl.hcxt = TopMemoryContext;
+	positions = hash_create("pgqueue positions", 64, &ctl,
+							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(MemberStateKey);
+	ctl.entrysize = sizeof(MemberState);
+	ctl.hcxt = TopMemoryContext;
+	member_states = hash_create("pgqueue member states", 16, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	if (!callbacks_registered)
+	{
+		RegisterXactCallback(poll_xact_callback, NULL);
+		callbacks_registered = true;
+	}
+}
+
+static void
+position_key(PositionKey *key, const char *group_id, const char *member_id,
+			 int32 topic_id, int32 partition)
+{
+	memset(key, 0, sizeof(*key));
+	strlcpy(key->group_id, group_id, sizeof(key->group_id));
+	strlcpy(key->member_id, member_id, sizeof(key->member_id));
+	key->topic_id = topic_id;
+	key->partition = partition;
+}
+
+static Position *
+position_find(const char *group_id, const char *member_id, int32 topic_id, int32 partition)
+{
+	PositionKey key;
+
+	position_key(&key, group_id, member_id, topic_id, partition);
+	return hash_search(positions, &key, HASH_FIND, NULL);
+}
+
+/* Remembers a position's value before its first change in this transaction. */
+static void
+position_save(const PositionKey *key)
+{
+	ListCell   *lc;
+	PositionUndo *undo;
+	Position   *pos;
+	MemoryContext old;
+
+	foreach(lc, position_undo)
+		if (memcmp(&((PositionUndo *) lfirst(lc))->before.key, key, sizeof(PositionKey)) == 0)
+			return;
+
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	undo = palloc(sizeof(PositionUndo));
+	pos = hash_search(positions, key, HASH_FIND, NULL);
+	undo->existed = pos != NULL;
+	if (pos != NULL)
+		undo->before = *pos;
+	else
+		undo->before.key = *key;
+	position_undo = lappend(position_undo, undo);
+	MemoryContextSwitchTo(old);
+}
+
+static void
+position_set(const char *group_id, const char *member_id, int32 topic_id, int32 partition,
+			 int64 position, int64 committed)
+{
+	PositionKey key;
+	Position   *pos;
+
+	position_key(&key, group_id, member_id, topic_id, partition);
+	position_save(&key);
+	pos = hash_search(positions, &key, HASH_ENTER, NULL);
+	pos->position = position;
+	pos->committed = committed;
+}
+
+static void
+position_drop(Position *pos)
+{
+	position_save(&pos->key);
+	hash_search(positions, &pos->key, HASH_REMOVE, NULL);
+}
+
+static void
+poll_xact_callback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	switch (event)
+	{
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			foreach(lc, position_undo)
+			{
+				PositionUndo *undo = lfirst(lc);
+
+				if (undo->existed)
+					*(Position *) hash_search(positions, &undo->before.key, HASH_ENTER, NULL) =
+						undo->before;
+				else
+					hash_search(positions, &undo->before.key, HASH_REMOVE, NULL);
+			}
+			/* FALLTHROUGH */
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			list_free_deep(position_undo);
+			position_undo = NIL;
+			break;
+		default:
+			break;
+	}
+}
+
+/* Drops the positions of a member in a topic (all partitions if keep is NULL, else those not in keep). */
+static void
+positions_drop(const char *group_id, const char *member_id, int32 topic_id, List *keep)
+{
+	HASH_SEQ_STATUS seq;
+	Position   *pos;
+	List	   *doomed = NIL;
+	ListCell   *lc;
+
+	hash_seq_init(&seq, positions);
+	while ((pos = hash_seq_search(&seq)) != NULL)
+		if ((topic_id == 0 || pos->key.topic_id == topic_id) &&
+			strcmp(pos->key.group_id, group_id) == 0 &&
+			strcmp(pos->key.member_id, member_id) == 0 &&
+			!list_member_int(keep, pos->key.partition))
+			doomed = lappend(doomed, pos);
+	foreach(lc, doomed)
+		position_drop(lfirst(lc));
+	list_free(doomed);
+}
+
+/* ----------------------------------------------------------------
+ * Committing offsets
+ * ----------------------------------------------------------------
+ */
+
+static void
+fenced_error(const char *group_id, const char *member_id, const char *topic, int32 partition)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("member \"%s\" of group \"%s\" does not own partition %d of topic \"%s\"",
+					member_id, group_id, partition, topic),
+			 errdetail("Its lease expired, the partition was reassigned, or the member left the group."),
+			 errhint("Poll again to rejoin; the records after the committed offset will be delivered again.")));
+}
+
+/*
+ * Writes committed offsets (n of them, one per partition of the topic), then
+ * checks that the member still owns each partition: the row locks taken by
+ * the write make a new owner's start and this check see one order.
+ */
+static void
+offsets_write(const char *group_id, const char *member_id, PgqTopic *topic,
+			  int32 *partitions, int64 *offsets, int n, bool fence)
+{
+	Oid			argtypes[4] = {TEXTOID, INT4OID, INT4ARRAYOID, INT8ARRAYOID};
+	Datum		args[4];
+	Datum	   *pd = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *od = palloc(sizeof(Datum) * Max(n, 1));
+	int			i;
+
+	if (n == 0)
+		return;
+	for (i = 0; i < n; i++)
+	{
+		pd[i] = Int32GetDatum(partitions[i]);
+		od[i] = Int64GetDatum(offsets[i]);
+	}
+	args[0] = CStringGetTextDatum(group_id);
+	args[1] = Int32GetDatum(topic->topic_id);
+	args[2] = PointerGetDatum(construct_array(pd, n, INT4OID, 4, true, TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_array(od, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+
+	SPI_connect();
+	group_query("INSERT INTO " PGQ_SCHEMA ".group_offset AS o"
+				"       (group_id, topic_id, partition, committed_offset, committed_at)"
+				" SELECT $1, $2, u.p, u.c, pg_catalog.clock_timestamp()"
+				"   FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) AS u(p, c)"
+				" ON CONFLICT (group_id, topic_id, partition) DO UPDATE"
+				"   SET committed_offset = excluded.committed_offset,"
+				"       committed_at = excluded.committed_at",
+				4, argtypes, args);
+	SPI_finish();
+
+	if (fence)
+		for (i = 0; i < n; i++)
+			if (!group_member_owns(group_id, member_id, topic->topic_id, partitions[i]))
+				fenced_error(group_id, member_id, topic->name, partitions[i]);
+}
+
+/*
+ * Commits this session's positions of a member that differ from what it
+ * committed last, for one topic (or all topics of the group, topic NULL).
+ * With fence, a position of a partition the member no longer owns is an
+ * error; without (auto-commit), it is dropped.
+ */
+static void
+positions_commit(const char *group_id, const char *member_id, PgqTopic *only_topic, bool fence)
+{
+	HASH_SEQ_STATUS seq;
+	Position   *pos;
+	List	   *todo = NIL;
+	ListCell   *lc;
+
+	hash_seq_init(&seq, positions);
+	while ((pos = hash_seq_search(&seq)) != NULL)
+		if ((only_topic == NULL || pos->key.topic_id == only_topic->topic_id) &&
+			strcmp(pos->key.group_id, group_id) == 0 &&
+			strcmp(pos->key.member_id, member_id) == 0 &&
+			pos->position != pos->committed)
+			todo = lappend(todo, pos);
+
+	/* one statement per topic */
+	while (todo != NIL)
+	{
+		int32		topic_id = ((Position *) linitial(todo))->key.topic_id;
+		PgqTopic   *topic = only_topic;
+		List	   *rest = NIL;
+		int32	   *parts = palloc(sizeof(int32) * list_length(todo));
+		int64	   *offs = palloc(sizeof(int64) * list_length(todo));
+		int			n = 0;
+
+		if (topic == NULL)
+		{
+			topic = topic_lookup_by_id(topic_id);
+			if (topic == NULL)
+			{
+				/* the topic was dropped: nothing to commit */
+				foreach(lc, todo)
+					if (((Position *) lfirst(lc))->key.topic_id != topic_id)
+						rest = lappend(rest, lfirst(lc));
+				todo = rest;
+				continue;
+			}
+		}
+		foreach(lc, todo)
+		{
+			pos = lfirst(lc);
+			if (pos->key.topic_id != topic_id)
+				rest = lappend(rest, pos);
+			else if (!group_member_owns(group_id, member_id, topic_id, pos->key.partition))
+			{
+				if (fence)
+					fenced_error(group_id, member_id, topic->name, pos->key.partition);
+				position_drop(pos);
+			}
+			else
+			{
+				parts[n] = pos->key.partition;
+				offs[n] = pos->position;
+				n++;
+			}
+		}
+		offsets_write(group_id, member_id, topic, parts, offs, n, true);
+		for (int i = 0; i < n; i++)
+		{
+			pos = position_find(group_id, member_id, topic_id, parts[i]);
+			position_set(group_id, member_id, topic_id, parts[i], pos->position, pos->position);
+		}
+		todo = rest;
+	}
+}
+
+/*
+ * The committed offsets of partitions, creating their rows (committed offset
+ * NULL) if the group never consumed them.  -1 for none.
+ */
+static void
+offsets_read(const char *group_id, PgqTopic *topic, int32 *partitions, int64 *offsets, int n)
+{
+	Oid			argtypes[3] = {TEXTOID, INT4OID, INT4ARRAYOID};
+	Datum		args[3];
+	Datum	   *pd = palloc(sizeof(Datum) * Max(n, 1));
+	int			i;
+	uint64		r;
+
+	for (i = 0; i < n; i++)
+	{
+		pd[i] = Int32GetDatum(partitions[i]);
+		offsets[i] = -1;
+	}
+	args[0] = CStringGetTextDatum(group_id);
+	args[1] = Int32GetDatum(topic->topic_id);
+	args[2] = PointerGetDatum(construct_array(pd, n, INT4OID, 4, true, TYPALIGN_INT));
+
+	SPI_connect();
+	group_query("INSERT INTO " PGQ_SCHEMA ".group_offset (group_id, topic_id, partition)"
+				" SELECT $1, $2, p FROM pg_catalog.unnest($3) AS u(p)"
+				" ON CONFLICT DO NOTHING", 3, argtypes, args);
+	group_query("SELECT partition, committed_offset FROM " PGQ_SCHEMA ".group_offset"
+				" WHERE group_id OPERATOR(pg_catalog.=) $1 AND topic_id OPERATOR(pg_catalog.=) $2"
+				"   AND partition OPERATOR(pg_catalog.=) ANY ($3)", 3, argtypes, args);
+	for (r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		int32		p = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+		Datum		c = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull);
+
+		for (i = 0; i < n; i++)
+			if (partitions[i] == p && !isnull)
+				offsets[i] = DatumGetInt64(c);
+	}
+	SPI_finish();
+}
+
+/* ----------------------------------------------------------------
+ * pgq_poll
+ * ----------------------------------------------------------------
+ */
+
+static char *
+arg_group_id(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *id = text_to_cstring(DatumGetTextPP(pgq_require_arg(fcinfo, argno, "group_id")));
+
+	group_id_validate(id, "group_id");
+	return id;
+}
+
+static const char *
+arg_member_id(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *id;
+
+	if (PG_ARGISNULL(argno))
+		return group_session_member_id();
+	id = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	group_id_validate(id, "member_id");
+	return id;
+}
+
+static MemberState *
+member_state_get(const char *group_id, const char *member_id, int32 topic_id)
+{
+	MemberStateKey key;
+	MemberState *ms;
+	bool		found;
+
+	memset(&key, 0, sizeof(key));
+	strlcpy(key.group_id, group_id, sizeof(key.group_id));
+	strlcpy(key.member_id, member_id, sizeof(key.member_id));
+	key.topic_id = topic_id;
+	ms = hash_search(member_states, &key, HASH_ENTER, &found);
+	if (!found)
+	{
+		ms->generation = 0;
+		ms->join_epoch = 0;
+		ms->next_start = 0;
+	}
+	return ms;
+}
+
+/* Where a partition newly owned by this session starts: the committed offset, or the reset. */
+static int64
+start_position(PgqTopic *topic, int32 partition, int64 committed, GroupConfig *gc)
+{
+	PgqPartitionInfo *info = topic_partition_info(topic, partition);
+	int64		hwm;
+
+	if (committed >= info->log_start_offset)
+		return committed;
+	if (gc->reset_latest)
+		return partition_last_stable_offset(topic, partition, &hwm);
+	return info->log_start_offset;
+}
+
+/*
+ * pgq_poll(group_id, topic, max_records, timeout_ms, member_id): auto-commit
+ * what this session's previous poll returned (if enabled), heartbeat and
+ * rebalance, then read up to max_records records from the owned partitions,
+ * sharing max_records fairly among them.  timeout_ms is validated but not
+ * used yet (long polling comes with the background worker).
+ */
+Datum
+pgq_poll(PG_FUNCTION_ARGS)
+{
+	char	   *group_id = arg_group_id(fcinfo, 0);
+	text	   *topic_name = DatumGetTextPP(pgq_require_arg(fcinfo, 1, "topic"));
+	int32		max_records = DatumGetInt32(pgq_require_arg(fcinfo, 2, "max_records"));
+	int32		timeout_ms = DatumGetInt32(pgq_require_arg(fcinfo, 3, "timeout_ms"));
+	const char *member_id = arg_member_id(fcinfo, 4);
+	PgqTopic   *topic;
+	GroupConfig *gc;
+	MemberState *ms;
+	uint64		old_epoch;
+	bool		other_session;
+	List	   *owned;
+	int			n;
+	int32	   *parts;
+	int64	   *committed;
+	bool	   *active;
+	int			nneed = 0;
+	int64		remaining = max_records;
+	int64		served = 0;
+	int			i;
+	ReturnSetInfo *rsinfo;
+
+	if (max_records <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_records must be greater than zero")));
+	if (timeout_ms < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout_ms must not be negative")));
+	PreventCommandIfReadOnly("pgq_poll()");
+	topic = topic_lookup(topic_name, false);
+	topic_check_privilege(topic, PGQ_PRIV_CONSUME);
+	poll_state_init();
+	gc = group_config_get(group_id);
+	ms = member_state_get(group_id, member_id, topic->topic_id);
+
+	if (gc->auto_commit)
+		positions_commit(group_id, member_id, topic, false);
+
+	old_epoch = ms->join_epoch;
+	owned = group_member_poll(group_id, member_id, topic, gc->session_timeout_ms,
+							  &ms->generation, &ms->join_epoch, &other_session);
+	/* positions are stale after a rejoin, or if another session polled as us */
+	positions_drop(group_id, member_id, topic->topic_id,
+				   (ms->join_epoch != old_epoch || other_session) ? NIL : owned);
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	n = list_length(owned);
+	if (n == 0)
+		return (Datum) 0;
+
+	/* partitions without a position start from their committed offset */
+	parts = palloc(sizeof(int32) * n);
+	committed = palloc(sizeof(int64) * n);
+	for (i = 0; i < n; i++)
+		if (position_find(group_id, member_id, topic->topic_id, list_nth_int(owned, i)) == NULL)
+			parts[nneed++] = list_nth_int(owned, i);
+	if (nneed > 0)
+	{
+		offsets_read(group_id, topic, parts, committed, nneed);
+		for (i = 0; i < nneed; i++)
+			position_set(group_id, member_id, topic->topic_id, parts[i],
+						 start_position(topic, parts[i], committed[i], gc), committed[i]);
+	}
+
+	/*
+	 * Read fairly: each round gives every partition that may have more an
+	 * equal share of what is left, starting from a partition that rotates
+	 * from poll to poll.
+	 */
+	active = palloc(sizeof(bool) * n);
+	for (i = 0; i < n; i++)
+		active[i] = true;
+	for (;;)
+	{
+		int			nactive = 0;
+		int64		share;
+		uint32		start = ms->next_start;
+
+		for (i = 0; i < n; i++)
+			nactive += active[i] ? 1 : 0;
+		if (nactive == 0 || remaining == 0)
+			break;
+		share = (remaining + nactive - 1) / nactive;
+		for (i = 0; i < n && remaining > 0; i++)
+		{
+			int			k = (start + i) % n;
+			int32		p = list_nth_int(owned, k);
+			Position   *pos;
+			int64		ask = Min(share, remaining);
+			int64		got;
+			int64		next;
+
+			if (!active[k])
+				continue;
+			pos = position_find(group_id, member_id, topic->topic_id, p);
+			got = partition_read(topic, p, pos->position, ask, rsinfo, &next);
+			if (next != pos->position)
+				position_set(group_id, member_id, topic->topic_id, p, next, pos->committed);
+			remaining -= got;
+			served += got;
+			if (got < ask)
+				active[k] = false;
+		}
+	}
+	ms->next_start++;
+
+	if (served > 0)
+		served_records_flush();
+	return (Datum) 0;
+}
+
+/* ----------------------------------------------------------------
+ * Commits, heartbeat, leave
+ * ----------------------------------------------------------------
+ */
+
+/* pgq_commit(group_id, member_id): commits the member's positions. */
+Datum
+pgq_commit(PG_FUNCTION_ARGS)
+{
+	char	   *group_id = arg_group_id(fcinfo, 0);
+	const char *member_id = arg_member_id(fcinfo, 1);
+
+	PreventCommandIfReadOnly("pgq_commit()");
+	poll_state_init();
+	(void) group_config_get(group_id);
+	positions_commit(group_id, member_id, NULL, true);
+	PG_RETURN_VOID();
+}
+
+/* pgq_commit(group_id, topic, partition, msg_offset, member_id): one offset. */
+Datum
+pgq_commit_offset(PG_FUNCTION_ARGS)
+{
+	char	   *group_id = arg_group_id(fcinfo, 0);
+	text	   *topic_name = DatumGetTextPP(pgq_require_arg(fcinfo, 1, "topic"));
+	int32		partition = DatumGetInt32(pgq_require_arg(fcinfo, 2, "partition"));
+	int64		offset = DatumGetInt64(pgq_require_arg(fcinfo, 3, "msg_offset"));
+	const char *member_id = arg_member_id(fcinfo, 4);
+	PgqTopic   *topic;
+	Position   *pos;
+
+	PreventCommandIfReadOnly("pgq_commit()");
+	topic = topic_lookup(topic_name, false);
+	topic_check_privilege(topic, PGQ_PRIV_CONSUME);
+	topic_check_partition(topic, partition);
+	if (offset < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("msg_offset must not be negative")));
+	poll_state_init();
+	(void) group_config_get(group_id);
+	if (!group_member_owns(group_id, member_id, topic->topic_id, partition))
+		fenced_error(group_id, member_id, topic->name, partition);
+	offsets_write(group_id, member_id, topic, &partition, &offset, 1, true);
+
+	pos = position_find(group_id, member_id, topic->topic_id, partition);
+	if (pos != NULL)
+		position_set(group_id, member_id, topic->topic_id, partition, pos->position, offset);
+	PG_RETURN_VOID();
+}
+
+/* pgq_heartbeat(group_id, member_id) */
+Datum
+pgq_heartbeat(PG_FUNCTION_ARGS)
+{
+	char	   *group_id = arg_group_id(fcinfo, 0);
+	const char *member_id = arg_member_id(fcinfo, 1);
+	GroupConfig *gc;
+
+	PreventCommandIfReadOnly("pgq_heartbeat()");
+	gc = group_config_get(group_id);
+	if (!group_member_heartbeat(group_id, member_id, gc->session_timeout_ms))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("member \"%s\" is not in group \"%s\"", member_id, group_id),
+				 errdetail("It has not polled yet, it left, or its session timed out."),
+				 errhint("Poll to join the group.")));
+	PG_RETURN_VOID();
+}
+
+/*
+ * pgq_leave(group_id, member_id): with auto-commit, commits the member's
+ * positions first (as Kafka's close() does), then leaves every topic of the
+ * group; its partitions are free at once.
+ */
+Datum
+pgq_leave(PG_FUNCTION_ARGS)
+{
+	char	   *group_id = arg_group_id(fcinfo, 0);
+	const char *member_id = arg_member_id(fcinfo, 1);
+	GroupConfig *gc;
+
+	PreventCommandIfReadOnly("pgq_leave()");
+	poll_state_init();
+	gc = group_config_get(group_id);
+	if (gc->auto_commit)
+		positions_commit(group_id, member_id, NULL, false);
+	group_member_leave(group_id, member_id);
+	positions_drop(group_id, member_id, 0, NIL);
+	PG_RETURN_VOID();
+}
+
+/* ----------------------------------------------------------------
+ * Seek and reset
+ * ----------------------------------------------------------------
+ */
+
+typedef enum SeekTarget
+{
+	SEEK_OFFSET,				/* (partition, msg_offset) */
+	SEEK_EARLIEST,
+	SEEK_LATEST,
+	SEEK_TIME
+} SeekTarget;
+
+/*
+ * Decodes the target of pgq_seek and pgq_reset_offsets from the argument
+ * at argno: (partition int, msg_offset bigint), a position text or a
+ * timestamptz.
+ */
+static SeekTarget
+seek_target(FunctionCallInfo fcinfo, int argno, PgqTopic *topic, int32 *partition,
+			int64 *offset, TimestampTz *time)
+{
+	Oid			type = get_fn_expr_argtype(fcinfo->flinfo, argno);
+
+	if (type == INT4OID)
+	{
+		*partition = DatumGetInt32(pgq_require_arg(fcinfo, argno, "partition"));
+		*offset = DatumGetInt64(pgq_require_arg(fcinfo, argno + 1, "msg_offset"));
+		topic_check_partition(topic, *partition);
+		check_offset_in_range(topic, *partition, *offset);
+		return SEEK_OFFSET;
+	}
+	if (type == TIMESTAMPTZOID)
+	{
+		*time = DatumGetTimestampTz(pgq_require_arg(fcinfo, argno, "to_timestamp"));
+		return SEEK_TIME;
+	}
+	else
+	{
+		char	   *where = text_to_cstring(DatumGetTextPP(pgq_require_arg(fcinfo, argno,
+																		   "to_position")));
+
+		if (strcmp(where, "earliest") == 0)
+			return SEEK_EARLIEST;
+		if (strcmp(where, "latest") == 0)
+			return SEEK_LATEST;
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid position \"%s\"", where),
+				 errhint("Use 'earliest', 'latest', a timestamp, or a partition and an offset.")));
+	}
+	return SEEK_OFFSET;			/* keep the compiler quiet */
+}
+
+/* The offset a seek or reset of one partition goes to. */
+static int64
+seek_offset(PgqTopic *topic, int32 partition, SeekTarget target, int64 offset, TimestampTz time)
+{
+	int64		hwm;
+
+	switch (target)
+	{
+		case SEEK_OFFSET:
+			return offset;
+		case SEEK_EARLIEST:
+			return topic_partition_info(topic, partition)->log_start_offset;
+		case SEEK_TIME:
+			offset = partition_offset_for_time(topic, partition, time);
+			if (offset >= 0)
+				return offset;
+			/* FALLTHROUGH: no record that late, go to the end (as Kafka does) */
+		case SEEK_LATEST:
+			break;
+	}
+	return partition_last_stable_offset(topic, partition, &hwm);
+}
+
+/*
+ * pgq_seek(group_id, topic, {partition, msg_offset | to_position |
+ * to_timestamp}, member_id): moves this session's fetch positions of
+ * partitions the member owns; the committed offsets do not change.
+ */
+Datum
+pgq_seek(PG_FUNCTION_ARGS)
+{
+	char	   *group_id = arg_group_id(fcinfo, 0);
+	text	   *topic_name = DatumGetTextPP(pgq_require_arg(fcinfo, 1, "topic"));
+	int			member_arg = PG_NARGS() - 1;
+	const char *member_id = arg_member_id(fcinfo, member_arg);
+	PgqTopic   *topic = topic_lookup(topic_name, false);
+	SeekTarget	target;
+	int32		partition = -1;
+	int64		offset = 0;
+	TimestampTz time = 0;
+	List	   *owned;
+	ListCell   *lc;
+
+	topic_check_privilege(topic, PGQ_PRIV_CONSUME);
+	target = seek_target(fcinfo, 2, topic, &partition, &offset, &time);
+	poll_state_init();
+	owned = group_member_owned(group_id, member_id, topic->topic_id);
+	if (target == SEEK_OFFSET)
+	{
+		if (!list_member_int(owned, partition))
+			fenced_error(group_id, member_id, topic->name, partition);
+		owned = list_make1_int(partition);
+	}
+	else if (owned == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("member \"%s\" of group \"%s\" owns no partition of topic \"%s\"",
+						member_id, group_id, topic->name),
+				 errhint("Poll first: a member seeks in the partitions assigned to it.")));
+
+	foreach(lc, owned)
+	{
+		int32		p = lfirst_int(lc);
+		Position   *pos = position_find(group_id, member_id, topic->topic_id, p);
+
+		position_set(group_id, member_id, topic->topic_id, p,
+					 seek_offset(topic, p, target, offset, time),
+					 pos != NULL ? pos->committed : -1);
+	}
+	PG_RETURN_VOID();
+}
+
+/*
+ * pgq_reset_offsets(group_id, topic, {partition, msg_offset | to_position |
+ * to_timestamp}): an admin action on a group's committed offsets, allowed
+ * while no live member of the group consumes the topic.
+ */
+Datum
+pgq_reset_offsets(PG_FUNCTION_ARGS)
+{
+	char	   *group_id = arg_group_id(fcinfo, 0);
+	text	   *topic_name = DatumGetTextPP(pgq_require_arg(fcinfo, 1, "topic"));
+	PgqTopic   *topic = topic_lookup(topic_name, false);
+	SeekTarget	target;
+	int32		partition = -1;
+	int64		offset = 0;
+	TimestampTz time = 0;
+	int32	   *parts;
+	int64	   *offs;
+	int			n = 0;
+	int32		p;
+
+	PreventCommandIfReadOnly("pgq_reset_offsets()");
+	topic_check_privilege(topic, PGQ_PRIV_ADMIN);
+	target = seek_target(fcinfo, 2, topic, &partition, &offset, &time);
+	if (group_has_live_members(group_id, topic->topic_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("group \"%s\" has live members consuming topic \"%s\"",
+						group_id, topic->name),
+				 errhint("Stop the members or have them call pgq_leave() first.")));
+	poll_state_init();
+	(void) group_config_get(group_id);
+
+	parts = palloc(sizeof(int32) * topic->partitions);
+	offs = palloc(sizeof(int64) * topic->partitions);
+	for (p = 0; p < topic->partitions; p++)
+	{
+		if (target == SEEK_OFFSET && p != partition)
+			continue;
+		parts[n] = p;
+		offs[n] = seek_offset(topic, p, target, offset, time);
+		n++;
+	}
+	offsets_write(group_id, NULL, topic, parts, offs, n, false);
+	PG_RETURN_VOID();
+}
+
+/* ----------------------------------------------------------------
+ * Group admin
+ * ----------------------------------------------------------------
+ */
+
+/* pgq_alter_group(group_id, config): set keys, null removes; creates the group */
+Datum
+pgq_alter_group(PG_FUNCTION_ARGS)
+{
+	char	   *group_id = arg_group_id(fcinfo, 0);
+	Jsonb	   *config = DatumGetJsonbP(pgq_require_arg(fcinfo, 1, "config"));
+	Oid			argtypes[2] = {TEXTOID, JSONBOID};
+	Datum		args[2];
+
+	PreventCommandIfReadOnly("pgq_alter_group()");
+	config_validate(&pgq_group_config, config, true);
+	args[0] = CStringGetTextDatum(group_id);
+	args[1] = JsonbPGetDatum(config);
+	SPI_connect();
+	group_query("INSERT INTO " PGQ_SCHEMA ".consumer_group AS g (group_id, config)"
+				" VALUES ($1, pg_catalog.jsonb_strip_nulls($2))"
+				" ON CONFLICT (group_id) DO UPDATE"
+				"   SET config = pg_catalog.jsonb_strip_nulls(g.config OPERATOR(pg_catalog.||) $2)",
+				2, argtypes, args);
+	SPI_finish();
+	catalog_change_register();
+	PG_RETURN_VOID();
+}
+
+/* pgq_drop_group(group_id, if_exists): only a group without live members */
+Datum
+pgq_drop_group(PG_FUNCTION_ARGS)
+{
+	char	   *group_id = arg_group_id(fcinfo, 0);
+	bool		if_exists = DatumGetBool(pgq_require_arg(fcinfo, 1, "if_exists"));
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	uint64		deleted;
+
+	PreventCommandIfReadOnly("pgq_drop_group()");
+	if (group_has_live_members(group_id, 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("group \"%s\" has live members", group_id),
+				 errhint("Stop the members or have them call pgq_leave() first.")));
+	args[0] = CStringGetTextDatum(group_id);
+	SPI_connect();
+	group_query("DELETE FROM " PGQ_SCHEMA ".consumer_group WHERE group_id OPERATOR(pg_catalog.=) $1",
+				1, argtypes, args);
+	deleted = SPI_processed;
+	SPI_finish();
+	if (deleted == 0)
+	{
+		if (!if_exists)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("group \"%s\" does not exist", group_id)));
+		ereport(NOTICE,
+				(errmsg("group \"%s\" does not exist, skipping", group_id)));
+	}
+	catalog_change_register();
+	PG_RETURN_VOID();
+}
