@@ -17,7 +17,8 @@ ISOLATION_OPTS = --inputdir=test --outputdir=test/isolation --load-extension=$(E
 PROVE_TESTS ?= test/t/*.pl
 
 EXTRA_CLEAN = test/results test/regression.diffs test/regression.out \
-              test/isolation test/tmp_check test/stress/stress
+              test/isolation test/tmp_check test/stress/stress \
+              test/stress/group_stress
 
 PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Wall -Wmissing-prototypes -Wpointer-arith -Werror=vla
@@ -28,6 +29,10 @@ include $(PGXS)
 
 # The stress client is a plain libpq program, built on demand by scripts/test.sh.
 test/stress/stress: test/stress/stress.c
+	$(CC) $(CFLAGS) -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
+		-L$(shell $(PG_CONFIG) --libdir) -lpq
+
+test/stress/group_stress: test/stress/group_stress.c
 	$(CC) $(CFLAGS) -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
 		-L$(shell $(PG_CONFIG) --libdir) -lpq
 

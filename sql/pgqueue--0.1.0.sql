@@ -57,6 +57,9 @@ CREATE TABLE pgqueue.topic_grant (
 
 -- Consumer groups: config and committed offsets are durable; membership,
 -- leases and partition ownership live in shared memory (see src/group.c).
+-- A group exists while it has a config row, committed offsets or live
+-- members; polling creates no row, so that members never wait on each
+-- other's uncommitted inserts.
 CREATE TABLE pgqueue.consumer_group (
     group_id    text PRIMARY KEY,
     config      jsonb NOT NULL DEFAULT '{}',   -- the keys set explicitly
@@ -66,10 +69,10 @@ CREATE TABLE pgqueue.consumer_group (
 -- One row per (group, partition) the group has consumed; updated in place
 -- (HOT: no indexed column changes) only when the committed offset changes.
 CREATE TABLE pgqueue.group_offset (
-    group_id          text NOT NULL REFERENCES pgqueue.consumer_group ON DELETE CASCADE,
+    group_id          text NOT NULL,
     topic_id          integer NOT NULL,
     partition         integer NOT NULL,
-    committed_offset  bigint,                -- the next offset to process; NULL: none yet
+    committed_offset  bigint NOT NULL,       -- the next offset to process
     committed_at      timestamptz,
     PRIMARY KEY (group_id, topic_id, partition),
     FOREIGN KEY (topic_id, partition) REFERENCES pgqueue.partition ON DELETE CASCADE
@@ -336,24 +339,31 @@ CREATE VIEW pgq_members AS
 COMMENT ON VIEW pgq_members IS 'live group members per topic, the partitions they own and their lease expiry';
 
 CREATE VIEW pgq_groups AS
-    SELECT g.group_id, pgqueue.group_effective_config(g.config) AS config,
+    WITH ids AS (SELECT group_id FROM pgqueue.consumer_group
+                 UNION SELECT group_id FROM pgqueue.group_offset
+                 UNION SELECT group_id FROM pgqueue.members_info())
+    SELECT i.group_id, pgqueue.group_effective_config(coalesce(g.config, '{}')) AS config,
            (SELECT count(DISTINCT m.member_id) FROM pgqueue.members_info() m
-             WHERE m.group_id = g.group_id)::integer AS members,
-           g.created_at
-      FROM pgqueue.consumer_group g;
-COMMENT ON VIEW pgq_groups IS 'consumer groups with their effective config and number of live members';
+             WHERE m.group_id = i.group_id)::integer AS members
+      FROM ids i LEFT JOIN pgqueue.consumer_group g ON g.group_id = i.group_id;
+COMMENT ON VIEW pgq_groups IS
+'consumer groups (with a config, committed offsets or live members), their effective config and number of live members';
 
 CREATE VIEW pgq_consumer_lag AS
-    SELECT o.group_id, t.name AS topic, o.partition, o.committed_offset, p.high_watermark,
+    WITH consumed AS (SELECT group_id, topic_id FROM pgqueue.group_offset
+                      UNION SELECT group_id, topic_id FROM pgqueue.members_info())
+    SELECT c.group_id, p.topic, p.partition, o.committed_offset, p.high_watermark,
            p.high_watermark - coalesce(o.committed_offset, p.log_start_offset) AS lag,
            (SELECT m.member_id FROM pgqueue.members_info() m
-             WHERE m.group_id = o.group_id AND m.topic_id = o.topic_id
-               AND o.partition = ANY (m.partitions)) AS owner
-      FROM pgqueue.group_offset o
-      JOIN pgqueue.topic t ON t.topic_id = o.topic_id
-      JOIN pgq_partitions p ON p.topic = t.name AND p.partition = o.partition;
+             WHERE m.group_id = c.group_id AND m.topic_id = c.topic_id
+               AND p.partition = ANY (m.partitions)) AS owner
+      FROM consumed c
+      JOIN pgqueue.topic t ON t.topic_id = c.topic_id
+      JOIN pgq_partitions p ON p.topic = t.name
+      LEFT JOIN pgqueue.group_offset o
+             ON o.group_id = c.group_id AND o.topic_id = c.topic_id AND o.partition = p.partition;
 COMMENT ON VIEW pgq_consumer_lag IS
-'per group and partition: committed offset, high watermark, lag (records not yet committed) and owner';
+'per group and partition of the topics it consumes: committed offset (NULL: none yet), high watermark, lag (from the log start if nothing is committed) and owner';
 
 REVOKE EXECUTE ON FUNCTION pgq_alter_group(text, jsonb) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION pgq_drop_group(text, boolean) FROM PUBLIC;

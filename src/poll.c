@@ -100,8 +100,9 @@ group_query(const char *sql, int nargs, Oid *argtypes, Datum *args)
 }
 
 /*
- * The config of a group, creating the group (with the default config) if it
- * does not exist yet: a group comes into being when it is first used.
+ * The config of a group: the defaults, overlaid with its row in
+ * pgqueue.consumer_group if it has one.  Nothing is written: a group needs
+ * no row to be used.
  */
 static GroupConfig *
 group_config_get(const char *group_id)
@@ -134,18 +135,17 @@ group_config_get(const char *group_id)
 
 	args[0] = CStringGetTextDatum(group_id);
 	SPI_connect();
-	group_query("INSERT INTO " PGQ_SCHEMA ".consumer_group (group_id) VALUES ($1)"
-				" ON CONFLICT (group_id) DO NOTHING", 1, argtypes, args);
 	group_query("SELECT config FROM " PGQ_SCHEMA ".consumer_group"
 				" WHERE group_id OPERATOR(pg_catalog.=) $1", 1, argtypes, args);
-	if (SPI_processed != 1)
-		elog(ERROR, "group \"%s\" vanished", group_id);
+	if (SPI_processed == 1)
 	{
 		bool		isnull;
 
 		config = DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0],
 											  SPI_tuptable->tupdesc, 1, &isnull));
 	}
+	else
+		config = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 	gc->session_timeout_ms = (int) Min(config_get_int(&pgq_group_config, config,
 													  "session.timeout.ms"), INT_MAX);
 	gc->auto_commit = config_get_bool(&pgq_group_config, config, "enable.auto.commit");
@@ -484,10 +484,7 @@ positions_commit(const char *group_id, const char *member_id, PgqTopic *only_top
 	}
 }
 
-/*
- * The committed offsets of partitions, creating their rows (committed offset
- * NULL) if the group never consumed them.  -1 for none.
- */
+/* The committed offsets of partitions (-1 for none). */
 static void
 offsets_read(const char *group_id, PgqTopic *topic, int32 *partitions, int64 *offsets, int n)
 {
@@ -507,9 +504,6 @@ offsets_read(const char *group_id, PgqTopic *topic, int32 *partitions, int64 *of
 	args[2] = PointerGetDatum(construct_array(pd, n, INT4OID, 4, true, TYPALIGN_INT));
 
 	SPI_connect();
-	group_query("INSERT INTO " PGQ_SCHEMA ".group_offset (group_id, topic_id, partition)"
-				" SELECT $1, $2, p FROM pg_catalog.unnest($3) AS u(p)"
-				" ON CONFLICT DO NOTHING", 3, argtypes, args);
 	group_query("SELECT partition, committed_offset FROM " PGQ_SCHEMA ".group_offset"
 				" WHERE group_id OPERATOR(pg_catalog.=) $1 AND topic_id OPERATOR(pg_catalog.=) $2"
 				"   AND partition OPERATOR(pg_catalog.=) ANY ($3)", 3, argtypes, args);
@@ -1024,6 +1018,9 @@ pgq_drop_group(PG_FUNCTION_ARGS)
 	group_query("DELETE FROM " PGQ_SCHEMA ".consumer_group WHERE group_id OPERATOR(pg_catalog.=) $1",
 				1, argtypes, args);
 	deleted = SPI_processed;
+	group_query("DELETE FROM " PGQ_SCHEMA ".group_offset WHERE group_id OPERATOR(pg_catalog.=) $1",
+				1, argtypes, args);
+	deleted += SPI_processed;
 	SPI_finish();
 	if (deleted == 0)
 	{

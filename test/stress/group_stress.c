@@ -6,7 +6,8 @@
  *	  joining and being killed.
  *
  * Two producer processes send records in transactions that commit or roll
- * back at random.  Several member processes consume the topic as one group
+ * back at random.  Several member processes, joining one by one over the
+ * first 12% of the sending time, consume the topic as one group
  * with pgq_poll(group, topic, 50, 0, member_id), each "processing" what it
  * gets by writing it to its log before the offsets can be committed: half of
  * the members rely on auto-commit (the next poll commits what the previous
@@ -21,13 +22,17 @@
  *		pg_terminate_backend() from the parent's own connection, and m1
  *		reconnects as the same member_id (a new session); later the backend
  *		of member m2 is killed and m2 does not come back, so its partitions
- *		move only when its lease expires.
+ *		move only when its lease expires.  Each of the two "dies while
+ *		processing": told by the parent, it stops right after a poll that
+ *		returned records, before anything commits them, and signals the
+ *		parent (SIGUSR1), which then kills its backend; so the kills always
+ *		leave uncommitted records to be delivered again.
  *
  * Then the producers stop, and the members still running drain until the
  * group's committed offset of every partition is past its last committed
  * record (pgq_consumer_lag) or DRAIN_MAX_S seconds pass; they then commit and
  * leave, the group is dropped, and the parent compares what was sent with
- * what was delivered.  Six checks:
+ * what was delivered.  Seven checks:
  *
  *	1. every committed record was delivered to some member at least once, at
  *	   its partition and offset, and the group's committed offset of its
@@ -41,10 +46,13 @@
  *	   delivered twice: graceful leaves and joins cause no duplicates;
  *	5. no rolled-back record (or anything no producer sent, or a record at
  *	   another partition or offset than its send returned) was delivered;
- *	6. the scenario ran as planned: no client had an unexpected error or
- *	   connection loss, the leave, the join, both kills and the reconnect
- *	   happened in their phases, the drain finished and the group could be
- *	   dropped.
+ *	6. the records each killed member held uncommitted were delivered again
+ *	   (by its new session or the partition's next owner): a record counts
+ *	   as processed only when its own consumer said so;
+ *	7. the scenario ran as planned: no client had an unexpected error or
+ *	   connection loss, the leave, the join, both kills (each holding
+ *	   records) and the reconnect happened in their phases, the drain
+ *	   finished and the group could be dropped.
  *
  * Vocabulary: a member is a member_id ("m0", "m1", ...) and the process
  * playing it; a session is one connection of a member (a member killed and
@@ -74,8 +82,9 @@
  *		test/stress/group_stress [-P partitions] [-m members] [-s seconds]
  *		                         [--seed N] [-k]
  *
- *	-P N		partitions of the topic (default 6)
+ *	-P N		partitions of the topic (default 6, at least the members)
  *	-m N		members at the start (default 3, at least 3); one more joins
+ *				after one has left, so there are never more than N at once
  *	-s N		seconds of sending (default 12, at least 5); the scenario's
  *				events fall at fixed fractions of it
  *	--seed N	seed of the random choices (default: from time and pid); the
@@ -99,9 +108,12 @@
  *				P <session> <poll> <start us> <end us> s|c <n>	a poll returned
  *						n records (end from the server, or the client's clock)
  *				R <partition> <offset> <value>	one of them, in delivery order
+ *				H <session> <poll> <us>	holds that poll's records, waiting
+ *										to be killed
  *				L <session> <us>		left the group (pgq_commit, pgq_leave)
  *				Z <session> <us> <message>	the connection was lost
  *				E <session> <message>	a statement failed
+ *				N <session> <message>	a notice (e.g. the FATAL of a kill)
  *				X ORDER|LIMIT <message>	a violation seen live
  *				DONE <polls> <empty polls> <errors>
  *
@@ -113,9 +125,9 @@
  *
  * Output: the failures found (at most 20 per check are spelled out), one
  * verdict line per check, a summary line, and last, alone on its line,
- * "group_stress: N passed, M failed" over the six checks.  Exit status 0 if
- * all passed, 1 if any failed or the run could not be set up (then the last
- * line is "group_stress: 0 passed, 6 failed"), 2 for bad options.
+ * "group_stress: N passed, M failed" over the seven checks.  Exit status 0
+ * if all passed, 1 if any failed or the run could not be set up (then the
+ * last line is "group_stress: 0 passed, 7 failed"), 2 for bad options.
  *
  *-------------------------------------------------------------------------
  */
@@ -126,6 +138,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -141,7 +154,7 @@
 
 #include <libpq-fe.h>
 
-#define NCHECKS				6
+#define NCHECKS				7
 #define NPRODUCERS			2
 #define VALUE_MAX			64		/* longest value kept, with its NUL */
 #define NAME_LEN			64		/* topic and group names */
@@ -158,6 +171,7 @@
 #define CONNECT_TIMEOUT		"5"
 
 /* when the scenario's events fall, as fractions of the sending time */
+#define STAGGER_SPAN		0.12	/* the first members join over this span */
 #define LEAVE_AT			0.20
 #define JOIN_AT				0.30
 #define KILL_RESTART_AT		0.50
@@ -172,6 +186,7 @@
 #define PRODUCER_GRACE_S	10		/* producers must have ended by then */
 #define DRAIN_MAX_S			20		/* the drain gives up (after producers) */
 #define QUIT_WAIT_S			5		/* members must leave within this */
+#define HANG_WAIT_S			3		/* a member must hold records by then */
 #define CHILD_KILL_AFTER	35
 #define HARD_STOP_AFTER		45
 
@@ -755,12 +770,13 @@ typedef struct Member
 	long		violations;
 	int			in_a_row;
 	bool		final_on_loss;	/* 'X': do not reconnect after a loss */
+	bool		hang;			/* 'H': stop after the next poll with records */
 	bool		leave;			/* 'L': leave now and exit */
 	bool		quit;			/* 'Q' or the parent gone: leave and exit */
 	uint64_t	rnd;
 } Member;
 
-/* reads whatever the parent sent: X (killed for good next), L, Q */
+/* reads whatever the parent sent: H, X (killed for good next), L, Q */
 static void
 member_read_commands(Member *m)
 {
@@ -775,6 +791,8 @@ member_read_commands(Member *m)
 		{
 			if (buf[i] == 'X')
 				m->final_on_loss = true;
+			else if (buf[i] == 'H')
+				m->hang = true;
 			else if (buf[i] == 'L')
 				m->leave = true;
 			else if (buf[i] == 'Q')
@@ -830,6 +848,47 @@ member_session_ended(Member *m, const char *msg)
 	m->conn = NULL;
 }
 
+/* notices (such as the FATAL of a kill arriving while idle) go to the log */
+static void
+member_notice(void *arg, const char *message)
+{
+	Member	   *m = arg;
+
+	fprintf(m->out, "N %d %s\n", m->session, one_line(message));
+}
+
+/*
+ * The member "dies while processing": it holds the records of its last poll,
+ * uncommitted, tells the parent (SIGUSR1) and waits, doing nothing, until
+ * its backend is killed.  Those records must then be delivered again.
+ */
+static void
+member_hang_until_killed(Member *m)
+{
+	int64_t		give_up = mono_us() + 10 * 1000000;
+
+	m->hang = false;
+	fprintf(m->out, "H %d %ld %lld\n", m->session, m->polls, wall_us());
+	fflush(m->out);
+	kill(getppid(), SIGUSR1);
+	while (PQstatus(m->conn) == CONNECTION_OK && mono_us() < give_up)
+	{
+		struct pollfd pfd;
+
+		pfd.fd = PQsocket(m->conn);
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		if (poll(&pfd, 1, 100) > 0 && !PQconsumeInput(m->conn))
+			break;
+	}
+	if (PQstatus(m->conn) == CONNECTION_OK)
+	{
+		member_error(m, "waited 10 s for the parent to kill the backend");
+		return;
+	}
+	member_session_ended(m, PQerrorMessage(m->conn));
+}
+
 /*
  * Opens a new session of the member (retrying for a few seconds: a kill may
  * leave the server briefly busy), prepares its statements and writes its S
@@ -867,6 +926,7 @@ member_connect(Member *m)
 		sleep_ms(100);
 	}
 	m->session++;
+	PQsetNoticeProcessor(m->conn, member_notice, m);
 	for (int p = 0; p < opts.partitions; p++)
 		m->last[p] = -1;
 	fprintf(m->out, "S %d %d %lld\n", m->session, PQbackendPID(m->conn),
@@ -1108,6 +1168,11 @@ run_member(int id, const char *path, int ctl_fd)
 		r = member_poll(&m, &n);
 		if (r == STEP_LOST)
 			continue;
+		if (r == STEP_OK && n > 0 && m.hang)
+		{
+			member_hang_until_killed(&m);
+			continue;
+		}
 		if (r == STEP_OK && n > 0 && m.explicit_commit)
 			r = member_call(&m, "commit");
 		if (r == STEP_LOST)
@@ -1204,6 +1269,9 @@ typedef struct MemberLog
 	long long	left_us;
 	LossRec    *losses;
 	int			nlosses;
+	bool		hung;			/* it held a poll's records when killed */
+	int			hung_session;
+	long		hung_poll;		/* that poll's number */
 	char	  **error_lines;	/* the first few E lines */
 	int			nerror_lines;
 	char	  **order_violations;	/* X ORDER */
@@ -1393,6 +1461,12 @@ load_member(int id, MemberLog *log)
 				log->first_session_us = a;
 			log->last_session_us = a;
 			log->sessions++;
+		}
+		else if (sscanf(line, "H %d %ld %lld", &session, &number, &a) == 3)
+		{
+			log->hung = true;
+			log->hung_session = session;
+			log->hung_poll = number;
 		}
 		else if (sscanf(line, "L %d %lld", &session, &a) == 2)
 		{
@@ -1863,13 +1937,74 @@ check_no_rolled_back_delivered(Check *c)
 	}
 }
 
-/* what the parent saw of the scenario, for check 6 */
+/*
+ * Check 6: the records a killed member held uncommitted were delivered again.
+ * Each killed member was killed right after a poll whose records it had not
+ * committed (no later poll, no pgq_commit); a new session or a new owner
+ * resumes from the committed offset, so the first offset of each partition
+ * in that poll must be delivered again by a poll that started after it.
+ */
+static void
+check_uncommitted_redelivered(Check *c, Delivery **by_pos, MemberLog *mlogs)
+{
+	static const int killed[2] = {KILLED_RESTARTED, KILLED_FOR_GOOD};
+	int			w;
+
+	for (w = 0; w < 2; w++)
+	{
+		const MemberLog *ml = &mlogs[killed[w]];
+		const Poll *hp = NULL;
+		size_t		i,
+					j;
+
+		if (!ml->hung)
+			continue;			/* check 7 says so */
+		for (i = 0; i < npolls; i++)
+			if (polls[i].member == killed[w] &&
+				polls[i].session == ml->hung_session &&
+				polls[i].number == ml->hung_poll)
+				hp = &polls[i];
+		if (hp == NULL)
+		{
+			check_fail(c, "m%d: the poll %ld it held when killed is not in its log",
+					   killed[w], ml->hung_poll);
+			continue;
+		}
+		for (i = hp->first; i < hp->first + hp->n; i++)
+		{
+			const Delivery *d = &deliveries[i];
+			bool		first_of_partition = true;
+			bool		again = false;
+			size_t		at;
+			char		buf[160];
+
+			for (j = hp->first; j < i; j++)
+				if (deliveries[j].partition == d->partition)
+					first_of_partition = false;
+			if (!first_of_partition)
+				continue;
+			at = delivery_lower_bound(by_pos, ndeliveries, d->partition,
+									  d->offset);
+			for (j = at; j < ndeliveries && by_pos[j]->partition == d->partition &&
+				 by_pos[j]->offset == d->offset; j++)
+				if (polls[by_pos[j]->poll].start_us > hp->end_us)
+					again = true;
+			if (!again)
+				check_fail(c, "m%d was killed holding record %s (partition %d, offset %lld) of its %s, uncommitted, but it was never delivered again: the group counted it as processed although its consumer never committed it",
+						   killed[w], d->value, d->partition, d->offset,
+						   describe_poll(buf, sizeof(buf), hp));
+		}
+	}
+}
+
+/* what the parent saw of the scenario, for check 7 */
 typedef struct Scenario
 {
 	bool		fork_failed;
 	long long	first_kill_us;	/* LLONG_MAX if it did not happen */
 	long long	second_kill_us;
 	char		kill_error[2][1024];
+	bool		hang_timed_out[2];	/* no SIGUSR1 before the kill */
 	bool		drain_done;
 	double		drain_s;
 	char		drain_error[1024];
@@ -1908,7 +2043,7 @@ member_deliveries(int member, int session, long long before_us)
 	return n;
 }
 
-/* Check 6: the scenario ran as planned */
+/* Check 7: the scenario ran as planned */
 static void
 check_scenario(Check *c, const Scenario *sc, Child *children, int nchildren,
 			   ProducerLog *plogs, MemberLog *mlogs, int nmembers)
@@ -1964,6 +2099,12 @@ check_scenario(Check *c, const Scenario *sc, Child *children, int nchildren,
 				   sc->joiner, rel(sc->first_kill_us));
 
 	/* phase 2: the kills */
+	if (!mlogs[KILLED_RESTARTED].hung || sc->hang_timed_out[0])
+		check_fail(c, "m%d did not hold a poll's records when its backend was killed (none within %d s)",
+				   KILLED_RESTARTED, HANG_WAIT_S);
+	if (!mlogs[KILLED_FOR_GOOD].hung || sc->hang_timed_out[1])
+		check_fail(c, "m%d did not hold a poll's records when its backend was killed (none within %d s)",
+				   KILLED_FOR_GOOD, HANG_WAIT_S);
 	if (sc->kill_error[0][0])
 		check_fail(c, "killing m%d's backend failed: %s", KILLED_RESTARTED,
 				   sc->kill_error[0]);
@@ -2012,6 +2153,7 @@ check_scenario(Check *c, const Scenario *sc, Child *children, int nchildren,
 
 static Child *children;
 static volatile sig_atomic_t nchildren_visible;
+static volatile sig_atomic_t member_holds_records;
 static char alarm_message[512];
 static volatile sig_atomic_t alarm_exit_status = 1;
 
@@ -2033,6 +2175,14 @@ on_parent_alarm(int signo)
 	rc = write(STDOUT_FILENO, alarm_message, strlen(alarm_message));
 	(void) rc;
 	_exit(alarm_exit_status);
+}
+
+/* SIGUSR1: a member told to hang holds its records now */
+static void
+on_member_hung(int signo)
+{
+	(void) signo;
+	member_holds_records = 1;
 }
 
 static void set_alarm_message(int exit_status, const char *fmt,...)
@@ -2062,7 +2212,7 @@ usage(FILE *f)
 	fprintf(f,
 			"usage: group_stress [-P partitions] [-m members] [-s seconds] [--seed N] [-k]\n"
 			"Connects with the libpq environment (local socket or loopback only).\n"
-			"  -P N       partitions (default 6)\n"
+			"  -P N       partitions (default 6, at least the members)\n"
 			"  -m N       members at the start (default 3, at least 3); one more joins\n"
 			"  -s N       seconds of sending (default 12, at least 5)\n"
 			"  --seed N   seed of the random choices\n"
@@ -2142,6 +2292,13 @@ parse_options(int argc, char **argv)
 	{
 		fprintf(stderr, "group_stress: unexpected argument \"%s\"\n", argv[optind]);
 		usage(stderr);
+		exit(2);
+	}
+	/* balanced assignment then gives every member a partition at all times */
+	if (opts.partitions < opts.members)
+	{
+		fprintf(stderr, "group_stress: -P (partitions, %d) must be at least -m (members, %d), so that the joiner and the killed members own partitions\n",
+				opts.partitions, opts.members);
 		exit(2);
 	}
 }
@@ -2283,6 +2440,7 @@ start_child(int *nchildren, bool is_member, int id, int64_t producers_end)
 					rc;
 
 		signal(SIGALRM, SIG_DFL);
+		signal(SIGUSR1, SIG_DFL);
 		alarm(alarm_secs_until(opts.seconds + CHILD_KILL_AFTER));
 		for (i = 0; i < *nchildren; i++)
 			if (children[i].is_member && children[i].ctl_fd >= 0)
@@ -2311,16 +2469,33 @@ start_child(int *nchildren, bool is_member, int id, int64_t producers_end)
 /*
  * Terminates the backend of a member from the admin connection; at_us is
  * the server's clock just before (the earliest the kill can have landed).
- * The member may be between sessions: retries for a second.
+ * First the member is told to hang after its next poll with records (and,
+ * for_good, not to reconnect), so that it dies holding uncommitted records;
+ * *hang_timed_out says it did not report that in time (it is killed all the
+ * same).  The member may be between sessions: retries for a second.
  */
 static bool
-kill_member_backend(PGconn *admin, int member, long long *at_us, char *err,
-					size_t errlen)
+kill_member_backend(PGconn *admin, Child *ch, int nch, int member,
+					bool for_good, long long *at_us, bool *hang_timed_out,
+					char *err, size_t errlen)
 {
 	char		appname[64];
 	const char *params[1];
-	int64_t		give_up = mono_us() + 1000000;
+	int64_t		give_up;
 
+	member_holds_records = 0;
+	if (for_good)
+		send_command(ch, nch, member, 'X');
+	send_command(ch, nch, member, 'H');
+	give_up = mono_us() + (int64_t) HANG_WAIT_S * 1000000;
+	while (!member_holds_records && mono_us() < give_up)
+		sleep_ms(1);
+	*hang_timed_out = !member_holds_records;
+	if (*hang_timed_out)
+		printf("group_stress: m%d did not report holding records within %d s\n",
+			   member, HANG_WAIT_S);
+
+	give_up = mono_us() + 1000000;
 	member_appname(appname, sizeof(appname), member);
 	params[0] = appname;
 	for (;;)
@@ -2416,6 +2591,7 @@ main(int argc, char **argv)
 	const char *params[2];
 	int			nchildren = 0;
 	int			nmembers;
+	int			started;		/* members started of the first ones */
 	int			i,
 				p;
 	int64_t		run_start,
@@ -2434,6 +2610,7 @@ main(int argc, char **argv)
 		{"per session and partition, delivered offsets strictly increased", 0},
 		{"no record was delivered twice before the first kill (leave and join only)", 0},
 		{"no rolled-back record (nor anything not sent there) was delivered", 0},
+		{"the records each killed member held uncommitted were delivered again", 0},
 		{"the scenario ran as planned (clean clients, leave, join, kills, reconnect, drain, group dropped)", 0},
 	};
 	int			passed = 0;
@@ -2470,6 +2647,8 @@ main(int argc, char **argv)
 	sa.sa_handler = on_parent_alarm;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGALRM, &sa, NULL);
+	sa.sa_handler = on_member_hung;
+	sigaction(SIGUSR1, &sa, NULL);
 
 	printf("group_stress: topic %s, group %s, %d partitions, %d members (+1 joining), %d producers, %d s, seed %llu\n",
 		   topic, group_id, opts.partitions, opts.members, NPRODUCERS,
@@ -2542,11 +2721,15 @@ main(int argc, char **argv)
 		setup_failed("configuring the group", err);
 	}
 
-	/* the run: members first, so that they are polling when sends arrive */
+	/*
+	 * The run: the producers and m0 start at once, the other first members
+	 * join one by one while records flow (rebalances with records in flight,
+	 * in phase 1).
+	 */
 	run_start = mono_us();
 	producers_end = run_start + (int64_t) opts.seconds * 1000000;
-	for (i = 0; i < opts.members && !sc.fork_failed; i++)
-		sc.fork_failed = !start_child(&nchildren, true, i, producers_end);
+	sc.fork_failed = !start_child(&nchildren, true, 0, producers_end);
+	started = 1;
 	for (i = 0; i < NPRODUCERS && !sc.fork_failed; i++)
 		sc.fork_failed = !start_child(&nchildren, false, i, producers_end);
 
@@ -2556,6 +2739,15 @@ main(int argc, char **argv)
 		double		el = (double) (mono_us() - run_start) / 1e6;
 
 		reap_nohang(children, nchildren);
+		while (started < opts.members && !sc.fork_failed &&
+			   el >= STAGGER_SPAN * opts.seconds * started / (opts.members - 1))
+		{
+			printf("group_stress: +%.3fs: m%d joins the group\n",
+				   rel(wall_us()), started);
+			sc.fork_failed = !start_child(&nchildren, true, started,
+										  producers_end);
+			started++;
+		}
 		if (!left_sent && el >= LEAVE_AT * opts.seconds)
 		{
 			printf("group_stress: +%.3fs: m%d leaves the group gracefully\n",
@@ -2573,8 +2765,10 @@ main(int argc, char **argv)
 		}
 		if (!killed1 && el >= KILL_RESTART_AT * opts.seconds)
 		{
-			if (!kill_member_backend(admin, KILLED_RESTARTED, &sc.first_kill_us,
-									 sc.kill_error[0], sizeof(sc.kill_error[0])))
+			if (!kill_member_backend(admin, children, nchildren,
+									 KILLED_RESTARTED, false, &sc.first_kill_us,
+									 &sc.hang_timed_out[0], sc.kill_error[0],
+									 sizeof(sc.kill_error[0])))
 			{
 				printf("group_stress: killing m%d's backend failed: %s\n",
 					   KILLED_RESTARTED, sc.kill_error[0]);
@@ -2585,10 +2779,10 @@ main(int argc, char **argv)
 		}
 		if (!killed2 && el >= KILL_FINAL_AT * opts.seconds)
 		{
-			/* the member learns first that this loss is for good */
-			send_command(children, nchildren, KILLED_FOR_GOOD, 'X');
-			if (!kill_member_backend(admin, KILLED_FOR_GOOD, &sc.second_kill_us,
-									 sc.kill_error[1], sizeof(sc.kill_error[1])))
+			if (!kill_member_backend(admin, children, nchildren,
+									 KILLED_FOR_GOOD, true, &sc.second_kill_us,
+									 &sc.hang_timed_out[1], sc.kill_error[1],
+									 sizeof(sc.kill_error[1])))
 				printf("group_stress: killing m%d's backend failed: %s\n",
 					   KILLED_FOR_GOOD, sc.kill_error[1]);
 			killed2 = true;
@@ -2720,8 +2914,10 @@ main(int argc, char **argv)
 	passed += check_verdict(&checks[3], 4);
 	check_no_rolled_back_delivered(&checks[4]);
 	passed += check_verdict(&checks[4], 5);
-	check_scenario(&checks[5], &sc, children, nchildren, plogs, mlogs, nmembers);
+	check_uncommitted_redelivered(&checks[5], by_pos, mlogs);
 	passed += check_verdict(&checks[5], 6);
+	check_scenario(&checks[6], &sc, children, nchildren, plogs, mlogs, nmembers);
+	passed += check_verdict(&checks[6], 7);
 
 	/* summary */
 	for (k = 0; k < nsends; k++)
