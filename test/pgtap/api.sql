@@ -1,7 +1,7 @@
 -- The SQL surface of SPEC.md: functions with their signatures, the views
 -- with their columns, the comments, and the internal schema closed to PUBLIC.
 BEGIN;
-SELECT plan(30);
+SELECT plan(42);
 
 SELECT has_function('pgq_create_topic', ARRAY['text', 'integer', 'jsonb', 'boolean']);
 SELECT has_function('pgq_drop_topic', ARRAY['text', 'boolean']);
@@ -18,6 +18,21 @@ SELECT has_function('pgq_grant', ARRAY['text', 'text', 'text']);
 SELECT has_function('pgq_revoke', ARRAY['text', 'text', 'text']);
 SELECT has_function('pgq_murmur2', ARRAY['bytea']);
 
+SELECT has_function('pgq_poll', ARRAY['text', 'text', 'integer', 'integer', 'text']);
+SELECT has_function('pgq_commit', ARRAY['text', 'text']);
+SELECT has_function('pgq_commit', ARRAY['text', 'text', 'integer', 'bigint', 'text']);
+SELECT has_function('pgq_heartbeat', ARRAY['text', 'text']);
+SELECT has_function('pgq_leave', ARRAY['text', 'text']);
+SELECT has_function('pgq_seek', ARRAY['text', 'text', 'integer', 'bigint', 'text']);
+SELECT has_function('pgq_reset_offsets', ARRAY['text', 'text', 'text']);
+SELECT has_function('pgq_alter_group', ARRAY['text', 'jsonb']);
+SELECT columns_are('pgq_members', ARRAY['group_id', 'member_id', 'topic', 'partitions', 'lease_expires_at']);
+SELECT columns_are('pgq_groups', ARRAY['group_id', 'config', 'members']);
+SELECT columns_are('pgq_consumer_lag', ARRAY['group_id', 'topic', 'partition', 'committed_offset',
+                                             'high_watermark', 'lag', 'owner']);
+SELECT is(pg_get_function_result('pgq_poll(text, text, integer, integer, text)'::regprocedure),
+          'TABLE(topic text, partition integer, msg_offset bigint, key bytea, value bytea, headers jsonb, "timestamp" timestamp with time zone)',
+          'pgq_poll returns the record columns');
 SELECT columns_are('pgq_topics', ARRAY['topic', 'partitions', 'config', 'created_at']);
 SELECT columns_are('pgq_partitions', ARRAY['topic', 'partition', 'log_start_offset', 'high_watermark',
                                            'last_stable_offset', 'messages', 'bytes']);

@@ -1,7 +1,7 @@
 -- Every bad call gets a specific SQLSTATE (clients branch on these; the
 -- README lists them) and changes nothing.
 BEGIN;
-SELECT plan(58);
+SELECT plan(71);
 
 SELECT pgq_create_topic('tap', 2);
 SELECT pgq_send('tap', 'one', partition => 0);
@@ -85,6 +85,21 @@ SELECT throws_ok($$SELECT pgq_send('tap', 'x')$$, '25006', NULL, 'send: read-onl
 SELECT throws_ok($$SELECT pgq_create_topic('x')$$, '25006', NULL, 'create: read-only transaction');
 SELECT throws_ok($$SELECT pgq_drop_topic('tap')$$, '25006', NULL, 'drop: read-only transaction');
 ROLLBACK TO SAVEPOINT read_only;
+
+-- consumer groups
+SELECT throws_ok($$SELECT pgq_poll(NULL, 'tap')$$, '22004', 'group_id must not be null', 'poll: null group');
+SELECT throws_ok($$SELECT pgq_poll('g', 'tap', NULL)$$, '22004', NULL, 'poll: null max_records');
+SELECT throws_ok($$SELECT pgq_poll('', 'tap')$$, '42602', NULL, 'poll: empty group_id');
+SELECT throws_ok($$SELECT pgq_poll('g', 'tap', 1, 0, repeat('m', 200))$$, '42602', NULL, 'poll: member_id too long');
+SELECT throws_ok($$SELECT pgq_poll('g', 'missing')$$, '42704', NULL, 'poll: unknown topic');
+SELECT throws_ok($$SELECT pgq_poll('g', 'tap', 0)$$, '22023', NULL, 'poll: zero max_records');
+SELECT throws_ok($$SELECT pgq_commit('g', 'tap', 0, 1, 'stranger')$$, '55000', NULL, 'commit: fenced member');
+SELECT throws_ok($$SELECT pgq_heartbeat('g', 'stranger')$$, '55000', NULL, 'heartbeat: unknown member');
+SELECT throws_ok($$SELECT pgq_seek('g', 'tap', 'earliest', 'stranger')$$, '55000', NULL, 'seek: member owns nothing');
+SELECT throws_ok($$SELECT pgq_seek('g', 'tap', 'sideways', 'stranger')$$, '22023', NULL, 'seek: bad position');
+SELECT throws_ok($$SELECT pgq_alter_group('g', '{"session.timeout.ms": true}')$$, '22023', NULL, 'alter group: bad value');
+SELECT throws_ok($$SELECT pgq_alter_group('g', '{"bogus": 1}')$$, '22023', NULL, 'alter group: unknown key');
+SELECT throws_ok($$SELECT pgq_drop_group('never-was')$$, '42704', NULL, 'drop group: unknown');
 
 -- nothing changed
 SELECT is((SELECT jsonb_agg(t ORDER BY topic) FROM pgq_topics t), (SELECT topics FROM before),
