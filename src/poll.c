@@ -177,11 +177,12 @@ typedef struct Position
 	int64		committed;		/* the last offset this session committed, or -1 */
 } Position;
 
-/* the value of a position before the current transaction changed it */
+/* the value of a position before a (sub)transaction first changed it */
 typedef struct PositionUndo
 {
 	Position	before;
 	bool		existed;
+	int			nest_level;
 } PositionUndo;
 
 /* the member state of this session per (group, topic, member) */
@@ -206,6 +207,8 @@ static List *position_undo = NIL;	/* PositionUndo, in TopMemoryContext */
 static bool callbacks_registered = false;
 
 static void poll_xact_callback(XactEvent event, void *arg);
+static void poll_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+								  SubTransactionId parentSubid, void *arg);
 
 static void
 poll_state_init(void)
@@ -229,6 +232,7 @@ poll_state_init(void)
 	if (!callbacks_registered)
 	{
 		RegisterXactCallback(poll_xact_callback, NULL);
+		RegisterSubXactCallback(poll_subxact_callback, NULL);
 		callbacks_registered = true;
 	}
 }
@@ -253,21 +257,40 @@ position_find(const char *group_id, const char *member_id, int32 topic_id, int32
 	return hash_search(positions, &key, HASH_FIND, NULL);
 }
 
-/* Remembers a position's value before its first change in this transaction. */
+static PositionUndo *
+position_undo_find(const PositionKey *key, int nest_level)
+{
+	ListCell   *lc;
+
+	foreach(lc, position_undo)
+	{
+		PositionUndo *undo = lfirst(lc);
+
+		if (undo->nest_level == nest_level &&
+			memcmp(&undo->before.key, key, sizeof(PositionKey)) == 0)
+			return undo;
+	}
+	return NULL;
+}
+
+/*
+ * Remembers a position's value before its first change in the current
+ * (sub)transaction.
+ */
 static void
 position_save(const PositionKey *key)
 {
-	ListCell   *lc;
+	int			level = GetCurrentTransactionNestLevel();
 	PositionUndo *undo;
 	Position   *pos;
 	MemoryContext old;
 
-	foreach(lc, position_undo)
-		if (memcmp(&((PositionUndo *) lfirst(lc))->before.key, key, sizeof(PositionKey)) == 0)
-			return;
+	if (position_undo_find(key, level) != NULL)
+		return;
 
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	undo = palloc(sizeof(PositionUndo));
+	undo->nest_level = level;
 	pos = hash_search(positions, key, HASH_FIND, NULL);
 	undo->existed = pos != NULL;
 	if (pos != NULL)
@@ -299,25 +322,68 @@ position_drop(Position *pos)
 	hash_search(positions, &pos->key, HASH_REMOVE, NULL);
 }
 
+/*
+ * Puts back the positions saved by (sub)transactions at nest_level or
+ * deeper, newest first, and forgets those saves.
+ */
+static void
+positions_undo(int nest_level)
+{
+	int			i;
+
+	for (i = list_length(position_undo) - 1; i >= 0; i--)
+	{
+		PositionUndo *undo = list_nth(position_undo, i);
+
+		if (undo->nest_level < nest_level)
+			continue;
+		if (undo->existed)
+			*(Position *) hash_search(positions, &undo->before.key, HASH_ENTER, NULL) =
+				undo->before;
+		else
+			hash_search(positions, &undo->before.key, HASH_REMOVE, NULL);
+		position_undo = list_delete_nth_cell(position_undo, i);
+		pfree(undo);
+	}
+}
+
+static void
+poll_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					  SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	int			i;
+
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		positions_undo(level);
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		/* the parent now answers for the changes, unless it saved them already */
+		for (i = list_length(position_undo) - 1; i >= 0; i--)
+		{
+			PositionUndo *undo = list_nth(position_undo, i);
+
+			if (undo->nest_level != level)
+				continue;
+			if (position_undo_find(&undo->before.key, level - 1) != NULL)
+			{
+				position_undo = list_delete_nth_cell(position_undo, i);
+				pfree(undo);
+			}
+			else
+				undo->nest_level = level - 1;
+		}
+	}
+}
+
 static void
 poll_xact_callback(XactEvent event, void *arg)
 {
-	ListCell   *lc;
-
 	switch (event)
 	{
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			foreach(lc, position_undo)
-			{
-				PositionUndo *undo = lfirst(lc);
-
-				if (undo->existed)
-					*(Position *) hash_search(positions, &undo->before.key, HASH_ENTER, NULL) =
-						undo->before;
-				else
-					hash_search(positions, &undo->before.key, HASH_REMOVE, NULL);
-			}
+			positions_undo(0);
 			/* FALLTHROUGH */
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:

@@ -82,6 +82,19 @@ COMMIT;
 SELECT v FROM processed ORDER BY v;
 SELECT committed_offset FROM pgq_consumer_lag WHERE group_id = 'gmanual';
 DROP TABLE processed;
+-- a poll in a subtransaction that rolls back is undone as well
+SELECT count(*) FROM generate_series(1, 2) i, LATERAL pgq_send('gm', 's' || i);
+BEGIN;
+SAVEPOINT before_poll;
+SELECT msg_offset FROM pgq_poll('gmanual', 'gm', 1, 0, 'x');
+ROLLBACK TO SAVEPOINT before_poll;
+SAVEPOINT again;
+SELECT msg_offset FROM pgq_poll('gmanual', 'gm', 1, 0, 'x');
+RELEASE SAVEPOINT again;
+SELECT msg_offset FROM pgq_poll('gmanual', 'gm', 1, 0, 'x');
+ROLLBACK;
+SELECT msg_offset FROM pgq_poll('gmanual', 'gm', 5, 0, 'x');
+SELECT pgq_commit('gmanual', 'x');
 
 -- seek moves this session's position (not the committed offset)
 SELECT pgq_seek('gmanual', 'gm', 0, 2::bigint, 'x');

@@ -114,6 +114,8 @@
  *				Z <session> <us> <message>	the connection was lost
  *				E <session> <message>	a statement failed
  *				N <session> <message>	a notice (e.g. the FATAL of a kill)
+ *				G <session> <ms> <us>	that long since the previous poll
+ *										(over half the session timeout)
  *				X ORDER|LIMIT <message>	a violation seen live
  *				DONE <polls> <empty polls> <errors>
  *
@@ -773,6 +775,7 @@ typedef struct Member
 	bool		hang;			/* 'H': stop after the next poll with records */
 	bool		leave;			/* 'L': leave now and exit */
 	bool		quit;			/* 'Q' or the parent gone: leave and exit */
+	int64_t		last_poll_mono;	/* start of the session's last poll, or 0 */
 	uint64_t	rnd;
 } Member;
 
@@ -926,6 +929,7 @@ member_connect(Member *m)
 		sleep_ms(100);
 	}
 	m->session++;
+	m->last_poll_mono = 0;
 	PQsetNoticeProcessor(m->conn, member_notice, m);
 	for (int p = 0; p < opts.partitions; p++)
 		m->last[p] = -1;
@@ -1165,6 +1169,16 @@ run_member(int id, const char *path, int ctl_fd)
 			break;
 		}
 
+		/* a slow machine can make a live member look dead: note it */
+		if (m.last_poll_mono > 0 &&
+			mono_us() - m.last_poll_mono > SESSION_TIMEOUT_MS * 1000 / 2)
+		{
+			fprintf(m.out, "G %d %lld %lld\n", m.session,
+					(long long) (mono_us() - m.last_poll_mono) / 1000,
+					wall_us());
+			fflush(m.out);
+		}
+		m.last_poll_mono = mono_us();
 		r = member_poll(&m, &n);
 		if (r == STEP_LOST)
 			continue;
@@ -1269,6 +1283,8 @@ typedef struct MemberLog
 	long long	left_us;
 	LossRec    *losses;
 	int			nlosses;
+	long long	max_gap_ms;		/* longest time between two polls (G lines) */
+	long long	max_gap_us;		/* when it ended */
 	bool		hung;			/* it held a poll's records when killed */
 	int			hung_session;
 	long		hung_poll;		/* that poll's number */
@@ -1461,6 +1477,14 @@ load_member(int id, MemberLog *log)
 				log->first_session_us = a;
 			log->last_session_us = a;
 			log->sessions++;
+		}
+		else if (sscanf(line, "G %d %lld %lld", &session, &b, &a) == 3)
+		{
+			if (b > log->max_gap_ms)
+			{
+				log->max_gap_ms = b;
+				log->max_gap_us = a;
+			}
 		}
 		else if (sscanf(line, "H %d %ld %lld", &session, &number, &a) == 3)
 		{
@@ -2938,6 +2962,11 @@ main(int argc, char **argv)
 				   i, member_deliveries(i, -1, LLONG_MAX), mlogs[i].polls,
 				   mlogs[i].sessions, mlogs[i].sessions == 1 ? "" : "s");
 	printf("\n");
+	for (i = 0; i < nmembers; i++)
+		if (mlogs[i].max_gap_ms > SESSION_TIMEOUT_MS * 3 / 4)
+			printf("group_stress: warning: m%d went %lld ms without polling (until +%.3fs), close to or over session.timeout.ms (%d): an overloaded machine can make a live member lose its partitions and cause duplicates (check 4)\n",
+				   i, mlogs[i].max_gap_ms, rel(mlogs[i].max_gap_us),
+				   SESSION_TIMEOUT_MS);
 
 	/* tear-down */
 	status = passed == NCHECKS ? 0 : 1;
