@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/test.sh: run every test on throw-away servers (what CI runs).
 #   pg_regress (make installcheck: regression and isolation specs),
-#   pgTAP (pg_prove), the concurrency stress test, and the TAP tests
+#   pgTAP (pg_prove), the stress tests (senders and readers; group members),
+#   and the TAP tests
 #   (PostgreSQL::Test::Cluster: crash, restart, several servers).
 # Ends with one line "tests: N passed, M failed" (suites) and exits non-zero
 # if any suite failed.
@@ -51,6 +52,11 @@ stress() {
 	PGDATABASE=stress "$ROOT/test/stress/stress" -p 4 -r 2 -P 4 -s "${STRESS_SECONDS:-15}"
 }
 
+group_stress() {
+	make -C "$ROOT" -s with_llvm=no test/stress/group_stress
+	PGDATABASE=stress "$ROOT/test/stress/group_stress" -s "${GROUP_STRESS_SECONDS:-12}"
+}
+
 tap() {
 	# PostgreSQL::Test::Cluster runs initdb as the calling user: run as
 	# postgres over a copy of the tree that user owns.
@@ -68,6 +74,7 @@ tap() {
 suite "pg_regress: regression and isolation tests" regress
 suite "pgTAP" pgtap
 suite "stress: concurrent senders and tailing readers" stress
+suite "stress: group members joining, leaving, killed and restarted" group_stress
 suite "TAP: crash, restart and multi-server tests" tap
 
 say "summary"
