@@ -4,7 +4,7 @@ EXTVERSION = 0.1.0
 MODULE_big = pgqueue
 OBJS = src/pgqueue.o src/partition_state.o src/topic.o src/segment.o \
        src/send.o src/fetch.o src/acl.o src/murmur2.o src/config.o \
-       src/group.o src/poll.o
+       src/group.o src/poll.o src/wait.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 

@@ -99,7 +99,7 @@ record_status(HeapTuple tuple, Snapshot snapshot, Buffer buffer)
  * each visible record until it returns false, max_records were passed to it,
  * a pending record is met (*stopped_pending) or the log ends.  Returns the
  * offset to continue from: past the last record seen, or the pending one.
- * Segments are locked with AccessShareLock until the end of the transaction.
+ * Segments are locked with AccessShareLock only while they are scanned.
  */
 int64
 partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
@@ -172,8 +172,9 @@ partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
 
 		index_endscan(scan);
 		ExecDropSingleTupleTableSlot(slot);
-		index_close(index, NoLock);
-		table_close(rel, NoLock);
+		/* what was read is copied: hold no lock while a long poll waits */
+		index_close(index, AccessShareLock);
+		table_close(rel, AccessShareLock);
 		if (done)
 			break;
 	}
@@ -287,11 +288,46 @@ check_offset_in_range(PgqTopic *topic, int32 partition, int64 offset)
 						   (long long) info->log_start_offset)));
 }
 
+/* The limits of a read: max_records > 0, timeout_ms >= 0. */
+void
+check_read_limits(int32 max_records, int32 timeout_ms)
+{
+	if (max_records <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_records must be greater than zero")));
+	if (timeout_ms < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout_ms must not be negative")));
+}
+
+typedef struct FetchStep
+{
+	PgqTopic   *topic;
+	int32		partition;
+	int64		offset;
+	int32		max_records;
+	ReturnSetInfo *rsinfo;
+	int64		served;
+} FetchStep;
+
+static int64
+fetch_step(void *arg)
+{
+	FetchStep  *fs = (FetchStep *) arg;
+	int64		next;
+
+	fs->served = partition_read(fs->topic, fs->partition, fs->offset, fs->max_records,
+								fs->rsinfo, &next);
+	return fs->served;
+}
+
 /*
  * pgq_fetch(topic, partition, msg_offset, max_records, timeout_ms): up to
  * max_records visible records from msg_offset on, stopping at the last
- * stable offset.  timeout_ms is validated but not used yet: the call returns
- * at once (long polling comes with the background worker).
+ * stable offset; with timeout_ms > 0 and nothing to return, waits for a
+ * send to the topic to commit (see wait.c).
  */
 Datum
 pgq_fetch(PG_FUNCTION_ARGS)
@@ -301,30 +337,27 @@ pgq_fetch(PG_FUNCTION_ARGS)
 	int64		offset = DatumGetInt64(pgq_require_arg(fcinfo, 2, "msg_offset"));
 	int32		max_records = DatumGetInt32(pgq_require_arg(fcinfo, 3, "max_records"));
 	int32		timeout_ms = DatumGetInt32(pgq_require_arg(fcinfo, 4, "timeout_ms"));
-	PgqTopic   *topic;
-	int64		next;
+	FetchStep	fs;
 
 	if (offset < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("msg_offset must not be negative")));
-	if (max_records <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_records must be greater than zero")));
-	if (timeout_ms < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("timeout_ms must not be negative")));
+	check_read_limits(max_records, timeout_ms);
 
-	topic = topic_lookup(name, false);
-	topic_check_privilege(topic, PGQ_PRIV_CONSUME);
-	topic_check_partition(topic, partition);
-	check_offset_in_range(topic, partition, offset);
+	fs.topic = topic_lookup(name, false);
+	topic_check_privilege(fs.topic, PGQ_PRIV_CONSUME);
+	topic_check_partition(fs.topic, partition);
+	check_offset_in_range(fs.topic, partition, offset);
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	if (partition_read(topic, partition, offset, max_records,
-					   (ReturnSetInfo *) fcinfo->resultinfo, &next) > 0)
+	fs.partition = partition;
+	fs.offset = offset;
+	fs.max_records = max_records;
+	fs.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	fs.served = 0;
+	wait_for_records(fs.topic->topic_id, timeout_ms, fetch_step, &fs);
+	if (fs.served > 0)
 		served_records_flush();
 	return (Datum) 0;
 }

@@ -25,9 +25,21 @@
 #include "pgqueue.h"
 
 #include "miscadmin.h"
+#include "common/hashfn.h"
+#include "storage/condition_variable.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/hsearch.h"
+
+/*
+ * Readers waiting for records (long polls) sleep on a condition variable
+ * chosen by hashing (database, topic); a sending transaction broadcasts on
+ * its topics' variables when it ends.  The variables are a fixed array, never
+ * freed, so a waiter needs no lock to stay safe while a topic is dropped;
+ * topics sharing a variable only cause spurious wake-ups, after which the
+ * waiter checks again.
+ */
+#define PGQ_WAKEUP_SLOTS	1024
 
 typedef struct PgqShared
 {
@@ -35,6 +47,7 @@ typedef struct PgqShared
 	int			append_tranche; /* tranche of the entries' append locks */
 	pg_atomic_uint64 catalog_generation;	/* bumped by every committed change
 											 * to topic metadata */
+	ConditionVariable wakeup[PGQ_WAKEUP_SLOTS]; /* see above; no lock */
 } PgqShared;
 
 static PgqShared *pgq_shared = NULL;
@@ -71,6 +84,8 @@ pgq_shmem_startup(void)
 		pgq_shared->lock = &locks[0].lock;
 		pgq_shared->append_tranche = LWLockNewTrancheId();
 		pg_atomic_init_u64(&pgq_shared->catalog_generation, 1);
+		for (int i = 0; i < PGQ_WAKEUP_SLOTS; i++)
+			ConditionVariableInit(&pgq_shared->wakeup[i]);
 	}
 
 	memset(&info, 0, sizeof(info));
@@ -155,6 +170,16 @@ partition_state_forget(Oid dbid, int32 topic_id, int32 from_partition)
 			hash_search(pgq_partitions, &state->key, HASH_REMOVE, NULL);
 	}
 	LWLockRelease(pgq_shared->lock);
+}
+
+/* The condition variable that readers of a topic wait on. */
+ConditionVariable *
+topic_wakeup_cv(int32 topic_id)
+{
+	uint32		h = hash_combine(murmurhash32((uint32) MyDatabaseId),
+								 murmurhash32((uint32) topic_id));
+
+	return &pgq_shared->wakeup[h % PGQ_WAKEUP_SLOTS];
 }
 
 /*

@@ -86,4 +86,5 @@ _PG_init(void)
 	shmem_startup_hook = pgq_shmem_startup_hook;
 
 	pgq_register_xact_callbacks();
+	wait_register_xact_callback();
 }

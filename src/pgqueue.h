@@ -42,6 +42,7 @@
 #include "nodes/execnodes.h"
 #include "nodes/pg_list.h"
 #include "port/atomics.h"
+#include "storage/condition_variable.h"
 #include "storage/lockdefs.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
@@ -131,6 +132,7 @@ extern void pgq_shmem_request(void);
 extern PgqPartitionState *partition_state_lookup(int32 topic_id, int32 partition,
 												 bool create);
 extern void partition_state_forget(Oid dbid, int32 topic_id, int32 from_partition);
+extern ConditionVariable *topic_wakeup_cv(int32 topic_id);
 extern uint64 pgq_catalog_generation(void);
 extern void pgq_catalog_generation_bump(void);
 extern int64 partition_state_get_stable_hint(PgqPartitionState *state);
@@ -238,6 +240,16 @@ extern int64 partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
 
 extern int64 partition_read(PgqTopic *topic, int32 partition, int64 from_offset,
 							int64 max_records, ReturnSetInfo *rsinfo, int64 *next_offset);
+extern void check_read_limits(int32 max_records, int32 timeout_ms);
+
+/*
+ * wait.c: long polling.  A reader runs read_step until it returns records or
+ * the timeout passes, sleeping between tries until a send to the topic ends.
+ */
+typedef int64 (*PgqReadStep) (void *arg);
+extern void wait_for_records(int32 topic_id, int32 timeout_ms, PgqReadStep step, void *arg);
+extern void send_wakeup_register(int32 topic_id);
+extern void wait_register_xact_callback(void);
 extern int64 partition_last_stable_offset(PgqTopic *topic, int32 partition, int64 *hwm);
 extern int64 partition_offset_for_time(PgqTopic *topic, int32 partition, TimestampTz target);
 extern void check_offset_in_range(PgqTopic *topic, int32 partition, int64 offset);

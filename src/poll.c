@@ -36,6 +36,8 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/wait_event.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
@@ -647,12 +649,78 @@ start_position(PgqTopic *topic, int32 partition, int64 committed, GroupConfig *g
 	return info->log_start_offset;
 }
 
+typedef struct PollStep
+{
+	const char *group_id;
+	const char *member_id;
+	PgqTopic   *topic;
+	List	   *owned;
+	int32		max_records;
+	MemberState *ms;
+	ReturnSetInfo *rsinfo;
+	int64		served;
+} PollStep;
+
+/*
+ * Reads fairly from the owned partitions: each round gives every partition
+ * that may have more an equal share of what is left, starting from a
+ * partition that rotates from poll to poll.
+ */
+static int64
+poll_step(void *arg)
+{
+	PollStep   *ps = (PollStep *) arg;
+	int			n = list_length(ps->owned);
+	bool	   *active = palloc(sizeof(bool) * n);
+	int64		remaining = ps->max_records;
+	uint32		start = ps->ms->next_start++;
+	int			i;
+
+	ps->served = 0;
+	for (i = 0; i < n; i++)
+		active[i] = true;
+	for (;;)
+	{
+		int			nactive = 0;
+		int64		share;
+
+		for (i = 0; i < n; i++)
+			nactive += active[i] ? 1 : 0;
+		if (nactive == 0 || remaining == 0)
+			break;
+		share = (remaining + nactive - 1) / nactive;
+		for (i = 0; i < n && remaining > 0; i++)
+		{
+			int			k = (start + i) % n;
+			int32		p = list_nth_int(ps->owned, k);
+			Position   *pos;
+			int64		ask = Min(share, remaining);
+			int64		got;
+			int64		next;
+
+			if (!active[k])
+				continue;
+			pos = position_find(ps->group_id, ps->member_id, ps->topic->topic_id, p);
+			got = partition_read(ps->topic, p, pos->position, ask, ps->rsinfo, &next);
+			if (next != pos->position)
+				position_set(ps->group_id, ps->member_id, ps->topic->topic_id, p,
+							 next, pos->committed);
+			remaining -= got;
+			ps->served += got;
+			if (got < ask)
+				active[k] = false;
+		}
+	}
+	pfree(active);
+	return ps->served;
+}
+
 /*
  * pgq_poll(group_id, topic, max_records, timeout_ms, member_id): auto-commit
  * what this session's previous poll returned (if enabled), heartbeat and
  * rebalance, then read up to max_records records from the owned partitions,
- * sharing max_records fairly among them.  timeout_ms is validated but not
- * used yet (long polling comes with the background worker).
+ * sharing max_records fairly among them; with timeout_ms > 0 and nothing to
+ * return, waits for a send to the topic (at most half the session timeout).
  */
 Datum
 pgq_poll(PG_FUNCTION_ARGS)
@@ -671,21 +739,13 @@ pgq_poll(PG_FUNCTION_ARGS)
 	int			n;
 	int32	   *parts;
 	int64	   *committed;
-	bool	   *active;
 	int			nneed = 0;
-	int64		remaining = max_records;
-	int64		served = 0;
+	int64		served;
 	int			i;
 	ReturnSetInfo *rsinfo;
+	PollStep	ps;
 
-	if (max_records <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_records must be greater than zero")));
-	if (timeout_ms < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("timeout_ms must not be negative")));
+	check_read_limits(max_records, timeout_ms);
 	PreventCommandIfReadOnly("pgq_poll()");
 	topic = topic_lookup(topic_name, false);
 	topic_check_privilege(topic, PGQ_PRIV_CONSUME);
@@ -707,7 +767,21 @@ pgq_poll(PG_FUNCTION_ARGS)
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	n = list_length(owned);
 	if (n == 0)
+	{
+		/*
+		 * Nothing to read (yet): wait a little, up to a second, so that a
+		 * client polling in a loop neither spins nor misses for long the
+		 * partitions released to it meanwhile.
+		 */
+		if (timeout_ms > 0 && !IsolationUsesXactSnapshot())
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 Min(timeout_ms, 1000), PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
 		return (Datum) 0;
+	}
 
 	/* partitions without a position start from their committed offset */
 	parts = palloc(sizeof(int32) * n);
@@ -723,48 +797,17 @@ pgq_poll(PG_FUNCTION_ARGS)
 						 start_position(topic, parts[i], committed[i], gc), committed[i]);
 	}
 
-	/*
-	 * Read fairly: each round gives every partition that may have more an
-	 * equal share of what is left, starting from a partition that rotates
-	 * from poll to poll.
-	 */
-	active = palloc(sizeof(bool) * n);
-	for (i = 0; i < n; i++)
-		active[i] = true;
-	for (;;)
-	{
-		int			nactive = 0;
-		int64		share;
-		uint32		start = ms->next_start;
-
-		for (i = 0; i < n; i++)
-			nactive += active[i] ? 1 : 0;
-		if (nactive == 0 || remaining == 0)
-			break;
-		share = (remaining + nactive - 1) / nactive;
-		for (i = 0; i < n && remaining > 0; i++)
-		{
-			int			k = (start + i) % n;
-			int32		p = list_nth_int(owned, k);
-			Position   *pos;
-			int64		ask = Min(share, remaining);
-			int64		got;
-			int64		next;
-
-			if (!active[k])
-				continue;
-			pos = position_find(group_id, member_id, topic->topic_id, p);
-			got = partition_read(topic, p, pos->position, ask, rsinfo, &next);
-			if (next != pos->position)
-				position_set(group_id, member_id, topic->topic_id, p, next, pos->committed);
-			remaining -= got;
-			served += got;
-			if (got < ask)
-				active[k] = false;
-		}
-	}
-	ms->next_start++;
-
+	ps.group_id = group_id;
+	ps.member_id = member_id;
+	ps.topic = topic;
+	ps.owned = owned;
+	ps.max_records = max_records;
+	ps.ms = ms;
+	ps.rsinfo = rsinfo;
+	/* a wait must end well within the lease the poll just renewed */
+	wait_for_records(topic->topic_id, Min(timeout_ms, gc->session_timeout_ms / 2),
+					 poll_step, &ps);
+	served = ps.served;
 	if (served > 0)
 		served_records_flush();
 	return (Datum) 0;

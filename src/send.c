@@ -253,6 +253,7 @@ partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs)
 		heap_freetuple(tuple);
 	}
 	LWLockRelease(&state->append_lock);
+	send_wakeup_register(topic->topic_id);
 
 	index_close(index, NoLock);
 	table_close(rel, NoLock);

@@ -83,7 +83,7 @@ SELECT pgq_fetch('f', 0, NULL);
 SELECT pgq_fetch('f', 0, 0, NULL);
 SELECT pgq_fetch(NULL, 0, 0);
 SELECT pgq_fetch('nope', 0, 0);
--- timeout_ms is accepted (long polling is not implemented yet: returns at once)
+-- with timeout_ms and nothing to read, the call waits that long and returns nothing
 SELECT count(*) FROM pgq_fetch('f', 0, 1000, 10, 50);
 
 -- the partitions view

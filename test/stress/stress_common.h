@@ -1,0 +1,104 @@
+/*-------------------------------------------------------------------------
+ *
+ * stress_common.h
+ *	  What the two libpq stress tests, stress.c and group_stress.c, share:
+ *	  the run's clock and alarm() deadlines, the children's random numbers,
+ *	  memory and string helpers, connecting to the local server only,
+ *	  libpq error text, prepared statements and pgq_send, the temporary
+ *	  directory of the children's logs, option parsing, the checks' output,
+ *	  and the messages of a run that cannot be set up or runs over time.
+ *
+ * Each program calls stress_common_init() first thing in main(), with its
+ * name (which starts the lines printed here, "stress: ...") and its number
+ * of checks (for the last line of a failed set-up).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef STRESS_COMMON_H
+#define STRESS_COMMON_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#define VALUE_MAX			64		/* longest value kept, with its NUL */
+#define MAX_MESSAGES		20		/* failures spelled out per check */
+#define STR_(x)				#x
+#define STR(x)				STR_(x)
+
+/* the program's name, starting every line printed here */
+extern const char *progname;
+
+/* the children's logs (see make_tmpdir); empty until it is made */
+extern char tmpdir[PATH_MAX];
+
+/* names the program and starts the run's clock */
+extern void stress_common_init(const char *name, int nchecks);
+
+/* time: CLOCK_MONOTONIC, shared by all processes */
+extern int64_t mono_us(void);
+extern long long run_us(void);	/* since stress_common_init */
+extern unsigned alarm_secs_until(int after_s);
+extern void sleep_ms(int ms);
+
+/* random numbers (splitmix64); each child has its own state */
+extern int	rnd_below(uint64_t *state, int n);
+extern bool rnd_percent(uint64_t *state, int percent);
+
+/* memory: out of memory ends the process with status 1 */
+extern void out_of_memory(void) __attribute__((noreturn));
+extern void *xmalloc(size_t size);
+extern void *grow_array(void *array, size_t *capacity, size_t needed,
+						size_t elsize);
+extern void append_line(char ***list, size_t *n, const char *s);
+
+/* values as they are kept in the files */
+extern void copy_value(char *dst, const char *src);
+extern void copy_result_value(char *dst, const PGresult *res, int row,
+							  int col);
+
+/* libpq */
+extern const char *one_line(const char *msg);
+extern const char *result_error(const PGresult *res);
+extern PGconn *connect_local(const char *appname, char *err, size_t errlen);
+extern bool prepare(PGconn *conn, const char *name, const char *sql,
+					char *err, size_t errlen);
+extern bool prepare_send(PGconn *conn, char *err, size_t errlen);
+extern bool send_record(PGconn *conn, const char *topic, const char *value,
+						int key, int to_partition, int *partition,
+						long long *offset, char *err, size_t errlen);
+
+/* the children's logs */
+extern void make_tmpdir(void);
+extern void child_path(char *buf, size_t len, const char *kind, int id);
+extern void remove_tmpdir(int nproducers, const char *kind, int n);
+
+/* options */
+extern int	parse_int(const char *arg, const char *what, int lo, int hi);
+extern unsigned long long parse_seed(const char *arg);
+extern unsigned long long default_seed(void);
+
+/* the checks */
+typedef struct Check
+{
+	const char *title;
+	long		failures;
+} Check;
+
+extern void check_fail(Check *c, const char *fmt,...)
+			__attribute__((format(printf, 2, 3)));
+extern bool check_verdict(Check *c, int number);
+extern void describe_exit(char *buf, size_t len, bool reaped, int status,
+						  bool killed_by_parent, const char *failure_note);
+
+/* set-up failures and the parent's alarm */
+extern void setup_failed(const char *what, const char *err)
+			__attribute__((noreturn));
+extern void set_alarm_message(int exit_status, const char *fmt,...)
+			__attribute__((format(printf, 2, 3)));
+extern void alarm_exit(void) __attribute__((noreturn));
+
+#endif							/* STRESS_COMMON_H */
