@@ -4,7 +4,8 @@ EXTVERSION = 0.1.0
 MODULE_big = pgqueue
 OBJS = src/pgqueue.o src/partition_state.o src/topic.o src/segment.o \
        src/send.o src/fetch.o src/acl.o src/murmur2.o src/config.o \
-       src/group.o src/poll.o src/wait.o
+       src/group.o src/poll.o src/wait.o \
+       src/worker.o src/retention.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
@@ -28,13 +29,15 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # The stress client is a plain libpq program, built on demand by scripts/test.sh.
-test/stress/stress: test/stress/stress.c
+test/stress/stress: test/stress/stress.c test/stress/stress_common.c \
+		test/stress/stress_common.h
 	$(CC) $(CFLAGS) -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
-		-L$(shell $(PG_CONFIG) --libdir) -lpq
+		test/stress/stress_common.c -L$(shell $(PG_CONFIG) --libdir) -lpq
 
-test/stress/group_stress: test/stress/group_stress.c
+test/stress/group_stress: test/stress/group_stress.c \
+		test/stress/stress_common.c test/stress/stress_common.h
 	$(CC) $(CFLAGS) -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
-		-L$(shell $(PG_CONFIG) --libdir) -lpq
+		test/stress/stress_common.c -L$(shell $(PG_CONFIG) --libdir) -lpq
 
 # TAP tests (PostgreSQL::Test::Cluster) against the installed extension.  Not
 # part of installcheck: they run initdb, so scripts/test.sh runs them as the

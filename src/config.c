@@ -23,6 +23,8 @@ static const PgqConfigKey topic_keys[] = {
 	{"max.message.bytes", PGQ_CONFIG_INT, 1, "1048588", NULL},
 	{"retention.bytes", PGQ_CONFIG_INT, -1, "-1", NULL},
 	{"retention.ms", PGQ_CONFIG_INT, -1, "604800000", NULL},
+	{"segment.bytes", PGQ_CONFIG_INT, 1, "1073741824", NULL},
+	{"segment.ms", PGQ_CONFIG_INT, 1, "604800000", NULL},
 };
 
 static const PgqConfigKey group_keys[] = {

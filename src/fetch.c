@@ -111,11 +111,14 @@ partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
 	int64		count = 0;
 	int			first = 0;
 	int			i;
+	bool		reloaded = false;
 
 	*stopped_pending = false;
 
-	/* skip the segments that end before from_offset */
-	while (first + 1 < info->nsegments && info->segments[first + 1].base_offset <= from_offset)
+restart:
+	/* skip the segments that end before the position */
+	first = 0;
+	while (first + 1 < info->nsegments && info->segments[first + 1].base_offset <= position)
 		first++;
 
 	for (i = first; i < info->nsegments; i++)
@@ -128,7 +131,25 @@ partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
 		TupleDesc	desc;
 		bool		done = false;
 
-		rel = segment_open(topic, info->segments[i].relid, AccessShareLock);
+		rel = try_table_open(info->segments[i].relid, AccessShareLock);
+		if (rel == NULL)
+		{
+			/*
+			 * Retention dropped the segment after we looked the partition
+			 * up: look again.  A position now below the log start is out of
+			 * range (the records are gone).
+			 */
+			if (reloaded)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_OBJECT),
+						 errmsg("topic \"%s\" does not exist", topic->name),
+						 errdetail("It was dropped concurrently.")));
+			topic_partition_info_forget(topic, partition);
+			info = topic_partition_info(topic, partition);
+			check_offset_in_range(topic, partition, position);
+			reloaded = true;
+			goto restart;
+		}
 		index = index_open(segment_index(rel), AccessShareLock);
 		desc = RelationGetDescr(rel);
 		slot = table_slot_create(rel, NULL);

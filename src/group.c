@@ -569,6 +569,26 @@ group_has_live_members(const char *group_id, int32 topic_id)
 	return live;
 }
 
+/*
+ * Removes every member whose lease expired (in every database), freeing its
+ * slot and its partitions; run by the worker.  Polls do the same lazily for
+ * their own group, so this only matters for groups nobody polls any more.
+ */
+void
+group_expire_members(void)
+{
+	HASH_SEQ_STATUS seq;
+	PgqMember  *m;
+	TimestampTz now = GetCurrentTimestamp();
+
+	LWLockAcquire(pgq_groups->lock, LW_EXCLUSIVE);
+	hash_seq_init(&seq, members);
+	while ((m = hash_seq_search(&seq)) != NULL)
+		if (member_lease(m) <= now)
+			member_remove(hash_search(group_topics, &m->key.group, HASH_FIND, NULL), m);
+	LWLockRelease(pgq_groups->lock);
+}
+
 /* Forgets the group state of a dropped topic (at the drop's commit). */
 void
 group_forget_topic(Oid dbid, int32 topic_id)

@@ -28,6 +28,7 @@
 #include "common/hashfn.h"
 #include "storage/condition_variable.h"
 #include "storage/ipc.h"
+#include "utils/wait_event.h"
 #include "storage/shmem.h"
 #include "utils/hsearch.h"
 
@@ -141,6 +142,7 @@ partition_state_lookup(int32 topic_id, int32 partition, bool create)
 	{
 		LWLockInitialize(&state->append_lock, pgq_shared->append_tranche);
 		state->loaded = false;
+		state->rolling = false;
 		state->active_relid = InvalidOid;
 		pg_atomic_init_u64(&state->next_offset, 0);
 		SpinLockInit(&state->mutex);
@@ -218,4 +220,59 @@ partition_state_advance_stable_hint(PgqPartitionState *state, int64 offset)
 	if (offset > state->stable_hint)
 		state->stable_hint = offset;
 	SpinLockRelease(&state->mutex);
+}
+
+/*
+ * Waits until the worker has finished rolling the partition over to a new
+ * segment (retention.c).  The roll broadcasts on the topic's wake-up
+ * condition variable when it is done.
+ */
+void
+partition_wait_roll(int32 topic_id, PgqPartitionState *state)
+{
+	ConditionVariable *cv = topic_wakeup_cv(topic_id);
+
+	ConditionVariablePrepareToSleep(cv);
+	for (;;)
+	{
+		bool		rolling;
+
+		LWLockAcquire(&state->append_lock, LW_SHARED);
+		rolling = state->rolling;
+		LWLockRelease(&state->append_lock);
+		if (!rolling)
+			break;
+		ConditionVariableSleep(cv, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+}
+
+/*
+ * Clears the rolling flag of every partition: called when the worker starts,
+ * since a worker that died in the middle of a roll leaves it set.  The
+ * entries are marked not loaded, so the next sender reads the partition's
+ * newest segment from the catalog again, whether the roll committed or not.
+ */
+void
+partition_state_reset_rolling(void)
+{
+	HASH_SEQ_STATUS seq;
+	PgqPartitionState *state;
+	int			i;
+
+	LWLockAcquire(pgq_shared->lock, LW_SHARED);
+	hash_seq_init(&seq, pgq_partitions);
+	while ((state = hash_seq_search(&seq)) != NULL)
+	{
+		LWLockAcquire(&state->append_lock, LW_EXCLUSIVE);
+		if (state->rolling)
+		{
+			state->rolling = false;
+			state->loaded = false;
+		}
+		LWLockRelease(&state->append_lock);
+	}
+	LWLockRelease(pgq_shared->lock);
+	for (i = 0; i < PGQ_WAKEUP_SLOTS; i++)
+		ConditionVariableBroadcast(&pgq_shared->wakeup[i]);
 }

@@ -74,6 +74,33 @@ _PG_init(void)
 							0,
 							NULL, NULL, NULL);
 
+	DefineCustomStringVariable("pgqueue.database",
+							   gettext_noop("Database the pgqueue background worker connects to (retention runs for its topics)."),
+							   NULL,
+							   &pgq_database,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgqueue.retention_check_interval",
+							gettext_noop("Time between two maintenance rounds of the pgqueue worker (retention, segment rolling, expired members)."),
+							NULL,
+							&pgq_retention_check_interval,
+							10000, 10, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("pgqueue.retention",
+							 gettext_noop("Whether the pgqueue worker applies retention and rolls segments."),
+							 NULL,
+							 &pgq_retention_enabled,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("pgqueue");
 
 #if PG_VERSION_NUM >= 150000
@@ -85,6 +112,7 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = pgq_shmem_startup_hook;
 
+	pgq_worker_register();
 	pgq_register_xact_callbacks();
 	wait_register_xact_callback();
 }

@@ -119,6 +119,7 @@ typedef struct PgqPartitionState
 	 */
 	LWLock		append_lock;
 	bool		loaded;			/* next_offset and active_relid are valid */
+	bool		rolling;		/* the worker is switching to a new segment */
 	Oid			active_relid;	/* the segment new records go to */
 	pg_atomic_uint64 next_offset;	/* the high watermark; read without lock */
 
@@ -137,6 +138,8 @@ extern uint64 pgq_catalog_generation(void);
 extern void pgq_catalog_generation_bump(void);
 extern int64 partition_state_get_stable_hint(PgqPartitionState *state);
 extern void partition_state_advance_stable_hint(PgqPartitionState *state, int64 offset);
+extern void partition_wait_roll(int32 topic_id, PgqPartitionState *state);
+extern void partition_state_reset_rolling(void);
 
 /*
  * topic.c: topic catalog, the backend-local topic cache, admin functions.
@@ -176,6 +179,7 @@ typedef struct PgqTopic
 extern PgqTopic *topic_lookup(text *name, bool missing_ok);
 extern PgqTopic *topic_lookup_by_id(int32 topic_id);
 extern PgqPartitionInfo *topic_partition_info(PgqTopic *topic, int32 partition);
+extern void topic_partition_info_forget(PgqTopic *topic, int32 partition);
 extern void topic_check_partition(PgqTopic *topic, int32 partition);
 extern void topic_cache_invalidate(void);
 extern void catalog_change_register(void);
@@ -202,6 +206,14 @@ extern bool group_member_heartbeat(const char *group_id, const char *member_id,
 extern bool group_member_leave(const char *group_id, const char *member_id);
 extern bool group_has_live_members(const char *group_id, int32 topic_id);
 extern void group_forget_topic(Oid dbid, int32 topic_id);
+extern void group_expire_members(void);
+
+/* worker.c and retention.c: the background worker */
+extern char *pgq_database;
+extern int	pgq_retention_check_interval;
+extern bool pgq_retention_enabled;
+extern void pgq_worker_register(void);
+extern void retention_round(void);
 
 /* poll.c: consuming in a group */
 extern void group_config_cache_invalidate(void);

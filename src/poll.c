@@ -651,6 +651,7 @@ start_position(PgqTopic *topic, int32 partition, int64 committed, GroupConfig *g
 
 typedef struct PollStep
 {
+	GroupConfig *gc;
 	const char *group_id;
 	const char *member_id;
 	PgqTopic   *topic;
@@ -701,6 +702,13 @@ poll_step(void *arg)
 			if (!active[k])
 				continue;
 			pos = position_find(ps->group_id, ps->member_id, ps->topic->topic_id, p);
+			if (pos->position < topic_partition_info(ps->topic, p)->log_start_offset)
+			{
+				/* retention removed the records at the position */
+				position_set(ps->group_id, ps->member_id, ps->topic->topic_id, p,
+							 start_position(ps->topic, p, -1, ps->gc), pos->committed);
+				pos = position_find(ps->group_id, ps->member_id, ps->topic->topic_id, p);
+			}
 			got = partition_read(ps->topic, p, pos->position, ask, ps->rsinfo, &next);
 			if (next != pos->position)
 				position_set(ps->group_id, ps->member_id, ps->topic->topic_id, p,
@@ -797,6 +805,7 @@ pgq_poll(PG_FUNCTION_ARGS)
 						 start_position(topic, parts[i], committed[i], gc), committed[i]);
 	}
 
+	ps.gc = gc;
 	ps.group_id = group_id;
 	ps.member_id = member_id;
 	ps.topic = topic;

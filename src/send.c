@@ -197,8 +197,6 @@ partition_ensure_loaded(PgqTopic *topic, int32 partition, PgqPartitionState *sta
 static void
 partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs)
 {
-	PgqPartitionInfo *info = topic_partition_info(topic, partition);
-	Oid			relid = info->segments[info->nsegments - 1].relid;
 	PgqPartitionState *state;
 	Relation	rel;
 	Relation	index;
@@ -207,18 +205,34 @@ partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs)
 	CommandId	cid = GetCurrentCommandId(true);
 	int			i;
 
-	rel = segment_open(topic, relid, RowExclusiveLock);
-	index = index_open(segment_index(rel), RowExclusiveLock);
+	/*
+	 * Open the newest segment we know of and take the append lock; if the
+	 * worker is rolling the partition over to a new segment, wait for it,
+	 * and if it did, start again with the new segment.
+	 */
+	for (;;)
+	{
+		PgqPartitionInfo *info = topic_partition_info(topic, partition);
+		Oid			relid = info->segments[info->nsegments - 1].relid;
+
+		rel = segment_open(topic, relid, RowExclusiveLock);
+		index = index_open(segment_index(rel), RowExclusiveLock);
+		state = partition_state_lookup(topic->topic_id, partition, true);
+		partition_ensure_loaded(topic, partition, state);
+
+		/* no heavyweight lock may be taken while holding the append lock */
+		LWLockAcquire(&state->append_lock, LW_EXCLUSIVE);
+		if (!state->rolling && state->active_relid == relid)
+			break;
+		LWLockRelease(&state->append_lock);
+		/* wait while still holding the segment's lock, which keeps state valid */
+		partition_wait_roll(topic->topic_id, state);
+		index_close(index, RowExclusiveLock);
+		table_close(rel, RowExclusiveLock);
+		topic_partition_info_forget(topic, partition);
+	}
 	index_info = BuildIndexInfo(index);
 	desc = RelationGetDescr(rel);
-
-	state = partition_state_lookup(topic->topic_id, partition, true);
-	partition_ensure_loaded(topic, partition, state);
-
-	LWLockAcquire(&state->append_lock, LW_EXCLUSIVE);
-	if (state->active_relid != relid)
-		elog(ERROR, "segment %u of topic \"%s\" partition %d is not the active one",
-			 relid, topic->name, partition);
 
 	for (i = 0; i < nrecs; i++)
 	{

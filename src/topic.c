@@ -398,6 +398,13 @@ topic_partition_info(PgqTopic *topic, int32 partition)
 	return info;
 }
 
+/* Makes the next topic_partition_info of the partition read the catalog again. */
+void
+topic_partition_info_forget(PgqTopic *topic, int32 partition)
+{
+	topic->parts[partition].loaded = false;
+}
+
 /* ----------------------------------------------------------------
  * Transaction bookkeeping of topic changes
  * ----------------------------------------------------------------

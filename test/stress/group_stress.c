@@ -133,6 +133,10 @@
  * if all passed, 1 if any failed or the run could not be set up (then the
  * last line is "group_stress: 0 passed, 7 failed"), 2 for bad options.
  *
+ * What this program shares with stress.c (connecting, the clock and alarms,
+ * the client logs' directory, the checks' output, ...) is in
+ * stress_common.c.
+ *
  *-------------------------------------------------------------------------
  */
 #define _POSIX_C_SOURCE 200809L
@@ -144,13 +148,11 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -158,21 +160,17 @@
 
 #include <libpq-fe.h>
 
+#include "stress_common.h"
+
 #define NCHECKS				7
 #define NPRODUCERS			2
-#define VALUE_MAX			64		/* longest value kept, with its NUL */
 #define NAME_LEN			64		/* topic and group names */
 #define POLL_MAX			50		/* max_records of each pgq_poll */
-#define STR_(x)				#x
-#define STR(x)				STR_(x)
 #define MAX_SENDS_PER_TXN	4
-#define MAX_MESSAGES		20		/* failures spelled out per check */
 #define MAX_LIVE_STDERR		3		/* errors or violations a child also prints */
 #define MAX_ERRORS_IN_A_ROW	50		/* a client gives up after this many */
 
 #define SESSION_TIMEOUT_MS	1500
-#define STATEMENT_TIMEOUT	"5s"
-#define CONNECT_TIMEOUT		"5"
 
 /* when the scenario's events fall, as fractions of the sending time */
 #define STAGGER_SPAN		0.12	/* the first members join over this span */
@@ -210,23 +208,12 @@ static Options opts;
 static char topic[NAME_LEN];
 static char group_id[NAME_LEN];
 static pid_t parent_pid;
-static int64_t t0_mono_us;		/* start of the run, CLOCK_MONOTONIC */
-static long long t0_wall_us;	/* the same instant, CLOCK_REALTIME */
-static char tmpdir[PATH_MAX];
+static long long t0_wall_us;	/* the start of the run, CLOCK_REALTIME */
 
 /* ---------------------------------------------------------------------
  * Small utilities
  * ---------------------------------------------------------------------
  */
-
-static int64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* the clock the local server's clock_timestamp() reads */
 static long long
@@ -249,257 +236,13 @@ rel(long long us)
 static double
 elapsed_s(void)
 {
-	return (double) (mono_us() - t0_mono_us) / 1e6;
-}
-
-/* seconds (at least 1) from now until t0 + after_s, for alarm() */
-static unsigned
-alarm_secs_until(int after_s)
-{
-	int64_t		left = t0_mono_us + (int64_t) after_s * 1000000 - mono_us();
-
-	if (left <= 1000000)
-		return 1;
-	return (unsigned) ((left + 999999) / 1000000);
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts;
-
-	ts.tv_sec = ms / 1000;
-	ts.tv_nsec = (long) (ms % 1000) * 1000000L;
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-/* splitmix64: a small, good generator; each child has its own state */
-static uint64_t
-rnd_next(uint64_t *state)
-{
-	uint64_t	z = (*state += UINT64_C(0x9E3779B97F4A7C15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-	return z ^ (z >> 31);
-}
-
-/* uniform in [0, n) */
-static int
-rnd_below(uint64_t *state, int n)
-{
-	return (int) (rnd_next(state) % (uint64_t) n);
-}
-
-static bool
-rnd_percent(uint64_t *state, int percent)
-{
-	return rnd_below(state, 100) < percent;
-}
-
-static void
-out_of_memory(void)
-{
-	fprintf(stderr, "group_stress: out of memory\n");
-	exit(1);
-}
-
-static void *
-grow_array(void *array, size_t *capacity, size_t needed, size_t elsize)
-{
-	void	   *p;
-	size_t		cap = *capacity ? *capacity : 1024;
-
-	if (needed <= *capacity)
-		return array;
-	while (cap < needed)
-		cap *= 2;
-	p = realloc(array, cap * elsize);
-	if (p == NULL)
-		out_of_memory();
-	*capacity = cap;
-	return p;
-}
-
-static void *
-xmalloc(size_t size)
-{
-	void	   *p = malloc(size ? size : 1);
-
-	if (p == NULL)
-		out_of_memory();
-	return p;
-}
-
-/* copy a value as it is kept in the files: printable, no blanks, capped */
-static void
-copy_value(char *dst, const char *src)
-{
-	size_t		i;
-
-	for (i = 0; src[i] != '\0' && i < VALUE_MAX - 1; i++)
-	{
-		unsigned char c = (unsigned char) src[i];
-
-		dst[i] = (c <= ' ' || c >= 0x7f) ? '?' : (char) c;
-	}
-	dst[i] = '\0';
-}
-
-/* a libpq error message on one line, without its trailing newline */
-static const char *
-one_line(const char *msg)
-{
-	static char buf[1024];
-	size_t		i;
-
-	snprintf(buf, sizeof(buf), "%s", msg ? msg : "");
-	for (i = 0; buf[i] != '\0'; i++)
-		if (buf[i] == '\n' || buf[i] == '\t')
-			buf[i] = ' ';
-	while (i > 0 && buf[i - 1] == ' ')
-		buf[--i] = '\0';
-	return buf;
-}
-
-static const char *
-result_error(const PGresult *res)
-{
-	static char buf[1200];
-	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-
-	snprintf(buf, sizeof(buf), "%s%s%s",
-			 res ? one_line(PQresultErrorMessage(res)) : "out of memory",
-			 state ? " SQLSTATE " : "", state ? state : "");
-	return buf;
+	return (double) run_us() / 1e6;
 }
 
 /* ---------------------------------------------------------------------
- * Connecting: the local socket or loopback only
+ * Statements
  * ---------------------------------------------------------------------
  */
-
-static bool
-is_loopback_addr(const char *a)
-{
-	if (strcmp(a, "::1") == 0)
-		return true;
-	if (strncmp(a, "127.", 4) == 0 && strspn(a, "0123456789.") == strlen(a))
-		return true;
-	return false;
-}
-
-static bool
-is_local_host(const char *h)
-{
-	if (h == NULL || h[0] == '\0')
-		return true;			/* libpq's default: the Unix socket */
-	if (h[0] == '/' || h[0] == '@')
-		return true;			/* a socket directory or abstract socket */
-	if (strcmp(h, "localhost") == 0)
-		return true;
-	return is_loopback_addr(h);
-}
-
-static bool
-is_local_hostaddr(const char *a)
-{
-	return a[0] == '\0' || is_loopback_addr(a);
-}
-
-/* every comma-separated entry of an environment variable passes test */
-static bool
-env_list_ok(const char *var, bool (*test) (const char *), char *bad,
-			size_t badlen)
-{
-	const char *v = getenv(var);
-	char		item[1024];
-	const char *p;
-
-	if (v == NULL)
-		return true;
-	p = v;
-	for (;;)
-	{
-		size_t		n = strcspn(p, ",");
-
-		if (n >= sizeof(item))
-			n = sizeof(item) - 1;
-		memcpy(item, p, n);
-		item[n] = '\0';
-		if (!test(item))
-		{
-			snprintf(bad, badlen, "%s=%s", var, v);
-			return false;
-		}
-		p += strcspn(p, ",");
-		if (*p == '\0')
-			break;
-		p++;
-	}
-	return true;
-}
-
-/*
- * Connects from the environment, refusing anything but a local socket or a
- * loopback address (the checks compare the server's clock with the
- * clients'), and sets statement_timeout.  On failure returns NULL with the
- * reason in err.
- */
-static PGconn *
-connect_local(const char *appname, char *err, size_t errlen)
-{
-	const char *keys[] = {"connect_timeout", "application_name", NULL};
-	const char *vals[] = {CONNECT_TIMEOUT, appname, NULL};
-	char		bad[1100];
-	PGconn	   *conn;
-	PGresult   *res;
-	const char *host;
-	const char *hostaddr;
-
-	if (!env_list_ok("PGHOST", is_local_host, bad, sizeof(bad)) ||
-		!env_list_ok("PGHOSTADDR", is_local_hostaddr, bad, sizeof(bad)))
-	{
-		snprintf(err, errlen,
-				 "refusing %s: only a Unix socket or a loopback address is allowed",
-				 bad);
-		return NULL;
-	}
-
-	conn = PQconnectdbParams(keys, vals, 0);
-	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
-	{
-		snprintf(err, errlen, "could not connect: %s",
-				 conn ? one_line(PQerrorMessage(conn)) : "out of memory");
-		PQfinish(conn);
-		return NULL;
-	}
-
-	/* a service file may have named a host: check what was used */
-	host = PQhost(conn);
-	hostaddr = PQhostaddr(conn);
-	if (!is_local_host(host) || (hostaddr && !is_local_hostaddr(hostaddr)))
-	{
-		snprintf(err, errlen,
-				 "refusing the connection to host \"%s\" (address \"%s\"): only a Unix socket or a loopback address is allowed",
-				 host ? host : "", hostaddr ? hostaddr : "");
-		PQfinish(conn);
-		return NULL;
-	}
-
-	res = PQexec(conn, "SET statement_timeout = '" STATEMENT_TIMEOUT "'");
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-	{
-		snprintf(err, errlen, "SET statement_timeout failed: %s",
-				 result_error(res));
-		PQclear(res);
-		PQfinish(conn);
-		return NULL;
-	}
-	PQclear(res);
-	return conn;
-}
 
 /* runs a statement with text parameters that returns rows; false on error */
 static bool
@@ -537,20 +280,6 @@ server_now(PGconn *conn, long long *us, char *err, size_t errlen)
 	return true;
 }
 
-static bool
-prepare(PGconn *conn, const char *name, const char *sql, char *err,
-		size_t errlen)
-{
-	PGresult   *res = PQprepare(conn, name, sql, 0, NULL);
-	bool		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-
-	if (!ok)
-		snprintf(err, errlen, "preparing %s failed: %s", sql,
-				 result_error(res));
-	PQclear(res);
-	return ok;
-}
-
 static void
 member_appname(char *buf, size_t len, int id)
 {
@@ -571,53 +300,20 @@ producer_send(PGconn *conn, FILE *out, int id, long txn, int idx,
 			  uint64_t *rnd, char *err, size_t errlen)
 {
 	char		value[VALUE_MAX];
-	char		key[32];
-	char		part[16];
-	const char *params[3];
-	PGresult   *res;
 	int			how = rnd_below(rnd, 10);
+	int			key = -1;
+	int			to_partition = -1;
 	int			partition;
 	long long	offset;
 
 	snprintf(value, sizeof(value), "g%d-%ld-%d", id, txn, idx);
-	params[0] = topic;
-	params[1] = value;
 	if (how < 4)
-	{
-		snprintf(key, sizeof(key), "k%d", rnd_below(rnd, 1000000));
-		params[2] = key;
-		res = PQexecPrepared(conn, "send_key", 3, params, NULL, NULL, 0);
-	}
-	else
-	{
-		if (how < 8)
-		{
-			snprintf(part, sizeof(part), "%d", rnd_below(rnd, opts.partitions));
-			params[2] = part;
-		}
-		else
-			params[2] = NULL;
-		res = PQexecPrepared(conn, "send_partition", 3, params, NULL, NULL, 0);
-	}
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-	{
-		snprintf(err, errlen, "pgq_send of %s failed: %s", value,
-				 result_error(res));
-		PQclear(res);
+		key = rnd_below(rnd, 1000000);
+	else if (how < 8)
+		to_partition = rnd_below(rnd, opts.partitions);
+	if (!send_record(conn, topic, value, key, to_partition, &partition,
+					 &offset, err, errlen))
 		return false;
-	}
-	if (PQntuples(res) != 1 || PQnfields(res) != 2 ||
-		PQgetisnull(res, 0, 0) || PQgetisnull(res, 0, 1))
-	{
-		snprintf(err, errlen,
-				 "pgq_send of %s returned %d rows of %d columns, not one (partition, msg_offset)",
-				 value, PQntuples(res), PQnfields(res));
-		PQclear(res);
-		return false;
-	}
-	partition = atoi(PQgetvalue(res, 0, 0));
-	offset = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-	PQclear(res);
 	fprintf(out, "S %ld %d %lld %s\n", txn, partition, offset, value);
 	if (partition < 0 || partition >= opts.partitions || offset < 0)
 	{
@@ -654,13 +350,7 @@ run_producer(int id, const char *path, int64_t end_mono)
 	snprintf(appname, sizeof(appname), "group_stress %ld producer %d",
 			 (long) parent_pid, id);
 	conn = connect_local(appname, err, sizeof(err));
-	if (conn == NULL ||
-		!prepare(conn, "send_key",
-				 "SELECT partition, msg_offset FROM pgq_send($1::text, $2::text, $3::text)",
-				 err, sizeof(err)) ||
-		!prepare(conn, "send_partition",
-				 "SELECT partition, msg_offset FROM pgq_send($1::text, $2::text, NULL::text, $3::int)",
-				 err, sizeof(err)))
+	if (conn == NULL || !prepare_send(conn, err, sizeof(err)))
 	{
 		fprintf(stderr, "group_stress: producer %d: %s\n", id, err);
 		fprintf(out, "DONE 0 1\n");
@@ -989,10 +679,7 @@ member_log_poll(Member *m, const PGresult *rows, long long start,
 			strtoll(PQgetvalue(rows, i, 1), NULL, 10);
 		char		value[VALUE_MAX];
 
-		if (PQgetisnull(rows, i, 2))
-			strcpy(value, "<NULL>");
-		else
-			copy_value(value, PQgetvalue(rows, i, 2));
+		copy_result_value(value, rows, i, 2);
 		fprintf(m->out, "R %d %lld %s\n", partition, offset, value);
 		if (partition < 0 || partition >= opts.partitions)
 		{
@@ -1310,12 +997,6 @@ typedef struct Child
 	bool		killed_by_parent;
 } Child;
 
-typedef struct Check
-{
-	const char *title;
-	long		failures;
-} Check;
-
 static SendRec *sends;
 static size_t nsends;
 static size_t sends_cap;
@@ -1328,12 +1009,6 @@ static size_t ndeliveries;
 static size_t deliveries_cap;
 
 static void
-child_path(char *buf, size_t len, bool member, int id)
-{
-	snprintf(buf, len, "%s/%s-%d", tmpdir, member ? "member" : "producer", id);
-}
-
-static void
 load_producer(int id, ProducerLog *log)
 {
 	char		path[PATH_MAX + 32];
@@ -1343,7 +1018,7 @@ load_producer(int id, ProducerLog *log)
 	long		cur_txn = -1;
 
 	memset(log, 0, sizeof(*log));
-	child_path(path, sizeof(path), false, id);
+	child_path(path, sizeof(path), "producer", id);
 	in = fopen(path, "r");
 	if (in == NULL)
 		return;
@@ -1393,25 +1068,6 @@ load_producer(int id, ProducerLog *log)
 	fclose(in);
 }
 
-static char *
-xstrdup(const char *s)
-{
-	char	   *d = strdup(s);
-
-	if (d == NULL)
-		out_of_memory();
-	return d;
-}
-
-static void
-append_line(char ***list, size_t *n, const char *s)
-{
-	*list = realloc(*list, (*n + 1) * sizeof(char *));
-	if (*list == NULL)
-		out_of_memory();
-	(*list)[(*n)++] = xstrdup(s);
-}
-
 static void
 load_member(int id, MemberLog *log)
 {
@@ -1422,7 +1078,7 @@ load_member(int id, MemberLog *log)
 	size_t		cur_index = 0;
 
 	memset(log, 0, sizeof(*log));
-	child_path(path, sizeof(path), true, id);
+	child_path(path, sizeof(path), "member", id);
 	in = fopen(path, "r");
 	if (in == NULL)
 		return;
@@ -1538,38 +1194,6 @@ load_member(int id, MemberLog *log)
  * Parent: the checks
  * ---------------------------------------------------------------------
  */
-
-static void check_fail(Check *c, const char *fmt,...)
-			__attribute__((format(printf, 2, 3)));
-
-static void
-check_fail(Check *c, const char *fmt,...)
-{
-	va_list		ap;
-
-	c->failures++;
-	if (c->failures > MAX_MESSAGES)
-		return;
-	fputs("  ", stdout);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	fputc('\n', stdout);
-}
-
-static bool
-check_verdict(Check *c, int number)
-{
-	if (c->failures > MAX_MESSAGES)
-		printf("  ... and %ld more\n", c->failures - MAX_MESSAGES);
-	if (c->failures == 0)
-		printf("check %d ok: %s\n", number, c->title);
-	else
-		printf("check %d FAILED: %s (%ld problem%s)\n", number, c->title,
-			   c->failures, c->failures == 1 ? "" : "s");
-	fflush(stdout);
-	return c->failures == 0;
-}
 
 static int
 cmp_send_by_value(const void *a, const void *b)
@@ -2039,21 +1663,6 @@ typedef struct Scenario
 	int			joiner;
 } Scenario;
 
-static void
-describe_exit(char *buf, size_t len, const Child *c)
-{
-	if (!c->reaped)
-		snprintf(buf, len, "was never reaped");
-	else if (WIFEXITED(c->status))
-		snprintf(buf, len, "exited with status %d", WEXITSTATUS(c->status));
-	else if (WIFSIGNALED(c->status))
-		snprintf(buf, len, "was killed by signal %d%s", WTERMSIG(c->status),
-				 c->killed_by_parent ? " (by the parent: over time)" :
-				 WTERMSIG(c->status) == SIGALRM ? " (alarm: over time)" : "");
-	else
-		snprintf(buf, len, "ended with wait status %d", c->status);
-}
-
 /* the deliveries of one member's session, counted */
 static size_t
 member_deliveries(int member, int session, long long before_us)
@@ -2090,7 +1699,8 @@ check_scenario(Check *c, const Scenario *sc, Child *children, int nchildren,
 		if (ch->reaped && WIFEXITED(ch->status) && WEXITSTATUS(ch->status) == 0 &&
 			done && errors == 0)
 			continue;
-		describe_exit(how, sizeof(how), ch);
+		describe_exit(how, sizeof(how), ch->reaped, ch->status,
+					  ch->killed_by_parent, "");
 		if (ch->is_member)
 			check_fail(c, "member m%d did not run cleanly: it %s, %s, with %ld failed statement%s%s%s",
 					   ch->id, how,
@@ -2180,8 +1790,6 @@ check_scenario(Check *c, const Scenario *sc, Child *children, int nchildren,
 static Child *children;
 static volatile sig_atomic_t nchildren_visible;
 static volatile sig_atomic_t member_holds_records;
-static char alarm_message[512];
-static volatile sig_atomic_t alarm_exit_status = 1;
 
 /*
  * SIGALRM in the parent: the server is not answering (every stage has its
@@ -2191,16 +1799,13 @@ static volatile sig_atomic_t alarm_exit_status = 1;
 static void
 on_parent_alarm(int signo)
 {
-	ssize_t		rc;
 	int			i;
 
 	(void) signo;
 	for (i = 0; i < nchildren_visible; i++)
 		if (!children[i].reaped && children[i].pid > 0)
 			kill(children[i].pid, SIGKILL);
-	rc = write(STDOUT_FILENO, alarm_message, strlen(alarm_message));
-	(void) rc;
-	_exit(alarm_exit_status);
+	alarm_exit();
 }
 
 /* SIGUSR1: a member told to hang holds its records now */
@@ -2209,27 +1814,6 @@ on_member_hung(int signo)
 {
 	(void) signo;
 	member_holds_records = 1;
-}
-
-static void set_alarm_message(int exit_status, const char *fmt,...)
-			__attribute__((format(printf, 2, 3)));
-
-static void
-set_alarm_message(int exit_status, const char *fmt,...)
-{
-	va_list		ap;
-	sigset_t	set,
-				old;
-
-	/* keep the handler from seeing a half-written message */
-	sigemptyset(&set);
-	sigaddset(&set, SIGALRM);
-	sigprocmask(SIG_BLOCK, &set, &old);
-	va_start(ap, fmt);
-	vsnprintf(alarm_message, sizeof(alarm_message), fmt, ap);
-	va_end(ap);
-	alarm_exit_status = exit_status;
-	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 static void
@@ -2245,42 +1829,19 @@ usage(FILE *f)
 			"  -k         keep the topic, the group and the client logs\n");
 }
 
-static int
-parse_int(const char *arg, const char *what, int lo, int hi)
-{
-	char	   *end;
-	long		v;
-
-	errno = 0;
-	v = strtol(arg, &end, 10);
-	if (errno != 0 || *end != '\0' || end == arg || v < lo || v > hi)
-	{
-		fprintf(stderr, "group_stress: %s must be an integer from %d to %d, not \"%s\"\n",
-				what, lo, hi, arg);
-		exit(2);
-	}
-	return (int) v;
-}
-
 static void
 parse_options(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"seed", required_argument, NULL, 'S'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}
-	};
 	int			c;
-	char	   *end;
 
 	opts.partitions = 6;
 	opts.members = 3;
 	opts.seconds = 12;
-	opts.seed = ((unsigned long long) time(NULL) << 20) ^
-		(unsigned long long) getpid();
+	opts.seed = default_seed();
 	opts.keep = false;
 
-	while ((c = getopt_long(argc, argv, "P:m:s:kh", longopts, NULL)) != -1)
+	while ((c = next_option(argc, argv, "P:m:s:", &opts.seed, &opts.keep,
+							usage)) != -1)
 	{
 		switch (c)
 		{
@@ -2293,32 +1854,7 @@ parse_options(int argc, char **argv)
 			case 's':
 				opts.seconds = parse_int(optarg, "-s (seconds)", 5, 3600);
 				break;
-			case 'S':
-				errno = 0;
-				opts.seed = strtoull(optarg, &end, 10);
-				if (errno != 0 || *end != '\0' || end == optarg)
-				{
-					fprintf(stderr, "group_stress: --seed must be an unsigned integer, not \"%s\"\n",
-							optarg);
-					exit(2);
-				}
-				break;
-			case 'k':
-				opts.keep = true;
-				break;
-			case 'h':
-				usage(stdout);
-				exit(0);
-			default:
-				usage(stderr);
-				exit(2);
 		}
-	}
-	if (optind < argc)
-	{
-		fprintf(stderr, "group_stress: unexpected argument \"%s\"\n", argv[optind]);
-		usage(stderr);
-		exit(2);
 	}
 	/* balanced assignment then gives every member a partition at all times */
 	if (opts.partitions < opts.members)
@@ -2327,34 +1863,6 @@ parse_options(int argc, char **argv)
 				opts.partitions, opts.members);
 		exit(2);
 	}
-}
-
-static void
-remove_tmpdir(int nmembers)
-{
-	int			i;
-	char		path[PATH_MAX + 32];
-
-	for (i = 0; i < NPRODUCERS; i++)
-	{
-		child_path(path, sizeof(path), false, i);
-		unlink(path);
-	}
-	for (i = 0; i < nmembers; i++)
-	{
-		child_path(path, sizeof(path), true, i);
-		unlink(path);
-	}
-	rmdir(tmpdir);
-}
-
-static void
-setup_failed(const char *what, const char *err)
-{
-	printf("group_stress: %s: %s\n", what, err);
-	printf("group_stress: 0 passed, %d failed\n", NCHECKS);
-	fflush(stdout);
-	exit(1);
 }
 
 static void
@@ -2441,7 +1949,7 @@ start_child(int *nchildren, bool is_member, int id, int64_t producers_end)
 	pid_t		pid;
 	Child	   *ch = &children[*nchildren];
 
-	child_path(path, sizeof(path), is_member, id);
+	child_path(path, sizeof(path), is_member ? "member" : "producer", id);
 	if (is_member && pipe(ctl) != 0)
 	{
 		printf("group_stress: pipe: %s\n", strerror(errno));
@@ -2613,7 +2121,6 @@ main(int argc, char **argv)
 	char		err[2048];
 	PGconn	   *admin;
 	PGresult   *res;
-	const char *tmpbase;
 	const char *params[2];
 	int			nchildren = 0;
 	int			nmembers;
@@ -2651,7 +2158,8 @@ main(int argc, char **argv)
 				k;
 	int			status;
 
-	t0_mono_us = mono_us();
+	stress_common_init("group_stress", NCHECKS);
+	tidy_libpq_errors = true;	/* as this program always printed them */
 	t0_wall_us = wall_us();
 	parent_pid = getpid();
 	parse_options(argc, argv);
@@ -2685,14 +2193,7 @@ main(int argc, char **argv)
 	alarm(alarm_secs_until(opts.seconds + HARD_STOP_AFTER));
 
 	/* local resources first: a failure then leaves nothing behind */
-	tmpbase = getenv("TMPDIR");
-	snprintf(tmpdir, sizeof(tmpdir), "%s/pgqueue_group_stress.XXXXXX",
-			 tmpbase && tmpbase[0] ? tmpbase : "/tmp");
-	if (mkdtemp(tmpdir) == NULL)
-	{
-		snprintf(err, sizeof(err), "mkdtemp %.1000s: %s", tmpdir, strerror(errno));
-		setup_failed("set-up", err);
-	}
+	make_tmpdir();
 	children = calloc((size_t) (NPRODUCERS + nmembers), sizeof(Child));
 	mlogs = calloc((size_t) nmembers, sizeof(MemberLog));
 	target = calloc((size_t) opts.partitions, sizeof(long long));
@@ -2702,10 +2203,7 @@ main(int argc, char **argv)
 
 	admin = connect_local("group_stress admin", err, sizeof(err));
 	if (admin == NULL)
-	{
-		rmdir(tmpdir);
 		setup_failed("set-up", err);
-	}
 	if (!query_ok(admin,
 				  "SELECT to_regprocedure('pgq_poll(text,text,integer,integer,text)') IS NOT NULL",
 				  0, NULL, &res, err, sizeof(err)) ||
@@ -2715,7 +2213,6 @@ main(int argc, char **argv)
 			snprintf(err, sizeof(err),
 					 "function pgq_poll(text, text, integer, integer, text) does not exist: is the extension (with its group functions) created in this database?");
 		PQclear(res);
-		rmdir(tmpdir);
 		setup_failed("set-up", err);
 	}
 	PQclear(res);
@@ -2728,10 +2225,7 @@ main(int argc, char **argv)
 		cparams[1] = parts;
 		if (!query_ok(admin, "SELECT pgq_create_topic($1::text, $2::int)", 2,
 					  cparams, NULL, err, sizeof(err)))
-		{
-			rmdir(tmpdir);
 			setup_failed("creating the topic", err);
-		}
 	}
 	params[0] = group_id;
 	if (!query_ok(admin,
@@ -2741,7 +2235,6 @@ main(int argc, char **argv)
 		params[0] = topic;
 		query_ok(admin, "SELECT pgq_drop_topic($1::text)", 1, params, NULL,
 				 NULL, 0);
-		rmdir(tmpdir);
 		setup_failed("configuring the group", err);
 	}
 
@@ -2988,7 +2481,7 @@ main(int argc, char **argv)
 		printf("group_stress: kept topic %s and group %s\n", topic, group_id);
 	PQfinish(admin);
 	if (status == 0 && !opts.keep)
-		remove_tmpdir(nmembers);
+		remove_tmpdir(NPRODUCERS, "member", nmembers);
 	else
 		printf("group_stress: client logs kept in %s\n", tmpdir);
 	alarm(0);

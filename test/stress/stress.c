@@ -84,6 +84,10 @@
  * four passed, 1 if any failed or the run could not be set up (then the
  * last line is "stress: 0 passed, 4 failed"), 2 for bad options.
  *
+ * What this program shares with group_stress.c (connecting, the clock and
+ * alarms, the client logs' directory, the checks' output, ...) is in
+ * stress_common.c.
+ *
  *-------------------------------------------------------------------------
  */
 #define _POSIX_C_SOURCE 200809L
@@ -94,37 +98,29 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
 
+#include "stress_common.h"
+
 #define NCHECKS				4
-#define VALUE_MAX			64		/* longest value kept, with its NUL */
 #define TOPIC_MAX			249		/* Kafka's and pgqueue's limit */
 #define FETCH_MAX			200		/* max_records of each pgq_fetch */
 #define MAX_SENDS_PER_TXN	5
-#define STR_(x)				#x
-#define STR(x)				STR_(x)
-#define MAX_MESSAGES		20		/* failures spelled out per check */
 #define MAX_LIVE_STDERR		3		/* errors or violations a child also prints */
 
 /* seconds after the start at which each stage of the time bound falls */
 #define CHILD_KILL_AFTER	20
 #define PARENT_KILL_AFTER	23
 #define HARD_STOP_AFTER		29
-
-#define STATEMENT_TIMEOUT	"5s"
-#define CONNECT_TIMEOUT		"5"
 
 typedef struct Options
 {
@@ -172,16 +168,8 @@ typedef struct Child
 	bool		killed_by_parent;
 } Child;
 
-typedef struct Check
-{
-	const char *title;
-	long		failures;
-} Check;
-
 static Options opts;
 static bool fork_failed = false;	/* some child could not be started */
-static int64_t t0_us;			/* start of the run, CLOCK_MONOTONIC */
-static char tmpdir[PATH_MAX];
 
 /* parent's SIGALRM handling: see on_parent_alarm */
 enum
@@ -190,262 +178,11 @@ enum
 };
 static volatile sig_atomic_t parent_phase = PHASE_SETUP;
 static volatile sig_atomic_t parent_timed_out = 0;
-static char alarm_message[512];
-static volatile sig_atomic_t alarm_exit_status = 1;
 
 /* ---------------------------------------------------------------------
- * Small utilities
+ * Statements
  * ---------------------------------------------------------------------
  */
-
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static long long
-run_us(void)
-{
-	return (long long) (now_us() - t0_us);
-}
-
-/* seconds (at least 1) from now until t0 + after_s, for alarm() */
-static unsigned
-alarm_secs_until(int after_s)
-{
-	int64_t		left = t0_us + (int64_t) after_s * 1000000 - now_us();
-
-	if (left <= 1000000)
-		return 1;
-	return (unsigned) ((left + 999999) / 1000000);
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts;
-
-	ts.tv_sec = ms / 1000;
-	ts.tv_nsec = (long) (ms % 1000) * 1000000L;
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-/* splitmix64: a small, good generator; each child has its own state */
-static uint64_t
-rnd_next(uint64_t *state)
-{
-	uint64_t	z = (*state += UINT64_C(0x9E3779B97F4A7C15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-	return z ^ (z >> 31);
-}
-
-/* uniform in [0, n) */
-static int
-rnd_below(uint64_t *state, int n)
-{
-	return (int) (rnd_next(state) % (uint64_t) n);
-}
-
-static bool
-rnd_percent(uint64_t *state, int percent)
-{
-	return rnd_below(state, 100) < percent;
-}
-
-static void *
-grow_array(void *array, size_t *capacity, size_t needed, size_t elsize)
-{
-	void	   *p;
-	size_t		cap = *capacity ? *capacity : 1024;
-
-	if (needed <= *capacity)
-		return array;
-	while (cap < needed)
-		cap *= 2;
-	p = realloc(array, cap * elsize);
-	if (p == NULL)
-	{
-		fprintf(stderr, "stress: out of memory\n");
-		exit(1);
-	}
-	*capacity = cap;
-	return p;
-}
-
-/* copy a value as it is kept in the files: printable, no blanks, capped */
-static void
-copy_value(char *dst, const char *src)
-{
-	size_t		i;
-
-	for (i = 0; src[i] != '\0' && i < VALUE_MAX - 1; i++)
-	{
-		unsigned char c = (unsigned char) src[i];
-
-		dst[i] = (c <= ' ' || c >= 0x7f) ? '?' : (char) c;
-	}
-	dst[i] = '\0';
-}
-
-/* a libpq error message on one line, without its trailing newline */
-static const char *
-one_line(const char *msg)
-{
-	static char buf[1024];
-	size_t		i;
-
-	snprintf(buf, sizeof(buf), "%s", msg ? msg : "");
-	for (i = 0; buf[i] != '\0'; i++)
-		if (buf[i] == '\n')
-			buf[i] = ' ';
-	while (i > 0 && buf[i - 1] == ' ')
-		buf[--i] = '\0';
-	return buf;
-}
-
-static const char *
-result_error(const PGresult *res)
-{
-	static char buf[1200];
-	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-
-	snprintf(buf, sizeof(buf), "%s%s%s",
-			 one_line(PQresultErrorMessage(res)),
-			 state ? " SQLSTATE " : "", state ? state : "");
-	return buf;
-}
-
-/* ---------------------------------------------------------------------
- * Connecting: the local socket or loopback only
- * ---------------------------------------------------------------------
- */
-
-static bool
-is_loopback_addr(const char *a)
-{
-	if (strcmp(a, "::1") == 0)
-		return true;
-	if (strncmp(a, "127.", 4) == 0 && strspn(a, "0123456789.") == strlen(a))
-		return true;
-	return false;
-}
-
-static bool
-is_local_host(const char *h)
-{
-	if (h == NULL || h[0] == '\0')
-		return true;			/* libpq's default: the Unix socket */
-	if (h[0] == '/' || h[0] == '@')
-		return true;			/* a socket directory or abstract socket */
-	if (strcmp(h, "localhost") == 0)
-		return true;
-	return is_loopback_addr(h);
-}
-
-/* every comma-separated entry of an environment variable passes test */
-static bool
-env_list_ok(const char *var, bool (*test) (const char *), char *bad,
-			size_t badlen)
-{
-	const char *v = getenv(var);
-	char		item[1024];
-	const char *p;
-
-	if (v == NULL)
-		return true;
-	p = v;
-	for (;;)
-	{
-		size_t		n = strcspn(p, ",");
-
-		if (n >= sizeof(item))
-			n = sizeof(item) - 1;
-		memcpy(item, p, n);
-		item[n] = '\0';
-		if (!test(item))
-		{
-			snprintf(bad, badlen, "%s=%s", var, v);
-			return false;
-		}
-		p += strcspn(p, ",");
-		if (*p == '\0')
-			break;
-		p++;
-	}
-	return true;
-}
-
-static bool
-is_local_hostaddr(const char *a)
-{
-	return a[0] == '\0' || is_loopback_addr(a);
-}
-
-/*
- * Connects from the environment, refusing anything but a local socket or a
- * loopback address, and sets statement_timeout.  On failure returns NULL
- * with the reason in err.
- */
-static PGconn *
-connect_local(const char *appname, char *err, size_t errlen)
-{
-	const char *keys[] = {"connect_timeout", "application_name", NULL};
-	const char *vals[] = {CONNECT_TIMEOUT, appname, NULL};
-	char		bad[1100];
-	PGconn	   *conn;
-	PGresult   *res;
-	const char *host;
-	const char *hostaddr;
-
-	if (!env_list_ok("PGHOST", is_local_host, bad, sizeof(bad)) ||
-		!env_list_ok("PGHOSTADDR", is_local_hostaddr, bad, sizeof(bad)))
-	{
-		snprintf(err, errlen,
-				 "refusing %s: only a Unix socket or a loopback address is allowed",
-				 bad);
-		return NULL;
-	}
-
-	conn = PQconnectdbParams(keys, vals, 0);
-	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
-	{
-		snprintf(err, errlen, "could not connect: %s",
-				 conn ? one_line(PQerrorMessage(conn)) : "out of memory");
-		PQfinish(conn);
-		return NULL;
-	}
-
-	/* a service file may have named a host: check what was used */
-	host = PQhost(conn);
-	hostaddr = PQhostaddr(conn);
-	if (!is_local_host(host) || (hostaddr && !is_local_hostaddr(hostaddr)))
-	{
-		snprintf(err, errlen,
-				 "refusing the connection to host \"%s\" (address \"%s\"): only a Unix socket or a loopback address is allowed",
-				 host ? host : "", hostaddr ? hostaddr : "");
-		PQfinish(conn);
-		return NULL;
-	}
-
-	res = PQexec(conn, "SET statement_timeout = '" STATEMENT_TIMEOUT "'");
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-	{
-		snprintf(err, errlen, "SET statement_timeout failed: %s",
-				 result_error(res));
-		PQclear(res);
-		PQfinish(conn);
-		return NULL;
-	}
-	PQclear(res);
-	return conn;
-}
 
 /* runs a command that returns no rows and checks its tag; false on error */
 static bool
@@ -470,20 +207,6 @@ exec_command(PGconn *conn, const char *sql, const char *expect_tag,
 	return ok;
 }
 
-static bool
-prepare(PGconn *conn, const char *name, const char *sql, char *err,
-		size_t errlen)
-{
-	PGresult   *res = PQprepare(conn, name, sql, 0, NULL);
-	bool		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-
-	if (!ok)
-		snprintf(err, errlen, "preparing %s failed: %s", sql,
-				 result_error(res));
-	PQclear(res);
-	return ok;
-}
-
 /* ---------------------------------------------------------------------
  * Producer
  * ---------------------------------------------------------------------
@@ -504,54 +227,16 @@ producer_send(PGconn *conn, FILE *out, int id, long txn, int idx,
 			  int explicit_partition, uint64_t *rnd, char *err, size_t errlen)
 {
 	char		value[VALUE_MAX];
-	char		key[32];
-	char		part[16];
-	const char *params[3];
-	PGresult   *res;
 	int			partition;
 	long long	offset;
 	bool		by_key = explicit_partition < -1;
 
 	snprintf(value, sizeof(value), "p%d-t%ld-%d", id, txn, idx);
-	params[0] = opts.topic;
-	params[1] = value;
-	if (by_key)
-	{
-		snprintf(key, sizeof(key), "k%d", rnd_below(rnd, 1000000));
-		params[2] = key;
-		res = PQexecPrepared(conn, "send_key", 3, params, NULL, NULL, 0);
-	}
-	else
-	{
-		if (explicit_partition >= 0)
-		{
-			snprintf(part, sizeof(part), "%d", explicit_partition);
-			params[2] = part;
-		}
-		else
-			params[2] = NULL;
-		res = PQexecPrepared(conn, "send_partition", 3, params, NULL, NULL, 0);
-	}
-
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-	{
-		snprintf(err, errlen, "pgq_send of %s failed: %s", value,
-				 result_error(res));
-		PQclear(res);
+	if (!send_record(conn, opts.topic, value,
+					 by_key ? rnd_below(rnd, 1000000) : -1,
+					 by_key ? -1 : explicit_partition, &partition, &offset,
+					 err, errlen))
 		return false;
-	}
-	if (PQntuples(res) != 1 || PQnfields(res) != 2 ||
-		PQgetisnull(res, 0, 0) || PQgetisnull(res, 0, 1))
-	{
-		snprintf(err, errlen,
-				 "pgq_send of %s returned %d rows of %d columns, not one (partition, msg_offset)",
-				 value, PQntuples(res), PQnfields(res));
-		PQclear(res);
-		return false;
-	}
-	partition = atoi(PQgetvalue(res, 0, 0));
-	offset = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-	PQclear(res);
 
 	/* write it down before judging, so the parent sees it either way */
 	fprintf(out, "S %ld %d %d %lld %s\n", txn, idx, partition, offset, value);
@@ -636,13 +321,7 @@ run_producer(int id, const char *path, int64_t run_end)
 	}
 	snprintf(appname, sizeof(appname), "pgqueue stress producer %d", id);
 	conn = connect_local(appname, err, sizeof(err));
-	if (conn == NULL ||
-		!prepare(conn, "send_key",
-				 "SELECT partition, msg_offset FROM pgq_send($1::text, $2::text, $3::text)",
-				 err, sizeof(err)) ||
-		!prepare(conn, "send_partition",
-				 "SELECT partition, msg_offset FROM pgq_send($1::text, $2::text, NULL::text, $3::int)",
-				 err, sizeof(err)))
+	if (conn == NULL || !prepare_send(conn, err, sizeof(err)))
 	{
 		fprintf(stderr, "stress: producer %d: %s\n", id, err);
 		fclose(out);
@@ -650,7 +329,7 @@ run_producer(int id, const char *path, int64_t run_end)
 		return 1;
 	}
 
-	for (txn = 0; go_on && now_us() < run_end; txn++)
+	for (txn = 0; go_on && mono_us() < run_end; txn++)
 	{
 		int			n = 1 + rnd_below(&rnd, MAX_SENDS_PER_TXN);
 		bool		use_savepoint = rnd_percent(&rnd, 20);
@@ -837,10 +516,7 @@ reader_fetch(PGconn *conn, FILE *out, int id, int p, long long *next,
 		}
 		got_partition = atoi(PQgetvalue(res, i, 0));
 		offset = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-		if (PQgetisnull(res, i, 2))
-			strcpy(value, "<NULL>");
-		else
-			copy_value(value, PQgetvalue(res, i, 2));
+		copy_result_value(value, res, i, 2);
 
 		fprintf(out, "F %lld %d %lld %s\n", at, p, offset, value);
 
@@ -990,12 +666,6 @@ static size_t nsends;
 static size_t sends_cap;
 static long txns_ended[3];		/* committed, rolled back, unknown */
 
-static void
-child_path(char *buf, size_t len, bool reader, int id)
-{
-	snprintf(buf, len, "%s/%s-%d", tmpdir, reader ? "reader" : "producer", id);
-}
-
 /* appends a producer's sends to sends[] with their fates */
 static void
 load_producer(int id, ProducerLog *log)
@@ -1008,7 +678,7 @@ load_producer(int id, ProducerLog *log)
 
 	log->done = false;
 	log->errors = 0;
-	child_path(path, sizeof(path), false, id);
+	child_path(path, sizeof(path), "producer", id);
 	in = fopen(path, "r");
 	if (in == NULL)
 		return;
@@ -1078,7 +748,7 @@ load_reader(int id, ReaderLog *log)
 	FILE	   *in;
 
 	memset(log, 0, sizeof(*log));
-	child_path(path, sizeof(path), true, id);
+	child_path(path, sizeof(path), "reader", id);
 	in = fopen(path, "r");
 	if (in == NULL)
 		return;
@@ -1105,14 +775,7 @@ load_reader(int id, ReaderLog *log)
 		else if (line[0] == 'X' && line[1] == ' ')
 		{
 			line[strcspn(line, "\n")] = '\0';
-			log->live_violations = realloc(log->live_violations,
-										   (log->nlive + 1) * sizeof(char *));
-			if (log->live_violations == NULL)
-			{
-				fprintf(stderr, "stress: out of memory\n");
-				exit(1);
-			}
-			log->live_violations[log->nlive++] = strdup(line + 2);
+			append_line(&log->live_violations, &log->nlive, line + 2);
 		}
 		else if (sscanf(line, "DONE %lld %ld", &at, &log->errors) == 2)
 			log->done = true;
@@ -1124,38 +787,6 @@ load_reader(int id, ReaderLog *log)
  * Parent: the checks
  * ---------------------------------------------------------------------
  */
-
-static void check_fail(Check *c, const char *fmt,...)
-			__attribute__((format(printf, 2, 3)));
-
-static void
-check_fail(Check *c, const char *fmt,...)
-{
-	va_list		ap;
-
-	c->failures++;
-	if (c->failures > MAX_MESSAGES)
-		return;
-	fputs("  ", stdout);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	fputc('\n', stdout);
-}
-
-static bool
-check_verdict(Check *c, int number)
-{
-	if (c->failures > MAX_MESSAGES)
-		printf("  ... and %ld more\n", c->failures - MAX_MESSAGES);
-	if (c->failures == 0)
-		printf("check %d ok: %s\n", number, c->title);
-	else
-		printf("check %d FAILED: %s (%ld problem%s)\n", number, c->title,
-			   c->failures, c->failures == 1 ? "" : "s");
-	fflush(stdout);
-	return c->failures == 0;
-}
 
 static int
 cmp_send_by_value(const void *a, const void *b)
@@ -1273,22 +904,6 @@ fate_words(char fate)
 	}
 }
 
-static void
-describe_exit(char *buf, size_t len, const Child *c)
-{
-	if (!c->reaped)
-		snprintf(buf, len, "was never reaped");
-	else if (WIFEXITED(c->status))
-		snprintf(buf, len, "exited with status %d%s", WEXITSTATUS(c->status),
-				 WEXITSTATUS(c->status) ? " (errors above)" : "");
-	else if (WIFSIGNALED(c->status))
-		snprintf(buf, len, "was killed by signal %d%s", WTERMSIG(c->status),
-				 c->killed_by_parent ? " (by the parent: over time)" :
-				 WTERMSIG(c->status) == SIGALRM ? " (alarm: over time)" : "");
-	else
-		snprintf(buf, len, "ended with wait status %d", c->status);
-}
-
 /*
  * Check 1: every committed record was served to every reader at its
  * (partition, offset); plus every client ran cleanly and no fate is unknown.
@@ -1318,7 +933,8 @@ check_all_committed_served(Check *c, ReaderLog *readers, Child *children,
 			continue;
 		else
 		{
-			describe_exit(how, sizeof(how), ch);
+			describe_exit(how, sizeof(how), ch->reaped, ch->status,
+						  ch->killed_by_parent, " (errors above)");
 			check_fail(c, "%s %d did not finish: it %s%s", who, ch->id, how,
 					   ch->is_reader ? "; its final drain did not complete" : "");
 		}
@@ -1335,14 +951,9 @@ check_all_committed_served(Check *c, ReaderLog *readers, Child *children,
 	for (r = 0; r < opts.readers; r++)
 	{
 		ReaderLog  *log = &readers[r];
-		ServedRec **by_pos = malloc((log->nserved + 1) * sizeof(ServedRec *));
-		ServedRec **by_value = malloc((log->nserved + 1) * sizeof(ServedRec *));
+		ServedRec **by_pos = xmalloc((log->nserved + 1) * sizeof(ServedRec *));
+		ServedRec **by_value = xmalloc((log->nserved + 1) * sizeof(ServedRec *));
 
-		if (by_pos == NULL || by_value == NULL)
-		{
-			fprintf(stderr, "stress: out of memory\n");
-			exit(1);
-		}
 		for (i = 0; i < log->nserved; i++)
 			by_pos[i] = by_value[i] = &log->served[i];
 		qsort(by_pos, log->nserved, sizeof(ServedRec *),
@@ -1454,15 +1065,10 @@ check_no_rolled_back_served(Check *c, ReaderLog *readers)
 static void
 check_offsets_increase(Check *c, ReaderLog *readers)
 {
-	long long  *last = malloc((size_t) opts.partitions * sizeof(long long));
+	long long  *last = xmalloc((size_t) opts.partitions * sizeof(long long));
 	int			r;
 	size_t		i;
 
-	if (last == NULL)
-	{
-		fprintf(stderr, "stress: out of memory\n");
-		exit(1);
-	}
 	for (r = 0; r < opts.readers; r++)
 	{
 		int			p;
@@ -1495,15 +1101,10 @@ check_offsets_increase(Check *c, ReaderLog *readers)
 static void
 check_unique_positions(Check *c)
 {
-	SendRec   **committed = malloc((nsends + 1) * sizeof(SendRec *));
+	SendRec   **committed = xmalloc((nsends + 1) * sizeof(SendRec *));
 	size_t		n = 0,
 				i;
 
-	if (committed == NULL)
-	{
-		fprintf(stderr, "stress: out of memory\n");
-		exit(1);
-	}
 	for (i = 0; i < nsends; i++)
 		if (sends[i].fate == 'C')
 			committed[n++] = &sends[i];
@@ -1534,35 +1135,7 @@ on_parent_alarm(int signo)
 	(void) signo;
 	parent_timed_out = 1;
 	if (parent_phase != PHASE_WAIT)
-	{
-		ssize_t		rc = write(STDOUT_FILENO, alarm_message,
-							   strlen(alarm_message));
-
-		(void) rc;
-		_exit(alarm_exit_status);
-	}
-}
-
-static void
-set_alarm_message(int exit_status, const char *fmt,...)
-			__attribute__((format(printf, 2, 3)));
-
-static void
-set_alarm_message(int exit_status, const char *fmt,...)
-{
-	va_list		ap;
-	sigset_t	set,
-				old;
-
-	/* keep the handler from seeing a half-written message */
-	sigemptyset(&set);
-	sigaddset(&set, SIGALRM);
-	sigprocmask(SIG_BLOCK, &set, &old);
-	va_start(ap, fmt);
-	vsnprintf(alarm_message, sizeof(alarm_message), fmt, ap);
-	va_end(ap);
-	alarm_exit_status = exit_status;
-	sigprocmask(SIG_SETMASK, &old, NULL);
+		alarm_exit();
 }
 
 static void
@@ -1581,44 +1154,21 @@ usage(FILE *f)
 			"  -k         keep the topic and the client logs\n");
 }
 
-static int
-parse_int(const char *arg, const char *what, int lo, int hi)
-{
-	char	   *end;
-	long		v;
-
-	errno = 0;
-	v = strtol(arg, &end, 10);
-	if (errno != 0 || *end != '\0' || end == arg || v < lo || v > hi)
-	{
-		fprintf(stderr, "stress: %s must be an integer from %d to %d, not \"%s\"\n",
-				what, lo, hi, arg);
-		exit(2);
-	}
-	return (int) v;
-}
-
 static void
 parse_options(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"seed", required_argument, NULL, 'S'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}
-	};
 	int			c;
-	char	   *end;
 
 	opts.producers = 4;
 	opts.readers = 2;
 	opts.partitions = 4;
 	opts.seconds = 10;
 	snprintf(opts.topic, sizeof(opts.topic), "stress_%ld", (long) getpid());
-	opts.seed = ((unsigned long long) time(NULL) << 20) ^
-		(unsigned long long) getpid();
+	opts.seed = default_seed();
 	opts.keep = false;
 
-	while ((c = getopt_long(argc, argv, "p:r:P:s:t:kh", longopts, NULL)) != -1)
+	while ((c = next_option(argc, argv, "p:r:P:s:t:", &opts.seed, &opts.keep,
+							usage)) != -1)
 	{
 		switch (c)
 		{
@@ -1643,32 +1193,7 @@ parse_options(int argc, char **argv)
 				}
 				snprintf(opts.topic, sizeof(opts.topic), "%s", optarg);
 				break;
-			case 'S':
-				errno = 0;
-				opts.seed = strtoull(optarg, &end, 10);
-				if (errno != 0 || *end != '\0' || end == optarg)
-				{
-					fprintf(stderr, "stress: --seed must be an unsigned integer, not \"%s\"\n",
-							optarg);
-					exit(2);
-				}
-				break;
-			case 'k':
-				opts.keep = true;
-				break;
-			case 'h':
-				usage(stdout);
-				exit(0);
-			default:
-				usage(stderr);
-				exit(2);
 		}
-	}
-	if (optind < argc)
-	{
-		fprintf(stderr, "stress: unexpected argument \"%s\"\n", argv[optind]);
-		usage(stderr);
-		exit(2);
 	}
 }
 
@@ -1692,36 +1217,6 @@ topic_call(PGconn *conn, const char *sql, bool with_partitions, char *err,
 		snprintf(err, errlen, "%s failed: %s", sql, result_error(res));
 	PQclear(res);
 	return ok;
-}
-
-static void
-remove_tmpdir(void)
-{
-	int			i;
-	char		path[PATH_MAX + 32];
-
-	for (i = 0; i < opts.producers; i++)
-	{
-		child_path(path, sizeof(path), false, i);
-		unlink(path);
-	}
-	for (i = 0; i < opts.readers; i++)
-	{
-		child_path(path, sizeof(path), true, i);
-		unlink(path);
-	}
-	rmdir(tmpdir);
-}
-
-static void
-setup_failed(const char *what, const char *err)
-{
-	if (tmpdir[0] != '\0')
-		rmdir(tmpdir);			/* nothing was written there yet */
-	printf("stress: %s: %s\n", what, err);
-	printf("stress: 0 passed, %d failed\n", NCHECKS);
-	fflush(stdout);
-	exit(1);
 }
 
 /* marks the child with this pid as reaped; false if it is none of ours */
@@ -1769,7 +1264,6 @@ main(int argc, char **argv)
 {
 	char		err[2048];
 	PGconn	   *conn;
-	const char *tmpbase;
 	int			done_pipe[2];
 	Child	   *children;
 	int			nchildren = 0;
@@ -1795,7 +1289,7 @@ main(int argc, char **argv)
 	int			status;
 	size_t		k;
 
-	t0_us = now_us();
+	stress_common_init("stress", NCHECKS);
 	parse_options(argc, argv);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
@@ -1816,14 +1310,7 @@ main(int argc, char **argv)
 	alarm(alarm_secs_until(opts.seconds + HARD_STOP_AFTER));
 
 	/* local resources first: a failure then leaves no topic behind */
-	tmpbase = getenv("TMPDIR");
-	snprintf(tmpdir, sizeof(tmpdir), "%s/pgqueue_stress.XXXXXX",
-			 tmpbase && tmpbase[0] ? tmpbase : "/tmp");
-	if (mkdtemp(tmpdir) == NULL)
-	{
-		snprintf(err, sizeof(err), "mkdtemp %.1000s: %s", tmpdir, strerror(errno));
-		setup_failed("set-up", err);
-	}
+	make_tmpdir();
 	if (pipe(done_pipe) != 0)
 	{
 		snprintf(err, sizeof(err), "pipe: %s", strerror(errno));
@@ -1848,7 +1335,7 @@ main(int argc, char **argv)
 	PQfinish(conn);				/* children must not share a connection */
 
 	/* the run: readers first, so that they tail from the very start */
-	run_end = now_us() + (int64_t) opts.seconds * 1000000;
+	run_end = mono_us() + (int64_t) opts.seconds * 1000000;
 	parent_phase = PHASE_WAIT;
 	for (i = 0; i < opts.readers + opts.producers; i++)
 	{
@@ -1857,7 +1344,7 @@ main(int argc, char **argv)
 		char		path[PATH_MAX + 32];
 		pid_t		pid;
 
-		child_path(path, sizeof(path), is_reader, id);
+		child_path(path, sizeof(path), is_reader ? "reader" : "producer", id);
 		fflush(stdout);
 		fflush(stderr);
 		pid = fork();
@@ -1990,7 +1477,7 @@ main(int argc, char **argv)
 	else if (opts.keep)
 		printf("stress: kept topic %s\n", opts.topic);
 	if (status == 0 && !opts.keep)
-		remove_tmpdir();
+		remove_tmpdir(opts.producers, "reader", opts.readers);
 	else
 		printf("stress: client logs kept in %s\n", tmpdir);
 	alarm(0);

@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <libpq-fe.h>
 
@@ -35,8 +36,16 @@ extern const char *progname;
 /* the children's logs (see make_tmpdir); empty until it is made */
 extern char tmpdir[PATH_MAX];
 
+/*
+ * How one_line() and result_error() word libpq's messages, where the two
+ * programs have always differed: when set (group_stress), tabs become
+ * blanks too and a NULL result reads "out of memory"; when not (stress),
+ * tabs stay and a NULL result gives an empty message.
+ */
+extern bool tidy_libpq_errors;
+
 /* names the program and starts the run's clock */
-extern void stress_common_init(const char *name, int nchecks);
+extern void stress_common_init(const char *name, int checks);
 
 /* time: CLOCK_MONOTONIC, shared by all processes */
 extern int64_t mono_us(void);
@@ -77,8 +86,10 @@ extern void child_path(char *buf, size_t len, const char *kind, int id);
 extern void remove_tmpdir(int nproducers, const char *kind, int n);
 
 /* options */
+extern int	next_option(int argc, char **argv, const char *own,
+						unsigned long long *seed, bool *keep,
+						void (*usage) (FILE *f));
 extern int	parse_int(const char *arg, const char *what, int lo, int hi);
-extern unsigned long long parse_seed(const char *arg);
 extern unsigned long long default_seed(void);
 
 /* the checks */
