@@ -95,16 +95,17 @@ record_status(HeapTuple tuple, Snapshot snapshot, Buffer buffer)
 }
 
 /*
- * Scans a partition from from_offset in offset order, calling callback for
- * each visible record until it returns false, max_records were passed to it,
- * a pending record is met (*stopped_pending) or the log ends.  Returns the
- * offset to continue from: past the last record seen, or the pending one.
- * Segments are locked with AccessShareLock only while they are scanned.
+ * Scans a partition from from_offset in offset order, up to (not including)
+ * upto_offset, calling callback for each visible record until it returns
+ * false, max_records were passed to it, a pending record is met
+ * (*stopped_pending) or the range ends.  Returns the offset to continue
+ * from: past the last record seen, or the pending one.  Segments are locked
+ * with AccessShareLock only while they are scanned.
  */
-int64
-partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
-			   int64 max_records, Snapshot snapshot,
-			   PgqRecordCallback callback, void *arg, bool *stopped_pending)
+static int64
+scan_segments(PgqTopic *topic, int32 partition, int64 from_offset, int64 upto_offset,
+			  int64 max_records, Snapshot snapshot,
+			  PgqRecordCallback callback, void *arg, bool *stopped_pending)
 {
 	PgqPartitionInfo *info = topic_partition_info(topic, partition);
 	int64		position = from_offset;
@@ -172,6 +173,11 @@ restart:
 			LockBuffer(bslot->buffer, BUFFER_LOCK_UNLOCK);
 
 			offset = DatumGetInt64(heap_getattr(tuple, 1, desc, &isnull));
+			if (offset >= upto_offset)
+			{
+				done = true;
+				break;
+			}
 			if (status == RECORD_PENDING)
 			{
 				*stopped_pending = true;
@@ -199,6 +205,67 @@ restart:
 		if (done)
 			break;
 	}
+	return position;
+}
+
+static bool
+scan_skip(void *arg, int64 offset, HeapTuple tuple, TupleDesc desc)
+{
+	return true;
+}
+
+/*
+ * Scans a partition from from_offset like scan_segments, never past its last
+ * stable offset, even when from_offset is above it: a reader must not see
+ * offset n while a record below n is pending, whatever offset it asked for.
+ *
+ * The partition's stable hint (every offset below it is settled) makes that
+ * cheap: only the offsets between the hint and from_offset need checking,
+ * and the hint moves up with every scan that starts at or below it.  The
+ * partition's newest segment stays locked meanwhile, which keeps its shared
+ * state in place (partition_state.c).
+ */
+int64
+partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
+			   int64 max_records, Snapshot snapshot,
+			   PgqRecordCallback callback, void *arg, bool *stopped_pending)
+{
+	PgqPartitionInfo *info = topic_partition_info(topic, partition);
+	Oid			newest = info->segments[info->nsegments - 1].relid;
+	PgqPartitionState *state;
+	int64		hint;
+	int64		position;
+
+	LockRelationOid(newest, AccessShareLock);
+	state = partition_state_lookup(topic->topic_id, partition, true);
+	hint = Max(partition_state_get_stable_hint(state), info->log_start_offset);
+
+	if (from_offset > hint)
+	{
+		int64		stop = scan_segments(topic, partition, hint, from_offset, PG_INT64_MAX,
+										 snapshot, scan_skip, NULL, stopped_pending);
+
+		/*
+		 * Everything below stop is settled, but not necessarily what lies
+		 * between stop and from_offset: those offsets may not be assigned
+		 * yet.  (Records at or above from_offset that the snapshot sees were
+		 * inserted after every lower offset, so the check above met those.)
+		 */
+		partition_state_advance_stable_hint(state, stop);
+		if (*stopped_pending)
+		{
+			/* a record below from_offset is still pending: nothing is readable */
+			UnlockRelationOid(newest, AccessShareLock);
+			return from_offset;
+		}
+		hint = stop;
+	}
+
+	position = scan_segments(topic, partition, from_offset, PG_INT64_MAX, max_records,
+							 snapshot, callback, arg, stopped_pending);
+	if (from_offset <= hint)
+		partition_state_advance_stable_hint(state, position);
+	UnlockRelationOid(newest, AccessShareLock);
 	return position;
 }
 
@@ -462,11 +529,6 @@ pgq_offsets_for_time(PG_FUNCTION_ARGS)
  * ----------------------------------------------------------------
  */
 
-static bool
-scan_skip(void *arg, int64 offset, HeapTuple tuple, TupleDesc desc)
-{
-	return true;
-}
 
 /*
  * The last stable offset of a partition (and its high watermark).  On a
@@ -480,34 +542,30 @@ partition_last_stable_offset(PgqTopic *topic, int32 partition, int64 *hwm)
 {
 	PgqPartitionInfo *info = topic_partition_info(topic, partition);
 	PgqSegment *newest = &info->segments[info->nsegments - 1];
-	PgqPartitionState *state = NULL;
+	PgqPartitionState *state;
 	int64		from;
 	int64		stop;
 	bool		pending;
 
 	/* the high watermark must be read before the scan starts */
+	LockRelationOid(newest->relid, AccessShareLock);
+	state = partition_state_lookup(topic->topic_id, partition, true);
 	if (!RecoveryInProgress())
 	{
-		LockRelationOid(newest->relid, AccessShareLock);
-		state = partition_state_lookup(topic->topic_id, partition, true);
 		partition_ensure_loaded(topic, partition, state);
 		*hwm = (int64) pg_atomic_read_u64(&state->next_offset);
-		from = Max(info->log_start_offset, partition_state_get_stable_hint(state));
 	}
 	else
 	{
 		*hwm = Max(info->log_start_offset, newest->base_offset);
 		*hwm = Max(*hwm, segment_max_offset(newest->relid) + 1);
-		from = info->log_start_offset;
 	}
+	from = Max(info->log_start_offset, partition_state_get_stable_hint(state));
+	UnlockRelationOid(newest->relid, AccessShareLock);
 
 	stop = partition_scan(topic, partition, from, PG_INT64_MAX, GetActiveSnapshot(),
 						  scan_skip, NULL, &pending);
-	if (!pending)
-		stop = *hwm;
-	if (state != NULL)
-		partition_state_advance_stable_hint(state, stop);
-	return stop;
+	return pending ? stop : *hwm;
 }
 
 /*
@@ -561,8 +619,7 @@ pgq_partitions_info(PG_FUNCTION_ARGS)
 			int			s;
 
 			for (s = 0; s < info->nsegments; s++)
-				bytes += DatumGetInt64(DirectFunctionCall1(pg_table_size,
-														   ObjectIdGetDatum(info->segments[s].relid)));
+				bytes += segment_size(info->segments[s].relid);
 
 			values[0] = CStringGetTextDatum(topic->name);
 			values[1] = Int32GetDatum(p);

@@ -224,6 +224,7 @@ extern Oid	segment_create(int32 topic_id, int32 partition, int32 segment_no,
 extern void segment_drop(Oid relid);
 extern Relation segment_open(PgqTopic *topic, Oid relid, LOCKMODE lockmode);
 extern int64 segment_max_offset(Oid relid);
+extern int64 segment_size(Oid relid);
 extern Oid	segment_index(Relation rel);
 
 /* acl.c: per-topic rights */

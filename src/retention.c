@@ -60,14 +60,6 @@ typedef struct SegmentRow
 	int64		segment_bytes;
 } SegmentRow;
 
-static int64
-segment_bytes_on_disk(Oid relid)
-{
-	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
-		return 0;
-	return DatumGetInt64(DirectFunctionCall1(pg_table_size, ObjectIdGetDatum(relid)));
-}
-
 /* Reads every segment of every topic, in partition and offset order. */
 static SegmentRow *
 segments_list(int *nrows)
@@ -281,7 +273,7 @@ retention_round(void)
 		memcpy(copy, rows, sizeof(SegmentRow) * nrows);
 		rows = copy;
 		for (i = 0; i < nrows; i++)
-			bytes[i] = segment_bytes_on_disk(rows[i].relid);
+			bytes[i] = segment_size(rows[i].relid);
 		MemoryContextSwitchTo(old);
 		PopActiveSnapshot();
 		CommitTransactionCommand();

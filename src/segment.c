@@ -26,6 +26,7 @@
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
+#include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -101,6 +102,23 @@ segment_open(PgqTopic *topic, Oid relid, LOCKMODE lockmode)
 				 errmsg("topic \"%s\" does not exist", topic->name),
 				 errdetail("It was dropped concurrently.")));
 	return rel;
+}
+
+/*
+ * The bytes of a segment table on disk (heap, TOAST, free space and
+ * visibility maps; not the index), or 0 if retention just dropped it.
+ */
+int64
+segment_size(Oid relid)
+{
+	Relation	rel = try_table_open(relid, AccessShareLock);
+	int64		size;
+
+	if (rel == NULL)
+		return 0;
+	size = DatumGetInt64(DirectFunctionCall1(pg_table_size, ObjectIdGetDatum(relid)));
+	table_close(rel, AccessShareLock);
+	return size;
 }
 
 /* The OID of a segment table's offset index. */

@@ -15,10 +15,12 @@
  * sleep for the rest of its timeout, so from outside a rollback does not end
  * a wait.
  *
- * While it sleeps a reader holds no lock (partition_scan releases the
- * segments' locks after each read) and burns no CPU; pg_stat_activity shows
- * wait_event_type "Extension".  It does keep its statement's snapshot, as
- * any running statement does.
+ * While it sleeps a reader holds no lock on segment tables (partition_scan
+ * releases them after each read), so it never holds up retention, and it
+ * burns no CPU; pg_stat_activity shows wait_event_type "Extension".  It does
+ * keep its statement's snapshot, as any running statement does, and the
+ * AccessShareLocks its topic lookup took on pgqueue's catalog tables (they
+ * conflict only with DROP EXTENSION or VACUUM FULL of the catalog).
  *
  * In REPEATABLE READ or SERIALIZABLE a read could never see records
  * committed after the transaction's snapshot, so there is no wait: the call
