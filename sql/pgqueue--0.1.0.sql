@@ -24,7 +24,7 @@ CREATE TABLE pgqueue.topic (
     name        text NOT NULL UNIQUE,
     partitions  integer NOT NULL CHECK (partitions > 0),
     config      jsonb NOT NULL DEFAULT '{}',   -- the keys set explicitly
-    owner       oid NOT NULL,
+    owner       regrole NOT NULL,          -- regrole/regclass: pg_dump writes names, not OIDs
     created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 
@@ -41,16 +41,16 @@ CREATE TABLE pgqueue.segment (
     partition    integer NOT NULL,
     segment_no   integer NOT NULL,
     base_offset  bigint NOT NULL,
-    relid        oid NOT NULL,
+    relid        regclass NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
     PRIMARY KEY (topic_id, partition, segment_no),
     FOREIGN KEY (topic_id, partition) REFERENCES pgqueue.partition ON DELETE CASCADE
 );
 
--- Per-topic rights granted with pgq_grant; grantee 0 means PUBLIC.
+-- Per-topic rights granted with pgq_grant; grantee '-' (0) means PUBLIC.
 CREATE TABLE pgqueue.topic_grant (
     topic_id   integer NOT NULL REFERENCES pgqueue.topic ON DELETE CASCADE,
-    grantee    oid NOT NULL,
+    grantee    regrole NOT NULL,
     privilege  text NOT NULL CHECK (privilege IN ('produce', 'consume', 'admin')),
     PRIMARY KEY (topic_id, grantee, privilege)
 );
@@ -77,6 +77,18 @@ CREATE TABLE pgqueue.group_offset (
     PRIMARY KEY (group_id, topic_id, partition),
     FOREIGN KEY (topic_id, partition) REFERENCES pgqueue.partition ON DELETE CASCADE
 ) WITH (fillfactor = 50);
+
+/*
+ * pg_dump dumps the rows of the catalog (and the segment tables, which are
+ * not members of the extension, with their data); see README "Backups".
+ */
+SELECT pg_catalog.pg_extension_config_dump('pgqueue.topic', '');
+SELECT pg_catalog.pg_extension_config_dump('pgqueue.topic_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('pgqueue.partition', '');
+SELECT pg_catalog.pg_extension_config_dump('pgqueue.segment', '');
+SELECT pg_catalog.pg_extension_config_dump('pgqueue.topic_grant', '');
+SELECT pg_catalog.pg_extension_config_dump('pgqueue.consumer_group', '');
+SELECT pg_catalog.pg_extension_config_dump('pgqueue.group_offset', '');
 
 /*
  * Topics
@@ -127,8 +139,7 @@ COMMENT ON VIEW pgq_topics IS 'topics with their effective config';
 
 CREATE VIEW pgq_topic_grants AS
     SELECT t.name AS topic,
-           CASE WHEN g.grantee = 0 THEN 'public'
-                ELSE pg_catalog.pg_get_userbyid(g.grantee)::text END AS grantee,
+           CASE WHEN g.grantee::oid = 0 THEN 'public' ELSE g.grantee::text END AS grantee,
            g.privilege
       FROM pgqueue.topic_grant g JOIN pgqueue.topic t USING (topic_id);
 COMMENT ON VIEW pgq_topic_grants IS 'rights granted on topics with pgq_grant';

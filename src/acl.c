@@ -97,7 +97,7 @@ topic_privileges_of(PgqTopic *topic, Oid user)
 	catalog_owner_switch(&save);
 	if (SPI_execute_with_args("SELECT privilege FROM " PGQ_SCHEMA ".topic_grant"
 							  " WHERE topic_id OPERATOR(pg_catalog.=) $1"
-							  " AND (grantee OPERATOR(pg_catalog.=) 0"
+							  " AND (grantee::pg_catalog.oid OPERATOR(pg_catalog.=) 0"
 							  "      OR pg_catalog.pg_has_role($2, grantee, 'USAGE'))",
 							  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the rights on topic \"%s\"", topic->name);
