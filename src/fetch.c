@@ -56,6 +56,7 @@
 #include "utils/fmgrprotos.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(pgq_fetch);
 PG_FUNCTION_INFO_V1(pgq_offsets_for_time);
@@ -237,6 +238,11 @@ partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
 	int64		position;
 
 	LockRelationOid(newest, AccessShareLock);
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(newest)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("topic \"%s\" does not exist", topic->name),
+				 errdetail("It was dropped concurrently.")));
 	state = partition_state_lookup(topic->topic_id, partition, true);
 	hint = Max(partition_state_get_stable_hint(state), info->log_start_offset);
 
