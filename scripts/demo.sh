@@ -41,6 +41,24 @@ done
 say "the partitions view"
 psql -c "SELECT * FROM pgq_partitions"
 
+say "a consumer group: two members share the partitions (one session plays both)"
+psql -c "SELECT 'worker-1' AS member, partition, msg_offset, convert_from(value, 'UTF8') AS value
+           FROM pgq_poll('billing', 'orders', 100, 0, 'worker-1')" \
+     -c "SELECT count(*) AS worker_2_joins FROM pgq_poll('billing', 'orders', 100, 0, 'worker-2')" \
+     -c "SELECT count(*) AS worker_1_commits_and_hands_over FROM pgq_poll('billing', 'orders', 100, 0, 'worker-1')" \
+     -c "SELECT * FROM pgq_send('orders', 'late order', 'customer-2')" \
+     -c "SELECT 'worker-2' AS member, partition, msg_offset, convert_from(value, 'UTF8') AS value
+           FROM pgq_poll('billing', 'orders', 100, 0, 'worker-2')" \
+     -c "SELECT group_id, member_id, topic, partitions FROM pgq_members ORDER BY member_id" \
+     -c "SELECT pgq_commit('billing', 'worker-2')" \
+     -c "SELECT * FROM pgq_consumer_lag ORDER BY partition"
+
+say "a long poll: worker-1 waits up to 5 s and is woken by a commit 1 s later"
+(sleep 1; psql -c "SELECT pgq_send('orders', 'woken', partition => 0)" >/dev/null) &
+psql -c "\\timing on" -c "SELECT partition, msg_offset, convert_from(value, 'UTF8') AS value
+           FROM pgq_poll('billing', 'orders', 100, 5000, 'worker-1')"
+wait
+
 cat <<MSG
 
 The demo server is still running. Connect with:
