@@ -551,7 +551,6 @@ topic_lookup_for_ddl(text *name, bool missing_ok)
 {
 	PgqTopic   *topic;
 
-	PreventCommandIfReadOnly("changing pgqueue topics");
 	topic_cache_invalidate();
 	topic = topic_lookup(name, missing_ok);
 	if (topic != NULL)
@@ -668,6 +667,7 @@ pgq_drop_topic(PG_FUNCTION_ARGS)
 	int32		topic_id;
 	uint64		i;
 
+	PreventCommandIfReadOnly("pgq_drop_topic()");
 	SPI_connect();
 	topic_ddl_lock();
 	topic = topic_lookup_for_ddl(name, true);
@@ -721,6 +721,7 @@ pgq_add_partitions(PG_FUNCTION_ARGS)
 
 	partitions_validate(partitions);
 
+	PreventCommandIfReadOnly("pgq_add_partitions()");
 	SPI_connect();
 	topic_ddl_lock();
 	topic = topic_lookup_for_ddl(name, false);
@@ -757,6 +758,7 @@ pgq_alter_topic(PG_FUNCTION_ARGS)
 
 	config_validate(&pgq_topic_config, config, true);
 
+	PreventCommandIfReadOnly("pgq_alter_topic()");
 	SPI_connect();
 	topic_ddl_lock();
 	topic = topic_lookup_for_ddl(name, false);
@@ -795,6 +797,7 @@ topic_change_grant(FunctionCallInfo fcinfo, bool grant)
 				 errhint("Valid privileges are produce, consume, admin and all.")));
 	grantee = pg_strcasecmp(role, "public") == 0 ? InvalidOid : get_role_oid(role, false);
 
+	PreventCommandIfReadOnly(grant ? "pgq_grant()" : "pgq_revoke()");
 	SPI_connect();
 	topic_ddl_lock();
 	topic = topic_lookup_for_ddl(name, false);
