@@ -40,7 +40,7 @@
 #	  (every acknowledged send among them), and g_txn processed each exactly
 #	  once.
 #
-# Every wait is bounded; the test takes about 20-30 s.
+# Every wait is bounded; the test takes about 10-20 s.
 
 use strict;
 use warnings;

@@ -1,0 +1,830 @@
+#!/usr/bin/env bash
+# bench/run.sh: the benchmark suite.  pgqueue against a plain table (the
+# physical limit of a log in a heap) and PgQ, on one throw-away server, in
+# the same run.  Not part of the tests or of CI.
+#
+#   bench/run.sh [--quick] [--runs N] [--held-xmin] [--only LIST] [--no-build] [--port P]
+#   bench/run.sh --report DIR     # rewrite DIR/results.md from DIR/results.tsv
+#
+# Duration on the project's 2-core VM (the suite prints its progress with
+# the elapsed time, and its estimate at the start):
+#   default (3 runs, medians) .......... about 35 min
+#   --quick (1 run, short durations) ... about 4 min (a smoke test, not numbers)
+#   --held-xmin adds 3 x 10 min plus the last cycles (about 33 min);
+#               with --quick 3 x 1 min (about 4 min)
+#   --runs N scales the non-held part linearly (about 11-12 min per run).
+#
+# Options:
+#   --quick         1 run; 3 s pgbench runs, 100,000-message drains, 1-minute held snapshot
+#   --runs N        N runs of every measurement, the table shows medians (default 3)
+#   --held-xmin     also run the held-snapshot workload (see below)
+#   --held-minutes M  how long the snapshot is held per system (default 10, --quick 1)
+#   --only LIST     only these workloads, comma-separated:
+#                   p1,p1off,p2,c1,e2e,partitions,members,topics,held
+#   --no-build      use the pgqueue already installed (default: build and
+#                   install it first, like the other scripts)
+#   --port P        port of the throw-away server (default 5455)
+#
+# Everything goes to bench/results/<timestamp>/: results.md (the table, also
+# printed at the end), results.tsv (every measurement), raw/ (every pgbench
+# and psql log, the generated pgbench scripts, the server and pgqd logs).
+#
+# The server: tmp/bench_suite (start_server from scripts/lib.sh: a fresh
+# initdb, Unix socket only), stock settings (fsync and synchronous_commit
+# on) except shared_buffers = 1GB, max_wal_size = 8GB, checkpoint_timeout =
+# 30min, so that one run's data fits in memory and no timed checkpoint
+# falls in a measurement; a CHECKPOINT precedes every measurement.  The
+# data directory is deleted at the end.  Autovacuum and pgqueue's
+# background worker run as by default.
+#
+# A message is a 16-byte text key and a 100-byte value.  Systems:
+#   pgqueue  topics made with pgq_create_topic; keyed sends (murmur2 of the key).
+#   plain    a table per topic: (partition int, msg_offset bigint default
+#            nextval(seq), key text, value bytea, ts timestamptz default now(),
+#            primary key (partition, msg_offset)), fed by plain INSERT and read
+#            by a range SELECT above a cursor row plus an UPDATE of that row
+#            per batch.  With several partitions the partition is
+#            hashtext(key) mod n.
+#   pgq      PgQ 3 from Debian (postgresql-15-pgq3); a queue per topic,
+#            pgq.insert_event(queue, ev_type => key, ev_data => value).  The
+#            ticker is pgqd (Debian package pgqd), started against the bench
+#            server for the whole run with its default 1 s ticker period.
+#            Drains need 1000-event batches, which PgQ cuts only at ticks:
+#            its pre-load inserts 1000 events per transaction and calls
+#            pgq.ticker(queue) after each (the queue's ticker_max_count is
+#            1000, so pgqd does not cut batches in between).  Skipped, and
+#            said so, if the packages cannot be installed.
+#
+# Workloads (pgbench in its default simple query mode; 1 partition unless said):
+#   P1     one message per autocommit transaction, pgbench -T 15 (--quick 3),
+#          -c 1 and -c 4 -j 2, synchronous_commit = on.  Key and value from
+#          pgbench \set random(): pgq_send('p1', lpad(:v::text,100,'v'),
+#          lpad(:k::text,16,'0')); the plain table and PgQ insert the same.
+#   P1off  the same with synchronous_commit = off (PGOPTIONS of the clients).
+#   P2     1000 messages per transaction, -c 1 and -c 2: pgq_send_batch with
+#          arrays built by array_agg over generate_series (value
+#          repeat('v',100), key lpad((random()*1e15)::bigint::text,16,'0'));
+#          plain: one INSERT ... SELECT FROM unnest(the same arrays);
+#          PgQ: SELECT count(pgq.insert_event(...)) FROM unnest(the same arrays).
+#   C1     pre-load 1,000,000 messages (100,000 with --quick; pgq_send_batch
+#          of 10,000 per transaction, plain INSERT of 10,000, PgQ 1000 +
+#          tick), CHECKPOINT, then one consumer drains them, one pgbench
+#          client (-t = the number of batches), each transaction:
+#            pgqueue  BEGIN; SELECT count(*) FROM pgq_poll('g','c1',1000,0,'m1');
+#                     SELECT pgq_commit('g','m1'); COMMIT   (enable.auto.commit false)
+#            plain    BEGIN; SELECT count, max offset, sum of key and value
+#                     lengths of the 1000 rows above the cursor; UPDATE the
+#                     cursor row; COMMIT
+#            pgq      BEGIN; next_batch; count(*) of get_batch_events;
+#                     finish_batch; COMMIT
+#          messages/s = messages / (transactions / pgbench tps); lag 0 is checked after.
+#   E2E    pgqueue only, bench/e2e_latency.sh's method on this server:
+#          pgbench -R 1000 -c 2 sends for 10 s (--quick 3) to a 1-partition
+#          topic, one consumer long-polls pgq_fetch(timeout_ms => 1000) and
+#          takes clock_timestamp() - "timestamp" per record; then the CPU
+#          ticks of 20 sessions waiting 5 s (--quick 2) on an idle topic.
+#   partitions  pgqueue and plain: P1 -c 4 -j 2 into 1 (= the P1 c=4
+#          measurement), 16 and 256 partitions; pgqueue: a C1-style drain
+#          (1 member, polls of 1000) of 1,000,000 messages spread by key over
+#          1, 16 and 256 partitions, timed from the start of pgbench until
+#          the group's committed offsets cover every message (checked every
+#          50 ms).
+#   members  pgqueue: 1, 4 and 16 members of one group (each its own
+#          session: pgbench -c M, member 'm' || :client_id) draining
+#          1,000,000 messages of a 16-partition topic, total messages/s,
+#          timed the same way (1 member = the 16-partition drain above).
+#   topics  all three: P1 -c 4 -j 2 spread at random over 100 topics (100
+#          pgqueue topics, 100 plain tables, 100 PgQ queues).
+#   held   (--held-xmin) per system, with a session holding a snapshot (an
+#          idle REPEATABLE READ transaction that has run one SELECT) for 10
+#          minutes (--quick 1): cycles of P2 -c 1 for 5 s (--quick 2) into
+#          one topic, a pre-load of 1,000,000 messages (--quick 100,000; not
+#          timed) into another and a C1 drain of it by the same consumer
+#          (group, cursor row, PgQ consumer) all along, until the time is
+#          up; throughput of the last cycle / the first one.  The systems
+#          take turns, each with its own held snapshot.
+#
+# Targets, as ratios pgqueue / plain of the same run: P1 >= 0.95,
+# P1off >= 0.85, P2 >= 0.90, C1 >= 0.85; held snapshot: end >= 0.8 x start;
+# drains: no cost from partitions or members not involved.
+source "$(dirname "$0")/../scripts/lib.sh"
+
+BENCH_DIR="$ROOT/bench"
+CMDLINE="bench/run.sh${*:+ $*}"
+QUICK=0 RUNS= HELD=0 HELD_MIN= ONLY= BUILD=1 PORT=5455 REPORT_ONLY=
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick) QUICK=1 ;;
+	--runs) RUNS=$2; shift ;;
+	--held-xmin) HELD=1 ;;
+	--held-minutes) HELD_MIN=$2; shift ;;
+	--only) ONLY=$2; shift ;;
+	--no-build) BUILD=0 ;;
+	--port) PORT=$2; shift ;;
+	--report) REPORT_ONLY=$2; shift ;;
+	-h | --help) sed -n '2,/^source/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	*) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
+	esac
+	shift
+done
+
+if [ "$QUICK" = 1 ]; then
+	: "${RUNS:=1}" "${HELD_MIN:=1}"
+	T_P=3 MSGS=100000 E2E_T=3 E2E_IDLE=2 HELD_P2_T=2
+else
+	: "${RUNS:=3}" "${HELD_MIN:=10}"
+	T_P=15 MSGS=1000000 E2E_T=10 E2E_IDLE=5 HELD_P2_T=5
+fi
+ALL_WORKLOADS="p1 p1off p2 c1 e2e partitions members topics"
+if [ -n "$ONLY" ]; then WORKLOADS=${ONLY//,/ }; else WORKLOADS=$ALL_WORKLOADS; fi
+if [ "$HELD" = 1 ] && [[ " $WORKLOADS " != *" held "* ]]; then WORKLOADS="$WORKLOADS held"; fi
+for w in $WORKLOADS; do
+	case " $ALL_WORKLOADS held " in *" $w "*) ;; *) echo "unknown workload: $w" >&2; exit 2 ;; esac
+done
+want() { [[ " $WORKLOADS " == *" $1 "* ]]; }
+
+q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+now() { date +%s.%N; }
+calc() { awk "BEGIN { printf \"%.6f\", $* }"; }
+fmt_int() { printf '%.0f' "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
+
+# ---------------------------------------------------------------- the report
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.6f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+# med TSV WORKLOAD CONFIG SYSTEM: median of the runs' values
+med() { awk -F'\t' -v w="$2" -v c="$3" -v s="$4" '$1 == w && $2 == c && $3 == s && $5 != "NA" { print $5 }' "$1" | median; }
+ms() { if [ -n "$1" ]; then printf '%.2f ms' "$1"; else echo "–"; fi; }
+rate() { if [ -n "$1" ]; then fmt_int "$1"; else echo "–"; fi; }
+ratio() { if [ -n "$1" ] && [ -n "$2" ] && awk "BEGIN { exit !($2 > 0) }"; then calc "$1 / $2" | xargs printf '%.2f'; else echo "–"; fi; }
+meets() { # RATIO TARGET
+	if [ "$1" = "–" ]; then echo "–"; elif awk "BEGIN { exit !($1 >= $2) }"; then echo "yes"; else echo "**no**"; fi
+}
+
+write_report() {
+	local dir=$1 tsv="$1/results.tsv" md="$1/results.md"
+	{
+		cat "$dir/meta.md"
+		echo
+		if grep -qE '^(p1|p1off|p2|c1)	' "$tsv"; then
+			echo "### Throughput, messages/s (median of the runs)"
+			echo
+			echo "| workload | clients | pgqueue | plain table | PgQ | pgqueue / plain | target | met | pgqueue / PgQ |"
+			echo "|---|---|---|---|---|---|---|---|---|"
+			local w c t name a b g r
+			for row in "p1 c1 0.95 P1" "p1 c4 0.95 P1" "p1off c1 0.85 P1off" "p1off c4 0.85 P1off" \
+				"p2 c1 0.90 P2" "p2 c2 0.90 P2" "c1 drain 0.85 C1"; do
+				set -- $row
+				w=$1 c=$2 t=$3 name=$4
+				grep -q "^$w	$c	" "$tsv" || continue
+				a=$(med "$tsv" "$w" "$c" pgqueue) b=$(med "$tsv" "$w" "$c" plain) g=$(med "$tsv" "$w" "$c" pgq)
+				r=$(ratio "$a" "$b")
+				echo "| $name | ${c/c/} | $(rate "$a") | $(rate "$b") | $(rate "$g") | $r | ≥ $t | $(meets "$r" "$t") | $(ratio "$a" "$g") |" |
+					sed 's/| drain |/| 1 consumer |/'
+			done
+			echo
+		fi
+		if grep -qE '^(partitions|members|topics)	' "$tsv"; then
+			echo "### Scale, messages/s (median of the runs)"
+			echo
+			echo "| workload | pgqueue | plain table | PgQ | pgqueue / plain | pgqueue vs its 1-partition / 1-member / 1-topic case |"
+			echo "|---|---|---|---|---|---|"
+			local base
+			base=$(med "$tsv" partitions p1-1 pgqueue)
+			for n in 1 16 256; do
+				grep -q "^partitions	p1-$n	" "$tsv" || continue
+				a=$(med "$tsv" partitions "p1-$n" pgqueue) b=$(med "$tsv" partitions "p1-$n" plain)
+				echo "| P1 c=4, $n partition(s)$([ $n = 1 ] && echo ' (= P1 c=4)') | $(rate "$a") | $(rate "$b") | n/a | $(ratio "$a" "$b") | $(ratio "$a" "$base") |"
+			done
+			base=$(med "$tsv" partitions drain-1 pgqueue)
+			for n in 1 16 256; do
+				grep -q "^partitions	drain-$n	" "$tsv" || continue
+				a=$(med "$tsv" partitions "drain-$n" pgqueue)
+				echo "| drain, 1 member, $n partition(s) | $(rate "$a") | n/a | n/a | – | $(ratio "$a" "$base") |"
+			done
+			base=$(med "$tsv" members m1 pgqueue)
+			for n in 1 4 16; do
+				grep -q "^members	m$n	" "$tsv" || continue
+				a=$(med "$tsv" members "m$n" pgqueue)
+				echo "| drain, 16 partitions, $n member(s) in one group$([ $n = 1 ] && echo ' (= 16-partition drain)') | $(rate "$a") | n/a | n/a | – | $(ratio "$a" "$base") |"
+			done
+			if grep -q "^topics	" "$tsv"; then
+				a=$(med "$tsv" topics p1-100 pgqueue) b=$(med "$tsv" topics p1-100 plain) g=$(med "$tsv" topics p1-100 pgq)
+				echo "| P1 c=4 over 100 topics | $(rate "$a") | $(rate "$b") | $(rate "$g") | $(ratio "$a" "$b") | $(ratio "$a" "$(med "$tsv" p1 c4 pgqueue)") |"
+			fi
+			echo
+			echo "n/a: the plain table has no consumer groups and PgQ no partitions or groups (cooperative consumers are a separate package), so those drains are pgqueue's alone; the last column compares pgqueue with itself."
+			echo
+		fi
+		if grep -q "^e2e	" "$tsv"; then
+			echo "### E2E: send-to-receive latency, pgqueue (median of the runs)"
+			echo
+			echo "| records | p50 | p90 | p99 | p99.9 | max | idle waiters' CPU | target p99 |"
+			echo "|---|---|---|---|---|---|---|---|"
+			local secs p99
+			secs=$(awk -F'\t' '$1 == "e2e" && $2 == "idle_ticks" { sub(/ticks\//, "", $6); sub(/s$/, "", $6); print $6; exit }' "$tsv")
+			p99=$(med "$tsv" e2e p99 pgqueue)
+			echo "| $(rate "$(med "$tsv" e2e records pgqueue)") | $(ms "$(med "$tsv" e2e p50 pgqueue)") | $(ms "$(med "$tsv" e2e p90 pgqueue)") | $(ms "$p99") | $(ms "$(med "$tsv" e2e p99.9 pgqueue)") | $(ms "$(med "$tsv" e2e max pgqueue)") | $(rate "$(med "$tsv" e2e idle_ticks pgqueue)") ticks / 20 backends / ${secs:-?} s (1 tick = 10 ms) | ≤ 2 ms: $(if [ -z "$p99" ]; then echo –; elif awk "BEGIN { exit !($p99 <= 2) }"; then echo yes; else echo "**no**"; fi) |"
+			echo
+		fi
+		if grep -q "^held	" "$tsv"; then
+			echo "### Held snapshot: throughput at the end / at the start, messages/s"
+			echo
+			echo "| system | snapshot held | cycles | P2 c=1 start | P2 end | end / start | C1 start | C1 end | end / start | target |"
+			echo "|---|---|---|---|---|---|---|---|---|---|"
+			local s label last p2s p2e c1s c1e held
+			for s in pgqueue plain pgq; do
+				grep -q "^held	p2	$s	" "$tsv" || continue
+				case $s in pgqueue) label=pgqueue ;; plain) label="plain table" ;; pgq) label=PgQ ;; esac
+				last=$(awk -F'\t' -v s="$s" '$1 == "held" && $2 == "p2" && $3 == s { n = $4 } END { print n }' "$tsv")
+				p2s=$(awk -F'\t' -v s="$s" '$1 == "held" && $2 == "p2" && $3 == s && $4 == 1 { print $5 }' "$tsv")
+				p2e=$(awk -F'\t' -v s="$s" -v n="$last" '$1 == "held" && $2 == "p2" && $3 == s && $4 == n { print $5 }' "$tsv")
+				c1s=$(awk -F'\t' -v s="$s" '$1 == "held" && $2 == "c1" && $3 == s && $4 == 1 { print $5 }' "$tsv")
+				c1e=$(awk -F'\t' -v s="$s" -v n="$last" '$1 == "held" && $2 == "c1" && $3 == s && $4 == n { print $5 }' "$tsv")
+				held=$(awk -F'\t' -v s="$s" '$1 == "held" && $2 == "held_s" && $3 == s { print $5 }' "$tsv")
+				echo "| $label | $(printf '%.1f' "$(calc "${held:-0} / 60")") min | $last | $(rate "$p2s") | $(rate "$p2e") | $(ratio "$p2e" "$p2s") | $(rate "$c1s") | $(rate "$c1e") | $(ratio "$c1e" "$c1s") | ≥ 0.8 |"
+			done
+			echo
+			echo "Every cycle's numbers are in results.tsv (workload held, run = cycle) and raw/held-*."
+			echo
+		fi
+		if grep -q "	NA	" "$tsv"; then
+			echo "Failed measurements (NA, left out of the medians): $(awk -F'\t' '$5 == "NA" { printf "%s %s %s run %s; ", $1, $2, $3, $4 }' "$tsv")see raw/."
+			echo
+		fi
+		if [ -f "$dir/duration.txt" ]; then cat "$dir/duration.txt"; fi
+	} >"$md"
+}
+
+if [ -n "$REPORT_ONLY" ]; then
+	write_report "$REPORT_ONLY"
+	cat "$REPORT_ONLY/results.md"
+	exit 0
+fi
+
+# ------------------------------------------------------------------ setting up
+need_root
+install_packages
+if [ "$BUILD" = 1 ]; then build_and_install; else set_paths; fi
+
+SYSTEMS="pgqueue plain pgq"
+PGQ_NOTE=""
+pgq_installed() {
+	local p
+	for p in postgresql-15-pgq3 pgqd; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || return 1
+	done
+}
+if ! pgq_installed; then
+	say "installing PgQ (postgresql-15-pgq3, pgqd)"
+	# no service of the package is started: policy-rc.d, or none to start
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15-pgq3 pgqd >/dev/null 2>&1 ||
+		{ apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15-pgq3 pgqd >/dev/null 2>&1; } || true
+fi
+if ! pgq_installed; then
+	SYSTEMS="pgqueue plain"
+	PGQ_NOTE="PgQ could not be installed (apt-get install postgresql-15-pgq3 pgqd failed): its column is empty."
+	echo "$PGQ_NOTE" >&2
+fi
+
+STAMP=$(date -u +%Y%m%d-%H%M%S)
+OUT="$BENCH_DIR/results/$STAMP"
+mkdir -p "$OUT/raw" "$OUT/scripts"
+TSV="$OUT/results.tsv"
+: >"$TSV"
+START=$(now)
+elapsed() { awk -v s="$START" -v n="$(now)" 'BEGIN { t = n - s; printf "%02d:%02d", t / 60, t % 60 }'; }
+progress() { printf '[%s] %s\n' "$(elapsed)" "$*"; }
+
+# estimate (seconds), from the rates measured on the 2-core VM
+est=$(awk -v runs="$RUNS" -v t="$T_P" -v m="$MSGS" -v e="$E2E_T" -v i="$E2E_IDLE" -v wl=" $WORKLOADS " \
+	-v hm="$HELD_MIN" -v pgq="$([[ $SYSTEMS == *pgq ]] && echo 1 || echo 0)" 'BEGIN {
+	ns = 2 + pgq; s = 20
+	if (wl ~ / p1 /) s += runs * ns * 2 * (t + 2)
+	if (wl ~ / p1off /) s += runs * ns * 2 * (t + 2)
+	if (wl ~ / p2 /) s += runs * ns * 2 * (t + 3)
+	if (wl ~ / c1 /) s += runs * (m / 60000 + m / 45000 + pgq * m / 16000 + 8)
+	if (wl ~ / e2e /) s += runs * (e + i + 6)
+	if (wl ~ / partitions /) s += runs * (4 * (t + 3) + 3 * (m / 50000 + 5))
+	if (wl ~ / members /) s += runs * 2 * (m / 50000 + 5)
+	if (wl ~ / topics /) s += runs * ns * (t + 6)
+	if (wl ~ / held /) s += ns * (hm * 60 + 20 + m / 40000) + pgq * m / 16000
+	printf "%d", s }')
+
+say "bench suite: $WORKLOADS; systems: $SYSTEMS; $RUNS run(s); estimated $((est / 60 + 1)) min"
+echo "results: $OUT"
+
+export PGHOST="$RUN_DIR/bench_suite" PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
+SERVER_DIR="$RUN_DIR/bench_suite"
+PGQD_PID=
+BG_PIDS=()
+cleanup() {
+	local p
+	for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	if [ -n "$PGQD_PID" ]; then kill "$PGQD_PID" 2>/dev/null || true; fi
+	if [ -d "$SERVER_DIR" ]; then
+		cp "$SERVER_DIR/server.log" "$OUT/raw/server.log" 2>/dev/null || true
+		cp "$SERVER_DIR/pgqd.log" "$OUT/raw/pgqd.log" 2>/dev/null || true
+		stop_server bench_suite
+		rm -rf "$SERVER_DIR/data"
+	fi
+}
+trap cleanup EXIT
+
+say "starting the server (tmp/bench_suite, port $PORT)"
+start_server bench_suite "$PORT" "shared_buffers = 1GB" "max_wal_size = 8GB" "checkpoint_timeout = 30min"
+q -c "CREATE EXTENSION pgqueue" -c "CREATE TABLE plain_cursor (consumer text PRIMARY KEY, partition int, pos bigint)"
+if [[ $SYSTEMS == *pgq ]]; then
+	q -c "CREATE EXTENSION pgq"
+	cat >"$SERVER_DIR/pgqd.ini" <<INI
+[pgqd]
+logfile = $SERVER_DIR/pgqd.log
+pidfile = $SERVER_DIR/pgqd.pid
+base_connstr = host=$SERVER_DIR port=$PORT user=postgres
+initial_database = postgres
+database_list = postgres
+syslog = 0
+ticker_period = 1
+INI
+	pgqd -d "$SERVER_DIR/pgqd.ini"
+	for _ in $(seq 50); do [ -s "$SERVER_DIR/pgqd.pid" ] && break; sleep 0.1; done
+	PGQD_PID=$(cat "$SERVER_DIR/pgqd.pid")
+	cp "$SERVER_DIR/pgqd.ini" "$OUT/raw/pgqd.ini"
+fi
+
+{
+	echo "# pgqueue benchmark suite, $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo
+	echo "- command: \`$CMDLINE\`; pgqueue commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src sql 2>/dev/null || echo ' (src/ or sql/ modified)')"
+	echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(free -g | awk '/Mem:/ { print $2 }') GiB"
+	echo "- server: $(q -c 'SELECT version()' | sed 's/ on .*//'), one throw-away cluster, Unix socket; fsync and synchronous_commit on, shared_buffers 1GB, max_wal_size 8GB, checkpoint_timeout 30min; CHECKPOINT before each measurement"
+	if [[ $SYSTEMS == *pgq ]]; then
+		echo "- PgQ $(q -c 'SELECT pgq.version()') (Debian postgresql-15-pgq3), ticker: pgqd $(dpkg-query -W -f='${Version}' pgqd) running against the server (ticker_period 1 s); drain batches of 1000 events cut by pgq.ticker() in the pre-load"
+	else
+		echo "- $PGQ_NOTE"
+	fi
+	echo "- runs: $RUNS (medians); pgbench -T $T_P; drains of $(fmt_int "$MSGS") messages; 1 partition unless said; a message = 16-byte text key + 100-byte value"
+} >"$OUT/meta.md"
+
+# ---------------------------------------------------------- per-system pieces
+# the partition of the plain table for key expression $1 over $2 partitions
+partexpr() { if [ "$2" = 1 ]; then echo 0; else echo "(hashtext($1) & 2147483647) % $2"; fi; }
+
+# reset SYS NAME PARTITIONS [TOPICS]: a fresh, empty topic / table / queue
+# (TOPICS > 0: NAME1..NAMEn)
+reset() {
+	local sys=$1 name=$2 parts=$3 n=${4:-0} names i f="$OUT/scripts/reset.sql"
+	if [ "$n" -gt 0 ]; then names=$(for i in $(seq "$n"); do echo "$name$i"; done); else names=$name; fi
+	echo "SET client_min_messages = warning;" >"$f"
+	for t in $names; do
+		case $sys in
+		pgqueue) echo "SELECT pgq_drop_topic('$t', true); SELECT pgq_create_topic('$t', $parts);" ;;
+		plain) echo "DROP TABLE IF EXISTS plain_$t; DROP SEQUENCE IF EXISTS plain_${t}_seq; CREATE SEQUENCE plain_${t}_seq;
+CREATE TABLE plain_$t (partition int, msg_offset bigint DEFAULT nextval('plain_${t}_seq'), key text, value bytea,
+                       ts timestamptz DEFAULT now(), PRIMARY KEY (partition, msg_offset));" ;;
+		pgq) echo "SELECT pgq.drop_queue(queue_name, true) FROM pgq.queue WHERE queue_name = '$t'; SELECT pgq.create_queue('$t');" ;;
+		esac
+	done >>"$f"
+	q -f "$f" >/dev/null
+}
+
+# p1_script SYS NAME PARTITIONS [TOPICS]: one message per transaction
+p1_script() {
+	local sys=$1 name=$2 parts=$3 n=${4:-0} topic table key f
+	f="$OUT/scripts/p1-$sys-$name-$parts.sql"
+	topic="'$name'" table="plain_$name" key="lpad(:k::text, 16, '0')"
+	if [ "$n" -gt 0 ]; then topic="'$name' || :t" table="plain_$name:t"; fi
+	{
+		echo '\set k random(0, 999999999999999)'
+		echo '\set v random(0, 999999999999999)'
+		if [ "$n" -gt 0 ]; then echo "\\set t random(1, $n)"; fi
+		case $sys in
+		pgqueue) echo "SELECT pgq_send($topic, lpad(:v::text, 100, 'v'), $key);" ;;
+		plain) echo "INSERT INTO $table (partition, key, value) VALUES ($(partexpr "$key" "$parts"), $key, convert_to(lpad(:v::text, 100, 'v'), 'UTF8'));" ;;
+		pgq) echo "SELECT pgq.insert_event($topic, $key, lpad(:v::text, 100, 'v'));" ;;
+		esac
+	} >"$f"
+	echo "$f"
+}
+
+# batch_script SYS NAME ROWS PARTITIONS [tick]: ROWS messages in one transaction
+batch_script() {
+	local sys=$1 name=$2 rows=$3 parts=$4 tick=${5:-} vals keys f
+	f="$OUT/scripts/batch-$sys-$name-$rows-$parts$tick.sql"
+	vals="(SELECT array_agg(repeat('v', 100)) FROM generate_series(1, $rows))"
+	keys="(SELECT array_agg(lpad((random() * 1e15)::bigint::text, 16, '0')) FROM generate_series(1, $rows))"
+	case $sys in
+	pgqueue) echo "SELECT count(*) FROM pgq_send_batch('$name', $vals, $keys);" ;;
+	plain) echo "INSERT INTO plain_$name (partition, key, value) SELECT $(partexpr k "$parts"), k, convert_to(v, 'UTF8') FROM unnest($vals, $keys) AS u(v, k);" ;;
+	pgq) echo "SELECT count(pgq.insert_event('$name', k, v)) FROM unnest($vals, $keys) AS u(v, k);"
+		if [ -n "$tick" ]; then echo "SELECT pgq.ticker('$name');"; fi ;;
+	esac >"$f"
+	echo "$f"
+}
+
+# consumer_setup SYS NAME CONSUMER: a group / cursor row / PgQ consumer
+# reading NAME from its start (before the pre-load: PgQ sees only later events)
+consumer_setup() {
+	local sys=$1 name=$2 c=$3
+	case $sys in
+	pgqueue) q -c "SELECT pgq_alter_group('$c', '{\"enable.auto.commit\": false, \"auto.offset.reset\": \"earliest\"}')" ;;
+	plain) q -c "INSERT INTO plain_cursor VALUES ('$c', 0, 0) ON CONFLICT (consumer) DO UPDATE SET pos = 0" ;;
+	pgq) q -c "SELECT pgq.set_queue_config('$name', 'ticker_max_count', '1000')" -c "SELECT pgq.register_consumer('$name', '$c')" ;;
+	esac >/dev/null
+}
+
+# drain_script SYS NAME CONSUMER [MEMBER-EXPR]: one batch of up to 1000 and its commit
+drain_script() {
+	local sys=$1 name=$2 c=$3 member=${4:-"'m1'"} f
+	f="$OUT/scripts/drain-$sys-$name-$c.sql"
+	case $sys in
+	pgqueue) cat <<SQL ;;
+BEGIN;
+SELECT count(*) FROM pgq_poll('$c', '$name', 1000, 0, $member);
+SELECT pgq_commit('$c', $member);
+COMMIT;
+SQL
+	plain) cat <<SQL ;;
+BEGIN;
+SELECT count(*) AS n, coalesce(max(msg_offset) + 1, -1) AS next, sum(octet_length(key) + octet_length(value)) AS bytes
+  FROM (SELECT msg_offset, key, value FROM plain_$name
+         WHERE partition = 0 AND msg_offset >= (SELECT pos FROM plain_cursor WHERE consumer = '$c')
+         ORDER BY msg_offset LIMIT 1000) s \gset
+UPDATE plain_cursor SET pos = greatest(pos, :next) WHERE consumer = '$c';
+COMMIT;
+SQL
+	pgq) cat <<SQL ;;
+BEGIN;
+SELECT coalesce(pgq.next_batch('$name', '$c'), 0) AS bid \gset
+\if :bid > 0
+SELECT count(*) FROM pgq.get_batch_events(:bid);
+SELECT pgq.finish_batch(:bid);
+\endif
+COMMIT;
+SQL
+	esac >"$f"
+	echo "$f"
+}
+
+# backlog SYS NAME CONSUMER: messages not yet consumed
+backlog() {
+	local sys=$1 name=$2 c=$3
+	case $sys in
+	pgqueue) q -c "SELECT coalesce(sum(lag), -1) FROM pgq_consumer_lag WHERE group_id = '$c' AND topic = '$name'" ;;
+	plain) q -c "SELECT count(*) FROM plain_$name WHERE partition = 0 AND msg_offset >= (SELECT pos FROM plain_cursor WHERE consumer = '$c')" ;;
+	pgq) q -c "SELECT pending_events FROM pgq.get_consumer_info('$name', '$c')" ;;
+	esac
+}
+
+# batches SYS NAME CONSUMER MESSAGES: transactions a 1-partition drain takes
+batches() {
+	case $1 in
+	pgq) q -c "SELECT count(*) FROM pgq.tick t JOIN pgq.queue q ON q.queue_id = t.tick_queue
+	            WHERE q.queue_name = '$2' AND t.tick_id > (SELECT last_tick FROM pgq.get_consumer_info('$2', '$3'))" ;;
+	*) echo $(($4 / 1000)) ;;
+	esac
+}
+
+# pgb LOG ARGS...: pgbench -n ARGS, output in LOG; prints the tps, or fails
+pgb() {
+	local log=$1
+	shift
+	echo "# ${PGOPTIONS:+PGOPTIONS='$PGOPTIONS' }pgbench -n $*" >"$log"
+	if ! pgbench -n "$@" >>"$log" 2>&1; then
+		echo "pgbench failed, see $log:" >&2
+		tail -3 "$log" >&2
+		return 1
+	fi
+	if ! grep -q '^number of failed transactions: 0 ' "$log" && grep -q '^number of failed transactions' "$log"; then
+		echo "pgbench reported failed transactions, see $log" >&2
+		return 1
+	fi
+	sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$log"
+}
+
+# record WORKLOAD CONFIG SYSTEM RUN VALUE UNIT
+record() {
+	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$TSV"
+	local v=$5
+	if [ "$v" != NA ] && [ "$6" = msg/s ]; then v=$(fmt_int "$v"); fi
+	progress "  $1 $2 $3 run $4: $v $6"
+}
+
+checkpoint() { q -c CHECKPOINT; }
+
+# systems in turn, starting one further each run (so none always goes first)
+rotated() {
+	local -a s=($SYSTEMS)
+	local i n=${#s[@]}
+	for ((i = 0; i < n; i++)); do echo "${s[(i + $1 - 1) % n]}"; done
+}
+
+# ------------------------------------------------------------------ workloads
+# producer WORKLOAD CONFIG SYS RUN SCRIPT MSGS-PER-TX PGBENCH-ARGS...
+producer() {
+	local w=$1 c=$2 sys=$3 r=$4 script=$5 per=$6 tps
+	shift 6
+	checkpoint
+	if tps=$(pgb "$OUT/raw/$w-$c-$sys-r$r.log" -f "$script" "$@"); then
+		record "$w" "$c" "$sys" "$r" "$(calc "$tps * $per")" msg/s
+	else
+		record "$w" "$c" "$sys" "$r" NA msg/s
+	fi
+}
+
+run_p1() { # WORKLOAD RUN (p1 or p1off)
+	local w=$1 r=$2 sys
+	for sys in $(rotated "$r"); do
+		for c in 1 4; do
+			reset "$sys" p1 1
+			local args=(-T "$T_P" -c "$c" -j "$((c > 1 ? 2 : 1))")
+			if [ "$w" = p1off ]; then
+				PGOPTIONS="-c synchronous_commit=off" producer "$w" "c$c" "$sys" "$r" "$(p1_script "$sys" p1 1)" 1 "${args[@]}"
+			else
+				producer "$w" "c$c" "$sys" "$r" "$(p1_script "$sys" p1 1)" 1 "${args[@]}"
+			fi
+		done
+	done
+}
+
+run_p2() {
+	local r=$1 sys c
+	for sys in $(rotated "$r"); do
+		for c in 1 2; do
+			reset "$sys" p2 1
+			producer p2 "c$c" "$sys" "$r" "$(batch_script "$sys" p2 1000 1)" 1000 -T "$T_P" -c "$c" -j "$c"
+		done
+	done
+}
+
+# preload SYS NAME MESSAGES PARTITIONS LOG: not timed
+preload() {
+	local sys=$1 name=$2 n=$3 parts=$4 log=$5 script tx
+	if [ "$sys" = pgq ]; then
+		script=$(batch_script pgq "$name" 1000 1 tick) tx=$((n / 1000))
+	else
+		script=$(batch_script "$sys" "$name" 10000 "$parts") tx=$((n / 10000))
+	fi
+	pgb "$log" -t "$tx" -f "$script" >/dev/null || return 1
+	# statistics, as autovacuum would have them by then: without them the
+	# plain table's range SELECT is planned as a scan and sort of the table
+	q -c "ANALYZE"
+}
+
+# c1_drain SYS NAME CONSUMER MESSAGES LOG: one client drains a 1-partition
+# backlog; prints messages/s
+c1_drain() {
+	local sys=$1 name=$2 c=$3 n=$4 log=$5 tx tps left
+	tx=$(batches "$sys" "$name" "$c" "$n")
+	tps=$(pgb "$log" -t "$tx" -f "$(drain_script "$sys" "$name" "$c")") || return 1
+	left=$(backlog "$sys" "$name" "$c")
+	echo "backlog after the drain: $left" >>"$log"
+	if [ "$left" != 0 ]; then echo "$sys: $left messages left after the drain, see $log" >&2; fi
+	calc "($n - ($left > 0 ? $left : 0)) * $tps / $tx"
+}
+
+run_c1() {
+	local r=$1 sys v
+	for sys in $(rotated "$r"); do
+		progress "  c1 $sys run $r: pre-loading $(fmt_int "$MSGS") messages"
+		reset "$sys" c1 1
+		consumer_setup "$sys" c1 "g$r"
+		if preload "$sys" c1 "$MSGS" 1 "$OUT/raw/c1-preload-$sys-r$r.log" && checkpoint &&
+			v=$(c1_drain "$sys" c1 "g$r" "$MSGS" "$OUT/raw/c1-drain-$sys-r$r.log"); then
+			record c1 drain "$sys" "$r" "$v" msg/s
+		else
+			record c1 drain "$sys" "$r" NA msg/s
+		fi
+	done
+}
+
+run_e2e() {
+	local r=$1 log="$OUT/raw/e2e-r$r.log" send="$OUT/scripts/e2e-send.sql" line
+	progress "  e2e pgqueue run $r: 1000 records/s for $E2E_T s"
+	q -c "SELECT pgq_drop_topic('lat', true)" -c "SELECT pgq_create_topic('lat', 1)" \
+		-c "SELECT pgq_drop_topic('idle', true)" -c "SELECT pgq_create_topic('idle', 1)" >/dev/null
+	echo "SELECT pgq_send('lat', 'payload');" >"$send"
+	checkpoint
+	q >"$log.consumer" 2>&1 <<SQL &
+CREATE TEMP TABLE lat (ms float8);
+DO \$\$
+DECLARE
+    next bigint := 0;
+    r record;
+    stop_at timestamptz := clock_timestamp() + interval '$((E2E_T + 2)) s';
+BEGIN
+    WHILE clock_timestamp() < stop_at LOOP
+        FOR r IN SELECT msg_offset,
+                        extract(epoch FROM clock_timestamp() - "timestamp") * 1000 AS ms
+                   FROM pgq_fetch('lat', 0, next, 1000, 1000)
+        LOOP
+            INSERT INTO lat VALUES (r.ms);
+            next := r.msg_offset + 1;
+        END LOOP;
+    END LOOP;
+END \$\$;
+SELECT count(*),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.9) WITHIN GROUP (ORDER BY ms),
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), percentile_cont(0.999) WITHIN GROUP (ORDER BY ms), max(ms)
+  FROM lat;
+SQL
+	local consumer=$!
+	BG_PIDS+=("$consumer")
+	sleep 1
+	pgb "$log" -c 2 -j 2 -R 1000 -T "$E2E_T" -f "$send" >/dev/null || true
+	wait "$consumer" || true
+	cat "$log.consumer" >>"$log"
+	line=$(tail -1 "$log.consumer")
+	if [[ $line =~ ^[0-9]+\|[0-9.]+\| ]]; then
+		IFS='|' read -r n p50 p90 p99 p999 max <<<"$line"
+		record e2e records pgqueue "$r" "$n" records
+		record e2e p50 pgqueue "$r" "$p50" ms
+		record e2e p90 pgqueue "$r" "$p90" ms
+		record e2e p99 pgqueue "$r" "$p99" ms
+		record e2e p99.9 pgqueue "$r" "$p999" ms
+		record e2e max pgqueue "$r" "$max" ms
+	else
+		record e2e p99 pgqueue "$r" NA ms
+	fi
+
+	progress "  e2e pgqueue run $r: 20 sessions waiting $E2E_IDLE s on an idle topic"
+	local -a waiters=()
+	for _ in $(seq 20); do
+		q -c "SELECT count(*) FROM pgq_fetch('idle', 0, 0, 10, $(((E2E_IDLE + 1) * 1000)))" >/dev/null &
+		waiters+=($!)
+	done
+	BG_PIDS+=("${waiters[@]}")
+	sleep 0.5
+	local pids before after
+	pids=$(q -c "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND backend_type = 'client backend'")
+	ticks() { local t=0 p; for p in $pids; do set -- $(cut -d' ' -f14,15 "/proc/$p/stat"); t=$((t + $1 + $2)); done; echo $t; }
+	before=$(ticks)
+	sleep "$E2E_IDLE"
+	after=$(ticks)
+	echo "waiting backends: $(echo $pids | wc -w); CPU ticks in $E2E_IDLE s: $((after - before))" >>"$log"
+	wait "${waiters[@]}" || true
+	record e2e idle_ticks pgqueue "$r" "$((after - before))" "ticks/${E2E_IDLE}s"
+}
+
+# watch_drain LOG GROUP TOPIC MEMBERS MESSAGES: pgbench -c MEMBERS polls
+# until the group's committed offsets cover MESSAGES; prints messages/s
+watch_drain() {
+	local log=$1 g=$2 t=$3 m=$4 n=$5 script pid t0 t1 done_ deadline
+	script=$(drain_script pgqueue "$t" "$g" "'m' || :client_id")
+	echo "# pgbench -n -c $m -j $((m > 1 ? 2 : 1)) -T 900 -f $script, stopped when the group has committed $n messages" >"$log"
+	t0=$(now)
+	deadline=$(calc "$t0 + 600")
+	pgbench -n -c "$m" -j "$((m > 1 ? 2 : 1))" -T 900 -f "$script" >>"$log" 2>&1 &
+	pid=$!
+	BG_PIDS+=("$pid")
+	while :; do
+		sleep 0.05
+		done_=$(q -c "SELECT coalesce(sum(o.committed_offset), 0) FROM pgqueue.group_offset o
+		               JOIN pgqueue.topic t USING (topic_id) WHERE o.group_id = '$g' AND t.name = '$t'")
+		if [ "$done_" -ge "$n" ]; then t1=$(now); break; fi
+		if ! kill -0 "$pid" 2>/dev/null || awk "BEGIN { exit !($(now) > $deadline) }"; then
+			echo "drain of $t by $g did not finish ($done_ of $n), see $log" >&2
+			kill "$pid" 2>/dev/null || true
+			wait "$pid" 2>/dev/null || true
+			return 1
+		fi
+	done
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	echo "drained $n messages in $(calc "$t1 - $t0") s" >>"$log"
+	calc "$n / ($t1 - $t0)"
+}
+
+# scale_drain WORKLOAD CONFIG RUN TOPIC PARTITIONS MEMBERS
+scale_drain() {
+	local w=$1 c=$2 r=$3 t=$4 parts=$5 m=$6 v
+	progress "  $w $c pgqueue run $r: pre-loading $(fmt_int "$MSGS") messages into $parts partition(s)"
+	reset pgqueue "$t" "$parts"
+	consumer_setup pgqueue "$t" "g$r-$c"
+	if preload pgqueue "$t" "$MSGS" "$parts" "$OUT/raw/$w-$c-preload-r$r.log" && checkpoint &&
+		v=$(watch_drain "$OUT/raw/$w-$c-pgqueue-r$r.log" "g$r-$c" "$t" "$m" "$MSGS"); then
+		record "$w" "$c" pgqueue "$r" "$v" msg/s
+	else
+		record "$w" "$c" pgqueue "$r" NA msg/s
+	fi
+}
+
+run_partitions() {
+	local r=$1 sys n
+	# 1 partition: the P1 c=4 measurement itself
+	if want p1; then
+		awk -F'\t' -v r="$r" 'BEGIN { OFS = "\t" } $1 == "p1" && $2 == "c4" && $3 != "pgq" && $4 == r { $1 = "partitions"; $2 = "p1-1"; print }' "$TSV" >"$TSV.tmp"
+		cat "$TSV.tmp" >>"$TSV"
+		rm -f "$TSV.tmp"
+		set -- 16 256
+	else
+		set -- 1 16 256
+	fi
+	for n in "$@"; do
+		for sys in $(rotated "$r"); do
+			[ "$sys" = pgq ] && continue
+			reset "$sys" "s$n" "$n"
+			producer partitions "p1-$n" "$sys" "$r" "$(p1_script "$sys" "s$n" "$n")" 1 -T "$T_P" -c 4 -j 2
+		done
+	done
+	for n in 1 16 256; do
+		scale_drain partitions "drain-$n" "$r" "d$n" "$n" 1
+	done
+}
+
+run_members() {
+	local r=$1 m
+	if want partitions; then
+		awk -F'\t' -v r="$r" 'BEGIN { OFS = "\t" } $1 == "partitions" && $2 == "drain-16" && $4 == r { $1 = "members"; $2 = "m1"; print }' "$TSV" >"$TSV.tmp"
+		cat "$TSV.tmp" >>"$TSV"
+		rm -f "$TSV.tmp"
+		set -- 4 16
+	else
+		set -- 1 4 16
+	fi
+	for m in "$@"; do
+		scale_drain members "m$m" "$r" m16 16 "$m"
+	done
+}
+
+run_topics() {
+	local r=$1 sys
+	for sys in $(rotated "$r"); do
+		reset "$sys" tp 1 100
+		producer topics p1-100 "$sys" "$r" "$(p1_script "$sys" tp 1 100)" 1 -T "$T_P" -c 4 -j 2
+	done
+}
+
+# held SYS: cycles of P2 and C1 while another session holds a snapshot
+run_held() {
+	local sys=$1 fifo="$OUT/raw/held-$sys.fifo" hlog="$OUT/raw/held-$sys-holder.log" holder fd cycle=0 t0 held v
+	local slog="$OUT/raw/held-$sys-state.log"
+	reset "$sys" hx_p2 1
+	reset "$sys" hx_c1 1
+	consumer_setup "$sys" hx_c1 hx
+	checkpoint
+	mkfifo "$fifo"
+	PGAPPNAME=bench_xmin_holder q <"$fifo" >"$hlog" 2>&1 &
+	holder=$!
+	BG_PIDS+=("$holder")
+	exec {fd}>"$fifo"
+	echo "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM pg_class;" >&$fd
+	for _ in $(seq 100); do
+		[ "$(q -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'bench_xmin_holder' AND backend_xmin IS NOT NULL AND state = 'idle in transaction'")" = 1 ] && break
+		sleep 0.1
+	done
+	t0=$(now)
+	progress "  held $sys: snapshot taken ($(q -c "SELECT backend_xmin FROM pg_stat_activity WHERE application_name = 'bench_xmin_holder'")), cycles for $HELD_MIN min"
+	while :; do
+		cycle=$((cycle + 1))
+		if v=$(pgb "$OUT/raw/held-p2-$sys-c$cycle.log" -T "$HELD_P2_T" -c 1 -j 1 -f "$(batch_script "$sys" hx_p2 1000 1)"); then
+			record held p2 "$sys" "$cycle" "$(calc "$v * 1000")" msg/s
+		else
+			record held p2 "$sys" "$cycle" NA msg/s
+		fi
+		if preload "$sys" hx_c1 "$MSGS" 1 "$OUT/raw/held-preload-$sys-c$cycle.log" &&
+			v=$(c1_drain "$sys" hx_c1 hx "$MSGS" "$OUT/raw/held-c1-$sys-c$cycle.log"); then
+			record held c1 "$sys" "$cycle" "$v" msg/s
+		else
+			record held c1 "$sys" "$cycle" NA msg/s
+		fi
+		{
+			printf 'cycle %s, %s s: ' "$cycle" "$(calc "$(now) - $t0")"
+			case $sys in
+			pgqueue) q -c "SELECT 'group_offset ' || pg_relation_size('pgqueue.group_offset') || ' bytes, index ' || pg_relation_size('pgqueue.group_offset_pkey') || ' bytes'" ;;
+			plain) q -c "SELECT 'plain_cursor ' || pg_relation_size('plain_cursor') || ' bytes, index ' || pg_relation_size('plain_cursor_pkey') || ' bytes'" ;;
+			pgq) q -c "SELECT 'subscription ' || pg_relation_size('pgq.subscription') || ' bytes, tick ' || pg_relation_size('pgq.tick') || ' bytes'" ;;
+			esac
+		} >>"$slog"
+		if awk "BEGIN { exit !($(now) - $t0 >= $HELD_MIN * 60) }"; then break; fi
+	done
+	held=$(calc "$(now) - $t0")
+	echo "COMMIT;" >&$fd
+	exec {fd}>&-
+	wait "$holder" || true
+	rm -f "$fifo"
+	record held held_s "$sys" 0 "$held" s
+}
+
+# ------------------------------------------------------------------------ run
+for r in $(seq "$RUNS"); do
+	say "run $r of $RUNS"
+	if want p1; then progress "P1: 1 message per transaction, -T $T_P"; run_p1 p1 "$r"; fi
+	if want p1off; then progress "P1off: the same, synchronous_commit = off"; run_p1 p1off "$r"; fi
+	if want p2; then progress "P2: 1000 messages per transaction, -T $T_P"; run_p2 "$r"; fi
+	if want c1; then progress "C1: drain $(fmt_int "$MSGS") messages, 1 consumer, 1000 per batch"; run_c1 "$r"; fi
+	if want e2e; then progress "E2E: send-to-receive latency (pgqueue)"; run_e2e "$r"; fi
+	if want partitions; then progress "scale: 1, 16, 256 partitions"; run_partitions "$r"; fi
+	if want members; then progress "scale: 1, 4, 16 members draining 16 partitions"; run_members "$r"; fi
+	if want topics; then progress "scale: P1 c=4 over 100 topics"; run_topics "$r"; fi
+done
+if want held; then
+	say "held snapshot: $HELD_MIN min per system"
+	for sys in $SYSTEMS; do run_held "$sys"; done
+fi
+
+END=$(now)
+printf 'Total duration of the run: %s min (estimated %s min).\n' \
+	"$(printf '%.1f' "$(calc "($END - $START) / 60")")" "$((est / 60 + 1))" >"$OUT/duration.txt"
+cp "$SERVER_DIR/server.log" "$OUT/raw/server.log" 2>/dev/null || true
+write_report "$OUT"
+say "results: $OUT/results.md"
+cat "$OUT/results.md"
