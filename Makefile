@@ -45,3 +45,6 @@ test/stress/group_stress: test/stress/group_stress.c \
 .PHONY: prove_installcheck
 prove_installcheck:
 	$(prove_installcheck)
+
+# every source file includes the shared header
+$(OBJS): src/pgqueue.h

@@ -344,7 +344,7 @@ database_list = postgres
 syslog = 0
 ticker_period = 1
 INI
-	pgqd -d "$SERVER_DIR/pgqd.ini"
+	pgqd -d "$SERVER_DIR/pgqd.ini" >/dev/null
 	for _ in $(seq 50); do [ -s "$SERVER_DIR/pgqd.pid" ] && break; sleep 0.1; done
 	PGQD_PID=$(cat "$SERVER_DIR/pgqd.pid")
 	cp "$SERVER_DIR/pgqd.ini" "$OUT/raw/pgqd.ini"

@@ -32,6 +32,8 @@ CREATE TABLE pgqueue.partition (
     topic_id          integer NOT NULL REFERENCES pgqueue.topic ON DELETE CASCADE,
     partition         integer NOT NULL,
     log_start_offset  bigint NOT NULL DEFAULT 0,
+    -- a sequence whose value bounds every offset ever assigned (see send.c)
+    offset_floor      regclass NOT NULL,
     PRIMARY KEY (topic_id, partition)
 );
 

@@ -35,8 +35,9 @@
  * object of the caller's can shadow what our SQL means.  Errors restore the
  * previous user and search_path at (sub)transaction abort.
  */
-void
-catalog_owner_switch(PgqCatalogContext *save)
+/* The owner of the pgqueue schema: the extension owner. */
+Oid
+catalog_owner(void)
 {
 	Oid			nsp = get_namespace_oid(PGQ_SCHEMA, false);
 	HeapTuple	tuple;
@@ -47,6 +48,13 @@ catalog_owner_switch(PgqCatalogContext *save)
 		elog(ERROR, "cache lookup failed for schema %u", nsp);
 	owner = ((Form_pg_namespace) GETSTRUCT(tuple))->nspowner;
 	ReleaseSysCache(tuple);
+	return owner;
+}
+
+void
+catalog_owner_switch(PgqCatalogContext *save)
+{
+	Oid			owner = catalog_owner();
 
 	GetUserIdAndSecContext(&save->userid, &save->sec_context);
 	SetUserIdAndSecContext(owner, save->sec_context | SECURITY_LOCAL_USERID_CHANGE);

@@ -122,6 +122,7 @@ typedef struct PgqPartitionState
 	bool		rolling;		/* the worker is switching to a new segment */
 	Oid			active_relid;	/* the segment new records go to */
 	pg_atomic_uint64 next_offset;	/* the high watermark; read without lock */
+	int64		floor;			/* every offset assigned is below it, durably */
 
 	slock_t		mutex;			/* protects stable_hint */
 	int64		stable_hint;	/* every offset below it is settled */
@@ -155,6 +156,7 @@ typedef struct PgqPartitionInfo
 {
 	bool		loaded;
 	int64		log_start_offset;
+	Oid			offset_floor;	/* the partition's offset floor sequence */
 	int			nsegments;
 	PgqSegment *segments;		/* in base_offset order */
 } PgqPartitionInfo;
@@ -222,6 +224,7 @@ extern void group_config_cache_invalidate(void);
 extern Oid	segment_create(int32 topic_id, int32 partition, int32 segment_no,
 						   int64 base_offset);
 extern void segment_drop(Oid relid);
+extern Oid	offset_floor_create(int32 topic_id, int32 partition);
 extern Relation segment_open(PgqTopic *topic, Oid relid, LOCKMODE lockmode);
 extern int64 segment_max_offset(Oid relid);
 extern int64 segment_size(Oid relid);
@@ -236,6 +239,7 @@ typedef struct PgqCatalogContext
 	int			guc_nest_level;
 } PgqCatalogContext;
 
+extern Oid	catalog_owner(void);
 extern void catalog_owner_switch(PgqCatalogContext *save);
 extern void catalog_owner_restore(PgqCatalogContext *save);
 

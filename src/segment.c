@@ -77,6 +77,31 @@ segment_create(int32 topic_id, int32 partition, int32 segment_no, int64 base_off
 	return relid;
 }
 
+/*
+ * Creates the sequence that keeps a partition's offset floor (send.c) and
+ * returns its OID.  Same conditions as segment_create.
+ */
+Oid
+offset_floor_create(int32 topic_id, int32 partition)
+{
+	char		name[NAMEDATALEN];
+	char		sql[256];
+	Oid			relid;
+	ObjectAddress seq;
+	ObjectAddress extension;
+
+	snprintf(name, sizeof(name), "t%d_p%d_offset_floor", topic_id, partition);
+	snprintf(sql, sizeof(sql),
+			 "CREATE SEQUENCE " PGQ_SCHEMA ".%s AS bigint MINVALUE 0 START WITH 0 CACHE 1", name);
+	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not create sequence %s", name);
+	relid = get_relname_relid(name, get_namespace_oid(PGQ_SCHEMA, false));
+	ObjectAddressSet(seq, RelationRelationId, relid);
+	ObjectAddressSet(extension, ExtensionRelationId, get_extension_oid("pgqueue", false));
+	recordDependencyOn(&seq, &extension, DEPENDENCY_AUTO);
+	return relid;
+}
+
 /* Drops a segment table (taking AccessExclusiveLock on it). */
 void
 segment_drop(Oid relid)

@@ -365,7 +365,7 @@ topic_partition_info(PgqTopic *topic, int32 partition)
 	args[0] = Int32GetDatum(topic->topic_id);
 	args[1] = Int32GetDatum(partition);
 	SPI_connect();
-	catalog_query("SELECT p.log_start_offset, s.segment_no, s.base_offset, s.relid"
+	catalog_query("SELECT p.log_start_offset, s.segment_no, s.base_offset, s.relid, p.offset_floor"
 				  "  FROM " PGQ_SCHEMA ".partition p, " PGQ_SCHEMA ".segment s"
 				  " WHERE s.topic_id OPERATOR(pg_catalog.=) p.topic_id"
 				  "   AND s.partition OPERATOR(pg_catalog.=) p.partition"
@@ -383,6 +383,12 @@ topic_partition_info(PgqTopic *topic, int32 partition)
 	info->segments = MemoryContextAlloc(topic->cxt, sizeof(PgqSegment) * SPI_processed);
 	info->nsegments = SPI_processed;
 	info->log_start_offset = spi_int64(0, 1);
+	{
+		bool		isnull;
+
+		info->offset_floor = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+															SPI_tuptable->tupdesc, 5, &isnull));
+	}
 	for (i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
@@ -561,27 +567,31 @@ topic_lookup_for_ddl(text *name, bool missing_ok)
 static void
 partitions_create(int32 topic_id, int32 from, int32 to)
 {
-	Oid			argtypes[3] = {INT4OID, INT4OID, OIDOID};
-	Datum		args[3];
+	Oid			argtypes[4] = {INT4OID, INT4OID, OIDOID, OIDOID};
+	Datum		args[4];
 	int32		p;
 
 	for (p = from; p < to; p++)
 	{
 		PgqCatalogContext save;
 		Oid			relid;
+		Oid			floor_seq;
 
 		catalog_owner_switch(&save);
 		relid = segment_create(topic_id, p, 0, 0);
+		floor_seq = offset_floor_create(topic_id, p);
 		catalog_owner_restore(&save);
 
 		args[0] = Int32GetDatum(topic_id);
 		args[1] = Int32GetDatum(p);
 		args[2] = ObjectIdGetDatum(relid);
-		catalog_query("INSERT INTO " PGQ_SCHEMA ".partition (topic_id, partition) VALUES ($1, $2)",
-					  2, argtypes, args, NULL, false);
+		args[3] = ObjectIdGetDatum(floor_seq);
+		catalog_query("INSERT INTO " PGQ_SCHEMA ".partition (topic_id, partition, offset_floor)"
+					  " VALUES ($1, $2, $4)",
+					  4, argtypes, args, NULL, false);
 		catalog_query("INSERT INTO " PGQ_SCHEMA ".segment (topic_id, partition, segment_no, base_offset, relid)"
 					  " VALUES ($1, $2, 0, 0, $3)",
-					  3, argtypes, args, NULL, false);
+					  4, argtypes, args, NULL, false);
 	}
 }
 
@@ -691,6 +701,15 @@ pgq_drop_topic(PG_FUNCTION_ARGS)
 	args[0] = Int32GetDatum(topic_id);
 	catalog_query("SELECT relid FROM " PGQ_SCHEMA ".segment WHERE topic_id OPERATOR(pg_catalog.=) $1"
 				  " ORDER BY partition, segment_no",
+				  1, argtypes, args, NULL, true);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		segment_drop(DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+													SPI_tuptable->tupdesc, 1, &isnull)));
+	}
+	catalog_query("SELECT offset_floor FROM " PGQ_SCHEMA ".partition WHERE topic_id OPERATOR(pg_catalog.=) $1",
 				  1, argtypes, args, NULL, true);
 	for (i = 0; i < SPI_processed; i++)
 	{

@@ -437,10 +437,14 @@ same_on_both(
 $standby->promote;
 ok(wait_for($standby, 'SELECT NOT pg_is_in_recovery()', 60), 'the standby was promoted');
 
-is( $standby->safe_psql('postgres',
-		q{SELECT partition, msg_offset FROM pgq_send('sr', 'after promotion'::text, NULL::text, 0)}),
-	'0|9',
-	'on the promoted node a send continues partition 0 at offset 9');
+{
+	# offsets continue above every offset present; a restart or promotion may
+	# skip up to the partition's offset floor (a few dozen offsets)
+	my ($p, $o) = split /\|/, $standby->safe_psql('postgres',
+		q{SELECT partition, msg_offset FROM pgq_send('sr', 'after promotion'::text, NULL::text, 0)});
+	ok($p == 0 && $o >= 9 && $o < 9 + 100,
+		"on the promoted node a send continues partition 0 at offset 9 or a little above (got $o)");
+}
 
 ok(wait_for($standby, worker_sql(), 30), 'the worker runs on the promoted node');
 my $ret_off = $standby->safe_psql('postgres',

@@ -462,8 +462,9 @@ note(scalar(keys %log) . ' records readable on the new primary after the failove
 
 for my $p (0 .. $npartitions - 1)
 {
-	is($view{$p}[0], $present_max->{$p} + 1,
-		"after promotion, partition ${p}'s high watermark is just above the highest offset in its index ($present_max->{$p})");
+	ok($view{$p}[0] > $present_max->{$p} && $view{$p}[0] <= $present_max->{$p} + 1 + 100,
+		"after promotion, partition ${p}'s high watermark is above the highest offset in its index ($present_max->{$p}), "
+		  . "within its offset floor ($view{$p}[0])");
 	note("partition $p: a record whose index entry was not replicated is in the heap at offset $heap_max->{$p}")
 	  if $heap_max->{$p} > $present_max->{$p};
 	is($view{$p}[1], $view{$p}[0],
@@ -750,9 +751,13 @@ is($standby2->safe_psql('postgres',
 	'after the failover the acknowledged, served flip-a is lost: its offset is a gap below the surviving flip-b');
 my $off_new = $standby2->safe_psql('postgres',
 	"SELECT msg_offset FROM pgq_send('$flip', 'flip-new'::text)");
-is($off_new, $off_c,
-	'the offset of the lost flip-c, served by the old primary, is given to the next send: '
-	  . 'a reader of the old primary can see an offset change value under asynchronous replication');
+# Whether the lost flip-c's offset is given out again depends on whether the
+# offset floor that covered it had been replicated: a reader of the old
+# primary may see an offset change value under asynchronous replication
+# (Kafka's unclean leader election), never a reader of the new primary.
+note($off_new == $off_c
+	? "the offset of the lost flip-c ($off_c) was given to the next send"
+	: "the offset of the lost flip-c ($off_c) stays a gap: the next send got $off_new");
 cmp_ok($off_new, '>', $off_b, 'it is still above every offset present on the new primary');
 
 $standby2->stop;
