@@ -88,7 +88,8 @@
 #          (1 member, polls of 1000) of 1,000,000 messages spread by key over
 #          1, 16 and 256 partitions, timed from the start of pgbench until
 #          the group's committed offsets cover every message (checked every
-#          50 ms).
+#          50 ms); and the same 1,000,000 all sent to partition 0 of a
+#          256-partition topic (the other 255 not involved).
 #   members  pgqueue: 1, 4 and 16 members of one group (each its own
 #          session: pgbench -c M, member 'm' || :client_id) draining
 #          1,000,000 messages of a 16-partition topic, total messages/s,
@@ -153,10 +154,20 @@ median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print ""; else if (N
 # med TSV WORKLOAD CONFIG SYSTEM: median of the runs' values
 med() { awk -F'\t' -v w="$2" -v c="$3" -v s="$4" '$1 == w && $2 == c && $3 == s && $5 != "NA" { print $5 }' "$1" | median; }
 ms() { if [ -n "$1" ]; then printf '%.2f ms' "$1"; else echo "–"; fi; }
-rate() { if [ -n "$1" ]; then fmt_int "$1"; else echo "–"; fi; }
-ratio() { if [ -n "$1" ] && [ -n "$2" ] && awk "BEGIN { exit !($2 > 0) }"; then calc "$1 / $2" | xargs printf '%.2f'; else echo "–"; fi; }
+isnum() { [[ $1 =~ ^[0-9]+(\.[0-9]+)?$ ]]; }
+rate() { if isnum "$1"; then fmt_int "$1"; elif [ -n "$1" ]; then echo "$1"; else echo "–"; fi; }
+ratio() { if isnum "$1" && isnum "$2" && awk "BEGIN { exit !($2 > 0) }"; then calc "$1 / $2" | xargs printf '%.2f'; else echo "–"; fi; }
 meets() { # RATIO TARGET
 	if [ "$1" = "–" ]; then echo "–"; elif awk "BEGIN { exit !($1 >= $2) }"; then echo "yes"; else echo "**no**"; fi
+}
+
+# held_med TSV p2|c1 SYSTEM head|tail CYCLES: median of the first / last k cycles
+held_med() {
+	local k=$(($5 / 2))
+	if [ "$k" -gt 3 ]; then k=3; fi
+	if [ "$k" -lt 1 ]; then k=1; fi
+	awk -F'\t' -v m="$2" -v s="$3" '$1 == "held" && $2 == m && $3 == s { print $4 "\t" $5 }' "$1" |
+		sort -n | "$4" -n "$k" | cut -f2 | { grep -v NA || true; } | median
 }
 
 write_report() {
@@ -200,6 +211,10 @@ write_report() {
 				a=$(med "$tsv" partitions "drain-$n" pgqueue)
 				echo "| drain, 1 member, $n partition(s) | $(rate "$a") | n/a | n/a | – | $(ratio "$a" "$base") |"
 			done
+			if grep -q "^partitions	drain-256-in-1	" "$tsv"; then
+				a=$(med "$tsv" partitions drain-256-in-1 pgqueue)
+				echo "| drain, 1 member, 256 partitions, every message in 1 of them | $(rate "$a") | n/a | n/a | – | $(ratio "$a" "$base") |"
+			fi
 			base=$(med "$tsv" members m1 pgqueue)
 			for n in 1 4 16; do
 				grep -q "^members	m$n	" "$tsv" || continue
@@ -235,15 +250,14 @@ write_report() {
 				grep -q "^held	p2	$s	" "$tsv" || continue
 				case $s in pgqueue) label=pgqueue ;; plain) label="plain table" ;; pgq) label=PgQ ;; esac
 				last=$(awk -F'\t' -v s="$s" '$1 == "held" && $2 == "p2" && $3 == s { n = $4 } END { print n }' "$tsv")
-				p2s=$(awk -F'\t' -v s="$s" '$1 == "held" && $2 == "p2" && $3 == s && $4 == 1 { print $5 }' "$tsv")
-				p2e=$(awk -F'\t' -v s="$s" -v n="$last" '$1 == "held" && $2 == "p2" && $3 == s && $4 == n { print $5 }' "$tsv")
-				c1s=$(awk -F'\t' -v s="$s" '$1 == "held" && $2 == "c1" && $3 == s && $4 == 1 { print $5 }' "$tsv")
-				c1e=$(awk -F'\t' -v s="$s" -v n="$last" '$1 == "held" && $2 == "c1" && $3 == s && $4 == n { print $5 }' "$tsv")
+				# start / end: medians of the first and of the last k cycles, k = min(3, cycles / 2)
+				p2s=$(held_med "$tsv" p2 "$s" head "$last") p2e=$(held_med "$tsv" p2 "$s" tail "$last")
+				c1s=$(held_med "$tsv" c1 "$s" head "$last") c1e=$(held_med "$tsv" c1 "$s" tail "$last")
 				held=$(awk -F'\t' -v s="$s" '$1 == "held" && $2 == "held_s" && $3 == s { print $5 }' "$tsv")
 				echo "| $label | $(printf '%.1f' "$(calc "${held:-0} / 60")") min | $last | $(rate "$p2s") | $(rate "$p2e") | $(ratio "$p2e" "$p2s") | $(rate "$c1s") | $(rate "$c1e") | $(ratio "$c1e" "$c1s") | ≥ 0.8 |"
 			done
 			echo
-			echo "Every cycle's numbers are in results.tsv (workload held, run = cycle) and raw/held-*."
+			echo "Start and end: medians of the first and of the last 3 cycles (fewer when there are under 6). Every cycle's numbers are in results.tsv (workload held, run = cycle) and raw/held-*."
 			echo
 		fi
 		if grep -q "	NA	" "$tsv"; then
@@ -303,7 +317,7 @@ est=$(awk -v runs="$RUNS" -v t="$T_P" -v m="$MSGS" -v e="$E2E_T" -v i="$E2E_IDLE
 	if (wl ~ / p2 /) s += runs * ns * 2 * (t + 3)
 	if (wl ~ / c1 /) s += runs * (m / 60000 + m / 45000 + pgq * m / 16000 + 8)
 	if (wl ~ / e2e /) s += runs * (e + i + 6)
-	if (wl ~ / partitions /) s += runs * (4 * (t + 3) + 3 * (m / 50000 + 5))
+	if (wl ~ / partitions /) s += runs * (4 * (t + 3) + 4 * (m / 50000 + 5))
 	if (wl ~ / members /) s += runs * 2 * (m / 50000 + 5)
 	if (wl ~ / topics /) s += runs * ns * (t + 6)
 	if (wl ~ / held /) s += ns * (hm * 60 + 20 + m / 40000) + pgq * m / 16000
@@ -328,8 +342,13 @@ cleanup() {
 	fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 say "starting the server (tmp/bench_suite, port $PORT)"
+# another make install during the run would mix two builds (backends load
+# the new library against the old one's shared memory): checked at the end
+SO_PATH="$($PG_CONFIG --pkglibdir)/pgqueue.so"
+SO_STAT=$(stat -c '%i %Y' "$SO_PATH")
 start_server bench_suite "$PORT" "shared_buffers = 1GB" "max_wal_size = 8GB" "checkpoint_timeout = 30min"
 q -c "CREATE EXTENSION pgqueue" -c "CREATE TABLE plain_cursor (consumer text PRIMARY KEY, partition int, pos bigint)"
 if [[ $SYSTEMS == *pgq ]]; then
@@ -344,7 +363,7 @@ database_list = postgres
 syslog = 0
 ticker_period = 1
 INI
-	pgqd -d "$SERVER_DIR/pgqd.ini" >/dev/null
+	pgqd -d "$SERVER_DIR/pgqd.ini" >/dev/null 2>&1
 	for _ in $(seq 50); do [ -s "$SERVER_DIR/pgqd.pid" ] && break; sleep 0.1; done
 	PGQD_PID=$(cat "$SERVER_DIR/pgqd.pid")
 	cp "$SERVER_DIR/pgqd.ini" "$OUT/raw/pgqd.ini"
@@ -407,12 +426,12 @@ p1_script() {
 
 # batch_script SYS NAME ROWS PARTITIONS [tick]: ROWS messages in one transaction
 batch_script() {
-	local sys=$1 name=$2 rows=$3 parts=$4 tick=${5:-} vals keys f
-	f="$OUT/scripts/batch-$sys-$name-$rows-$parts$tick.sql"
+	local sys=$1 name=$2 rows=$3 parts=$4 tick=${5:-} part=${6:-} vals keys f
+	f="$OUT/scripts/batch-$sys-$name-$rows-$parts$tick${part:+-p$part}.sql"
 	vals="(SELECT array_agg(repeat('v', 100)) FROM generate_series(1, $rows))"
 	keys="(SELECT array_agg(lpad((random() * 1e15)::bigint::text, 16, '0')) FROM generate_series(1, $rows))"
 	case $sys in
-	pgqueue) echo "SELECT count(*) FROM pgq_send_batch('$name', $vals, $keys);" ;;
+	pgqueue) echo "SELECT count(*) FROM pgq_send_batch('$name', $vals, $keys${part:+, $part});" ;;
 	plain) echo "INSERT INTO plain_$name (partition, key, value) SELECT $(partexpr k "$parts"), k, convert_to(v, 'UTF8') FROM unnest($vals, $keys) AS u(v, k);" ;;
 	pgq) echo "SELECT count(pgq.insert_event('$name', k, v)) FROM unnest($vals, $keys) AS u(v, k);"
 		if [ -n "$tick" ]; then echo "SELECT pgq.ticker('$name');"; fi ;;
@@ -555,13 +574,14 @@ run_p2() {
 	done
 }
 
-# preload SYS NAME MESSAGES PARTITIONS LOG: not timed
+# preload SYS NAME MESSAGES PARTITIONS LOG [PARTITION]: not timed (pgqueue:
+# all into PARTITION if given, else by key)
 preload() {
-	local sys=$1 name=$2 n=$3 parts=$4 log=$5 script tx
+	local sys=$1 name=$2 n=$3 parts=$4 log=$5 part=${6:-} script tx
 	if [ "$sys" = pgq ]; then
 		script=$(batch_script pgq "$name" 1000 1 tick) tx=$((n / 1000))
 	else
-		script=$(batch_script "$sys" "$name" 10000 "$parts") tx=$((n / 10000))
+		script=$(batch_script "$sys" "$name" 10000 "$parts" "" "$part") tx=$((n / 10000))
 	fi
 	pgb "$log" -t "$tx" -f "$script" >/dev/null || return 1
 	# statistics, as autovacuum would have them by then: without them the
@@ -695,11 +715,11 @@ watch_drain() {
 
 # scale_drain WORKLOAD CONFIG RUN TOPIC PARTITIONS MEMBERS
 scale_drain() {
-	local w=$1 c=$2 r=$3 t=$4 parts=$5 m=$6 v
-	progress "  $w $c pgqueue run $r: pre-loading $(fmt_int "$MSGS") messages into $parts partition(s)"
+	local w=$1 c=$2 r=$3 t=$4 parts=$5 m=$6 part=${7:-} v
+	progress "  $w $c pgqueue run $r: pre-loading $(fmt_int "$MSGS") messages into ${part:+partition $part of }$parts partition(s)"
 	reset pgqueue "$t" "$parts"
 	consumer_setup pgqueue "$t" "g$r-$c"
-	if preload pgqueue "$t" "$MSGS" "$parts" "$OUT/raw/$w-$c-preload-r$r.log" && checkpoint &&
+	if preload pgqueue "$t" "$MSGS" "$parts" "$OUT/raw/$w-$c-preload-r$r.log" "$part" && checkpoint &&
 		v=$(watch_drain "$OUT/raw/$w-$c-pgqueue-r$r.log" "g$r-$c" "$t" "$m" "$MSGS"); then
 		record "$w" "$c" pgqueue "$r" "$v" msg/s
 	else
@@ -728,6 +748,8 @@ run_partitions() {
 	for n in 1 16 256; do
 		scale_drain partitions "drain-$n" "$r" "d$n" "$n" 1
 	done
+	# the partitions not involved: every message in partition 0 of 256
+	scale_drain partitions drain-256-in-1 "$r" d256e 256 1 0
 }
 
 run_members() {
@@ -822,6 +844,11 @@ if want held; then
 fi
 
 END=$(now)
+if [ "$(stat -c '%i %Y' "$SO_PATH")" != "$SO_STAT" ]; then
+	msg="**Warning: $SO_PATH was replaced during the run (at $(date -u -r "$SO_PATH" '+%H:%M:%S UTC'), a make install): the measurements after that mixed two builds of pgqueue; run again.**"
+	printf '\n%s\n' "$msg" >>"$OUT/meta.md"
+	echo "$msg" >&2
+fi
 printf 'Total duration of the run: %s min (estimated %s min).\n' \
 	"$(printf '%.1f' "$(calc "($END - $START) / 60")")" "$((est / 60 + 1))" >"$OUT/duration.txt"
 cp "$SERVER_DIR/server.log" "$OUT/raw/server.log" 2>/dev/null || true
