@@ -244,6 +244,27 @@ partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
 				 errmsg("topic \"%s\" does not exist", topic->name),
 				 errdetail("It was dropped concurrently.")));
 	state = partition_state_lookup(topic->topic_id, partition, true);
+
+	/*
+	 * No offset at or above from_offset has been assigned yet: nothing to
+	 * read, and no segment to open.  A poll over many partitions mostly
+	 * meets such partitions, and this keeps their cost to a lookup.  A
+	 * record assigned after this check belongs to a transaction that had
+	 * not committed when our snapshot was taken, so it would be pending
+	 * anyway.  Only a primary keeps the counter (loaded once per server
+	 * start, as a send would).
+	 */
+	if (!RecoveryInProgress())
+	{
+		partition_ensure_loaded(topic, partition, state);
+		if (from_offset >= (int64) pg_atomic_read_u64(&state->next_offset))
+		{
+			UnlockRelationOid(newest, AccessShareLock);
+			*stopped_pending = false;
+			return from_offset;
+		}
+	}
+
 	hint = Max(partition_state_get_stable_hint(state), info->log_start_offset);
 
 	if (from_offset > hint)
@@ -290,11 +311,10 @@ typedef struct FetchState
 
 /* A varlena column of a stored record, fetched from TOAST if need be. */
 static Datum
-record_varlena(HeapTuple tuple, TupleDesc desc, int attno, bool *isnull)
+record_varlena(Datum d, bool null, bool *isnull)
 {
-	Datum		d = heap_getattr(tuple, attno, desc, isnull);
-
-	if (*isnull)
+	*isnull = null;
+	if (null)
 		return (Datum) 0;
 	if (VARATT_IS_EXTERNAL(DatumGetPointer(d)))
 		return PointerGetDatum(detoast_external_attr((struct varlena *) DatumGetPointer(d)));
@@ -308,23 +328,24 @@ fetch_emit(void *arg, int64 offset, HeapTuple tuple, TupleDesc desc)
 	Datum		values[7];
 	bool		nulls[7] = {false, false, false, false, false, false, false};
 
+	Datum		cols[SEG_NATTS];
+	bool		colnulls[SEG_NATTS];
+
+	/* one pass over the record: the columns after key are not at fixed offsets */
+	heap_deform_tuple(tuple, desc, cols, colnulls);
 	values[0] = fs->topic_name;
 	values[1] = Int32GetDatum(fs->partition);
 	values[2] = Int64GetDatum(offset);
-	values[3] = record_varlena(tuple, desc, 3, &nulls[3]);
-	values[4] = record_varlena(tuple, desc, 4, &nulls[4]);
-	values[5] = record_varlena(tuple, desc, 5, &nulls[5]);
-	values[6] = heap_getattr(tuple, 2, desc, &nulls[6]);
+	values[3] = record_varlena(cols[SEG_KEY], colnulls[SEG_KEY], &nulls[3]);
+	values[4] = record_varlena(cols[SEG_VALUE], colnulls[SEG_VALUE], &nulls[4]);
+	values[5] = record_varlena(cols[SEG_HEADERS], colnulls[SEG_HEADERS], &nulls[5]);
+	values[6] = cols[SEG_TIMESTAMP];
+	nulls[6] = colnulls[SEG_TIMESTAMP];
 	tuplestore_putvalues(fs->rsinfo->setResult, fs->rsinfo->setDesc, values, nulls);
 	fs->served++;
 	return true;
 }
 
-/*
- * Makes sure that what a reader is served is durable: with
- * synchronous_commit = off a record is visible before its commit record is
- * flushed, and a crash could then lose a served offset and reuse it.
- */
 /*
  * Reads up to max_records visible records of a partition from from_offset
  * into the result tuplestore of a pgq_fetch-shaped function.  Returns how
@@ -346,6 +367,11 @@ partition_read(PgqTopic *topic, int32 partition, int64 from_offset, int64 max_re
 	return fs.served;
 }
 
+/*
+ * Makes sure that what a reader is served is durable: with
+ * synchronous_commit = off a record is visible before its commit record is
+ * flushed, and a crash could then lose a served offset and reuse it.
+ */
 void
 served_records_flush(void)
 {

@@ -118,7 +118,8 @@ typedef struct PgqPartitionState
 	 * active_relid and the writing of next_offset.
 	 */
 	LWLock		append_lock;
-	bool		loaded;			/* next_offset and active_relid are valid */
+	bool		loaded;			/* next_offset and active_relid are valid;
+								 * once set, may be tested without the lock */
 	bool		rolling;		/* the worker is switching to a new segment */
 	Oid			active_relid;	/* the segment new records go to */
 	pg_atomic_uint64 next_offset;	/* the high watermark; read without lock */
@@ -220,7 +221,14 @@ extern void retention_round(void);
 /* poll.c: consuming in a group */
 extern void group_config_cache_invalidate(void);
 
-/* segment.c: segment tables */
+/* segment.c: segment tables; their columns (0-based, as in values arrays) */
+#define SEG_NATTS		5
+#define SEG_OFFSET		0
+#define SEG_TIMESTAMP	1
+#define SEG_KEY			2
+#define SEG_VALUE		3
+#define SEG_HEADERS		4
+
 extern Oid	segment_create(int32 topic_id, int32 partition, int32 segment_no,
 						   int64 base_offset);
 extern void segment_drop(Oid relid);

@@ -33,9 +33,11 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/bitmapset.h"
 #include "storage/latch.h"
 #include "utils/wait_event.h"
 #include "utils/array.h"
@@ -212,6 +214,23 @@ static void poll_xact_callback(XactEvent event, void *arg);
 static void poll_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								  SubTransactionId parentSubid, void *arg);
 
+/*
+ * Hashes the ids only up to their ends: a poll looks up a position per
+ * partition it owns, and hashing the two zero-padded 128-byte names whole
+ * would dominate a poll over many partitions.
+ */
+static uint32
+position_key_hash(const void *key, Size keysize)
+{
+	const PositionKey *k = (const PositionKey *) key;
+	uint32		h;
+
+	h = hash_bytes((const unsigned char *) k->group_id, strlen(k->group_id));
+	h = hash_combine(h, hash_bytes((const unsigned char *) k->member_id, strlen(k->member_id)));
+	h = hash_combine(h, hash_bytes_uint32((uint32) k->topic_id));
+	return hash_combine(h, hash_bytes_uint32((uint32) k->partition));
+}
+
 static void
 poll_state_init(void)
 {
@@ -222,9 +241,10 @@ poll_state_init(void)
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(PositionKey);
 	ctl.entrysize = sizeof(Position);
+	ctl.hash = position_key_hash;	/* compared whole: keys are zero-padded */
 	ctl.hcxt = TopMemoryContext;
 	positions = hash_create("pgqueue positions", 64, &ctl,
-							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+							HASH_ELEM | HASH_FUNCTION | HASH_CONTEXT);
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(MemberStateKey);
 	ctl.entrysize = sizeof(MemberState);
@@ -398,7 +418,10 @@ poll_xact_callback(XactEvent event, void *arg)
 	}
 }
 
-/* Drops the positions of a member in a topic (all partitions if keep is NULL, else those not in keep). */
+/*
+ * Drops the positions of a member in a topic (every topic if topic_id is 0),
+ * except those of the partitions in keep.
+ */
 static void
 positions_drop(const char *group_id, const char *member_id, int32 topic_id, List *keep)
 {
@@ -406,17 +429,21 @@ positions_drop(const char *group_id, const char *member_id, int32 topic_id, List
 	Position   *pos;
 	List	   *doomed = NIL;
 	ListCell   *lc;
+	Bitmapset  *kept = NULL;
 
+	foreach(lc, keep)
+		kept = bms_add_member(kept, lfirst_int(lc));
 	hash_seq_init(&seq, positions);
 	while ((pos = hash_seq_search(&seq)) != NULL)
 		if ((topic_id == 0 || pos->key.topic_id == topic_id) &&
 			strcmp(pos->key.group_id, group_id) == 0 &&
 			strcmp(pos->key.member_id, member_id) == 0 &&
-			!list_member_int(keep, pos->key.partition))
+			!bms_is_member(pos->key.partition, kept))
 			doomed = lappend(doomed, pos);
 	foreach(lc, doomed)
 		position_drop(lfirst(lc));
 	list_free(doomed);
+	bms_free(kept);
 }
 
 /* ----------------------------------------------------------------
@@ -666,7 +693,17 @@ typedef struct PollStep
  * Reads fairly from the owned partitions: each round gives every partition
  * that may have more an equal share of what is left, starting from a
  * partition that rotates from poll to poll.
+ *
+ * A share is never below max_records / POLL_MAX_SPREAD, so a poll reads at
+ * most that many partitions that hold records: with more of them, each
+ * poll takes the next ones in turn (as Kafka's fetch sessions rotate
+ * partitions), and none starves.  Reading a partition costs an index scan
+ * even for a few records; this bounds what a poll spends on them.
+ * Partitions with nothing new cost only a look at their high watermark
+ * (partition_scan).
  */
+#define POLL_MAX_SPREAD		16
+
 static int64
 poll_step(void *arg)
 {
@@ -674,7 +711,9 @@ poll_step(void *arg)
 	int			n = list_length(ps->owned);
 	bool	   *active = palloc(sizeof(bool) * n);
 	int64		remaining = ps->max_records;
-	uint32		start = ps->ms->next_start++;
+	int64		min_share = (ps->max_records + POLL_MAX_SPREAD - 1) / POLL_MAX_SPREAD;
+	uint32		start = ps->ms->next_start % n;
+	int			last_served = -1;
 	int			i;
 
 	ps->served = 0;
@@ -689,7 +728,7 @@ poll_step(void *arg)
 			nactive += active[i] ? 1 : 0;
 		if (nactive == 0 || remaining == 0)
 			break;
-		share = (remaining + nactive - 1) / nactive;
+		share = Max((remaining + nactive - 1) / nactive, min_share);
 		for (i = 0; i < n && remaining > 0; i++)
 		{
 			int			k = (start + i) % n;
@@ -715,11 +754,22 @@ poll_step(void *arg)
 							 next, pos->committed);
 			remaining -= got;
 			ps->served += got;
+			if (got > 0)
+				last_served = k;
 			if (got < ask)
 				active[k] = false;
 		}
 	}
 	pfree(active);
+
+	/*
+	 * The next poll starts after the last partition served, or (when this
+	 * one went all the way round) one further than this one started.
+	 */
+	if (last_served < 0 || (last_served + 1) % n == start)
+		ps->ms->next_start = (start + 1) % n;
+	else
+		ps->ms->next_start = (last_served + 1) % n;
 	return ps->served;
 }
 

@@ -43,14 +43,6 @@
 PG_FUNCTION_INFO_V1(pgq_send);
 PG_FUNCTION_INFO_V1(pgq_send_batch);
 
-/* column numbers of a segment table */
-#define SEG_NATTS		5
-#define SEG_OFFSET		0
-#define SEG_TIMESTAMP	1
-#define SEG_KEY			2
-#define SEG_VALUE		3
-#define SEG_HEADERS		4
-
 /* A record to append, its fields already converted to what is stored. */
 typedef struct PgqRecord
 {
@@ -226,7 +218,10 @@ partition_ensure_loaded(PgqTopic *topic, int32 partition, PgqPartitionState *sta
 
 	if (state->loaded)			/* set once, under the lock; a stale false is
 								 * rechecked below */
+	{
+		pg_read_barrier();		/* see next_offset as it was when loaded was set */
 		return;
+	}
 
 	info = topic_partition_info(topic, partition);
 	newest = &info->segments[info->nsegments - 1];
@@ -241,6 +236,7 @@ partition_ensure_loaded(PgqTopic *topic, int32 partition, PgqPartitionState *sta
 		pg_atomic_write_u64(&state->next_offset, (uint64) next);
 		state->floor = floor;
 		state->active_relid = newest->relid;
+		pg_write_barrier();		/* loaded is tested without the lock */
 		state->loaded = true;
 	}
 	LWLockRelease(&state->append_lock);
