@@ -243,7 +243,7 @@ partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("topic \"%s\" does not exist", topic->name),
 				 errdetail("It was dropped concurrently.")));
-	state = partition_state_lookup(topic->topic_id, partition, true);
+	state = partition_state_lookup(topic->topic_id, partition, info->offset_floor, true);
 
 	/*
 	 * No offset at or above from_offset has been assigned yet: nothing to
@@ -581,7 +581,7 @@ partition_last_stable_offset(PgqTopic *topic, int32 partition, int64 *hwm)
 
 	/* the high watermark must be read before the scan starts */
 	LockRelationOid(newest->relid, AccessShareLock);
-	state = partition_state_lookup(topic->topic_id, partition, true);
+	state = partition_state_lookup(topic->topic_id, partition, info->offset_floor, true);
 	if (!RecoveryInProgress())
 	{
 		partition_ensure_loaded(topic, partition, state);
