@@ -408,6 +408,25 @@ check_offset_in_range(PgqTopic *topic, int32 partition, int64 offset)
 						   (long long) info->log_start_offset)));
 }
 
+/*
+ * A committed offset or a seek may point at the high watermark (the next
+ * record), not past it: records sent later up to that offset would be
+ * skipped without anyone having read them.
+ */
+void
+check_offset_not_past_end(PgqTopic *topic, int32 partition, int64 offset)
+{
+	int64		hwm;
+
+	(void) partition_last_stable_offset(topic, partition, &hwm);
+	if (offset > hwm)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("offset %lld is past the end of partition %d of topic \"%s\"",
+						(long long) offset, partition, topic->name),
+				 errdetail("The high watermark is %lld.", (long long) hwm)));
+}
+
 /* The limits of a read: max_records > 0, timeout_ms >= 0. */
 void
 check_read_limits(int32 max_records, int32 timeout_ms)

@@ -30,9 +30,25 @@
  * never own one partition at the same time, and the partitions that need
  * not move keep being consumed (cooperative, incremental rebalancing).
  *
+ * Hand-overs and transactions.  Ownership is not transactional, but what a
+ * member does with a partition inside a transaction must end before another
+ * member can take the partition, or the new owner would start from a
+ * committed offset that the open transaction is about to move (and process
+ * its records again).  So:
+ *	- a member gives up a partition that its current transaction read from
+ *	  or committed an offset of only when that transaction ends (deferred
+ *	  release; it reads no more from it meanwhile), and pgq_leave takes
+ *	  effect when its transaction commits;
+ *	- a transaction that committed offsets pins its member at COMMIT
+ *	  (poll.c checks, just before, that the member still owns those
+ *	  partitions with a fresh lease, and fails the commit if not): a pinned
+ *	  member's lease cannot expire until the commit is done and visible.
+ * Together: a new owner reads the committed offset only after the last
+ * transaction of the old owner that could move it has ended.
+ *
  * Locking: PgqGroups->lock protects the hash tables, the member lists, the
  * generations and the owned bitmaps (shared to read, exclusive to change).
- * A member's lease and last poller are protected by its mutex, so that
+ * A member's lease, last poller and pin are protected by its mutex, so that
  * polls of different members, which need the lock only in shared mode,
  * do not serialise.
  *
@@ -40,6 +56,7 @@
  */
 #include "pgqueue.h"
 
+#include "access/xact.h"
 #include "funcapi.h"
 #include "lib/ilist.h"
 #include "miscadmin.h"
@@ -48,6 +65,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/memutils.h"
 
 PG_FUNCTION_INFO_V1(pgq_members_info);
 
@@ -78,10 +96,11 @@ typedef struct PgqMember
 	PgqMemberKey key;
 	dlist_node	node;
 	uint64		join_epoch;		/* unique per creation of this entry */
-	slock_t		mutex;			/* protects the three fields below */
+	slock_t		mutex;			/* protects the four fields below */
 	TimestampTz lease_expires;
 	int			poller_pid;		/* the session that polled last */
 	TimestampTz poller_start;
+	int			committing_pid; /* a backend committing offsets for it, or 0 */
 	int32		nowned;
 	uint8		owned[FLEXIBLE_ARRAY_MEMBER];	/* bitmap of partitions */
 } PgqMember;
@@ -98,6 +117,25 @@ static PgqGroups *pgq_groups = NULL;
 static HTAB *group_topics = NULL;
 static HTAB *members = NULL;
 static bool leave_at_exit_registered = false;
+
+/*
+ * What this backend's transaction must do to the shared state when it ends
+ * (see the header comment); in TopMemoryContext.
+ */
+typedef struct DeferredChange
+{
+	char		group_id[PGQ_GROUP_ID_MAX + 1];
+	char		member_id[PGQ_GROUP_ID_MAX + 1];
+	int32		topic_id;
+	uint64		join_epoch;		/* of the member entry it applies to */
+	int32		partition;		/* released at the end; -1: leave at commit */
+} DeferredChange;
+
+static List *deferred_changes = NIL;	/* DeferredChange */
+static List *pinned_members = NIL;	/* DeferredChange, partition unused */
+static bool xact_callback_registered = false;
+
+static void group_xact_callback(XactEvent event, void *arg);
 
 #define OWNED_BYTES		((pgq_max_partitions + 7) / 8)
 #define MEMBER_SIZE		(offsetof(PgqMember, owned) + OWNED_BYTES)
@@ -196,15 +234,96 @@ member_find(const char *group_id, int32 topic_id, const char *member_id)
 	return hash_search(members, &key, HASH_FIND, NULL);
 }
 
+/* A member's lease expiry; a member pinned by a committing transaction does not expire. */
 static TimestampTz
 member_lease(PgqMember *m)
 {
 	TimestampTz lease;
 
 	SpinLockAcquire(&m->mutex);
-	lease = m->lease_expires;
+	lease = m->committing_pid != 0 ? DT_NOEND : m->lease_expires;
 	SpinLockRelease(&m->mutex);
 	return lease;
+}
+
+static bool
+deferred_matches(DeferredChange *d, PgqMember *m)
+{
+	return d->topic_id == m->key.group.topic_id && d->join_epoch == m->join_epoch &&
+		strcmp(d->group_id, m->key.group.group_id) == 0 &&
+		strcmp(d->member_id, m->key.member_id) == 0;
+}
+
+/*
+ * Is the release of the member's partition p deferred to the end of this
+ * transaction (p = -1: its leave)?
+ */
+static bool
+release_deferred(PgqMember *m, int32 p)
+{
+	ListCell   *lc;
+
+	foreach(lc, deferred_changes)
+	{
+		DeferredChange *d = lfirst(lc);
+
+		if (d->partition == p && deferred_matches(d, m))
+			return true;
+	}
+	return false;
+}
+
+static void
+defer_change(List **list, PgqMember *m, int32 partition)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	DeferredChange *d = palloc0(sizeof(DeferredChange));
+
+	strlcpy(d->group_id, m->key.group.group_id, sizeof(d->group_id));
+	strlcpy(d->member_id, m->key.member_id, sizeof(d->member_id));
+	d->topic_id = m->key.group.topic_id;
+	d->join_epoch = m->join_epoch;
+	d->partition = partition;
+	*list = lappend(*list, d);
+	MemoryContextSwitchTo(old);
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(group_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+}
+
+/*
+ * The partitions a member owns, as a list, less those whose release this
+ * transaction deferred (it reads no more from them).
+ */
+static List *
+member_owned_list(PgqMember *m, int32 partitions)
+{
+	List	   *owned = NIL;
+	int32		p;
+
+	for (p = 0; p < partitions; p++)
+		if (OWNS(m, p) && !release_deferred(m, p))
+			owned = lappend_int(owned, p);
+	return owned;
+}
+
+/* The partitions of a member whose release this transaction deferred. */
+static List *
+member_releasing_list(PgqMember *m, int32 partitions)
+{
+	List	   *releasing = NIL;
+	ListCell   *lc;
+
+	foreach(lc, deferred_changes)
+	{
+		DeferredChange *d = lfirst(lc);
+
+		if (d->partition >= 0 && d->partition < partitions && deferred_matches(d, m))
+			releasing = lappend_int(releasing, d->partition);
+	}
+	return releasing;
 }
 
 /*
@@ -264,10 +383,12 @@ compare_ranked(const void *a, const void *b)
 /*
  * The rebalance step of one member, under the exclusive lock: expire the
  * members whose lease ran out, work out this member's share and release or
- * claim partitions to reach it.
+ * claim partitions to reach it.  Partitions in busy (those the current
+ * transaction used) are released only when the transaction ends.
  */
 static void
-group_rebalance(PgqGroupTopic *gt, PgqMember *me, int32 partitions, TimestampTz now)
+group_rebalance(PgqGroupTopic *gt, PgqMember *me, int32 partitions, TimestampTz now,
+				const Bitmapset *busy)
 {
 	dlist_mutable_iter miter;
 	dlist_iter	iter;
@@ -276,6 +397,7 @@ group_rebalance(PgqGroupTopic *gt, PgqMember *me, int32 partitions, TimestampTz 
 	int			rank = 0;
 	int32		quota;
 	int32		p;
+	int32		releasing = 0;
 	uint8	   *taken;
 	TimestampTz earliest = DT_NOEND;
 	int			i;
@@ -313,17 +435,27 @@ group_rebalance(PgqGroupTopic *gt, PgqMember *me, int32 partitions, TimestampTz 
 		rank++;
 	quota = partitions / nlive + (rank < partitions % nlive ? 1 : 0);
 
+	for (p = 0; p < partitions; p++)
+		if (OWNS(me, p) && release_deferred(me, p))
+			releasing++;
+
 	/* release the highest-numbered partitions beyond the share */
-	for (p = partitions - 1; p >= 0 && me->nowned > quota; p--)
-		if (OWNS(me, p))
+	for (p = partitions - 1; p >= 0 && me->nowned - releasing > quota; p--)
+		if (OWNS(me, p) && !release_deferred(me, p))
 		{
+			if (bms_is_member(p, busy))
+			{
+				defer_change(&deferred_changes, me, p);
+				releasing++;
+				continue;
+			}
 			CLEAR_OWNED(me, p);
 			me->nowned--;
 			gt->generation++;
 		}
 
 	/* claim the lowest-numbered free ones up to the share */
-	for (p = 0; p < partitions && me->nowned < quota; p++)
+	for (p = 0; p < partitions && me->nowned - releasing < quota; p++)
 		if (!OWNS(me, p) && (taken[p / 8] & (1 << (p % 8))) == 0)
 		{
 			SET_OWNED(me, p);
@@ -343,19 +475,20 @@ group_rebalance(PgqGroupTopic *gt, PgqMember *me, int32 partitions, TimestampTz 
  * memory of the group's generation (0 at first); *join_epoch tells the
  * caller whether the member entry is the one it knew, and *other_session
  * whether another session polled as this member meanwhile: in either case
- * its fetch positions are stale.
+ * its fetch positions are stale.  busy: the partitions the current
+ * transaction read from or committed; those to be given up are released
+ * when it ends, and meanwhile listed in *releasing instead of the result.
  */
 List *
 group_member_poll(const char *group_id, const char *member_id, PgqTopic *topic,
-				  int session_timeout_ms, uint64 *generation, uint64 *join_epoch,
-				  bool *other_session)
+				  int session_timeout_ms, const Bitmapset *busy, uint64 *generation,
+				  uint64 *join_epoch, bool *other_session, List **releasing)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	PgqGroupTopic *gt;
 	PgqMember  *me;
 	PgqGroupTopicKey gtkey;
 	List	   *owned = NIL;
-	int32		p;
 	bool		found;
 
 	group_topic_key(&gtkey, group_id, topic->topic_id);
@@ -368,9 +501,8 @@ group_member_poll(const char *group_id, const char *member_id, PgqTopic *topic,
 		now < gt->check_after && gt->partitions == topic->partitions)
 	{
 		*other_session = member_renew(me, now, session_timeout_ms);
-		for (p = 0; p < gt->partitions; p++)
-			if (OWNS(me, p))
-				owned = lappend_int(owned, p);
+		owned = member_owned_list(me, gt->partitions);
+		*releasing = member_releasing_list(me, gt->partitions);
 		LWLockRelease(pgq_groups->lock);
 		return owned;
 	}
@@ -406,6 +538,7 @@ group_member_poll(const char *group_id, const char *member_id, PgqTopic *topic,
 		SpinLockInit(&me->mutex);
 		me->poller_pid = 0;
 		me->poller_start = 0;
+		me->committing_pid = 0;
 		me->nowned = 0;
 		memset(me->owned, 0, OWNED_BYTES);
 		dlist_push_tail(&gt->members, &me->node);
@@ -418,13 +551,12 @@ group_member_poll(const char *group_id, const char *member_id, PgqTopic *topic,
 		}
 	}
 	*other_session = member_renew(me, now, session_timeout_ms);
-	group_rebalance(gt, me, topic->partitions, now);
+	group_rebalance(gt, me, topic->partitions, now, busy);
 
 	*join_epoch = me->join_epoch;
 	*generation = gt->generation;
-	for (p = 0; p < gt->partitions; p++)
-		if (OWNS(me, p))
-			owned = lappend_int(owned, p);
+	owned = member_owned_list(me, gt->partitions);
+	*releasing = member_releasing_list(me, gt->partitions);
 	LWLockRelease(pgq_groups->lock);
 	return owned;
 
@@ -465,7 +597,6 @@ group_member_owned(const char *group_id, const char *member_id, int32 topic_id)
 {
 	PgqMember  *m;
 	List	   *owned = NIL;
-	int32		p;
 
 	LWLockAcquire(pgq_groups->lock, LW_SHARED);
 	m = member_find(group_id, topic_id, member_id);
@@ -473,12 +604,187 @@ group_member_owned(const char *group_id, const char *member_id, int32 topic_id)
 	{
 		PgqGroupTopic *gt = hash_search(group_topics, &m->key.group, HASH_FIND, NULL);
 
-		for (p = 0; p < gt->partitions; p++)
-			if (OWNS(m, p))
-				owned = lappend_int(owned, p);
+		owned = member_owned_list(m, gt->partitions);
 	}
 	LWLockRelease(pgq_groups->lock);
 	return owned;
+}
+
+/*
+ * Pins a member that owns the partition with a fresh lease until this
+ * transaction ends, so that its lease cannot expire while the transaction
+ * commits the partition's offset (see the header comment).  Returns false,
+ * pinning nothing, if the member does not own it any more.
+ */
+bool
+group_member_pin(const char *group_id, const char *member_id, int32 topic_id, int32 partition)
+{
+	PgqMember  *m;
+	bool		ok = false;
+	TimestampTz now = GetCurrentTimestamp();
+
+	LWLockAcquire(pgq_groups->lock, LW_SHARED);
+	m = member_find(group_id, topic_id, member_id);
+	if (m != NULL && partition < pgq_max_partitions && OWNS(m, partition))
+	{
+		bool		newly = false;
+
+		SpinLockAcquire(&m->mutex);
+		if (m->committing_pid == MyProcPid)
+			ok = true;
+		else if (m->lease_expires > now)
+		{
+			/* another session committing as the same member keeps its pin */
+			if (m->committing_pid == 0)
+			{
+				m->committing_pid = MyProcPid;
+				newly = true;
+			}
+			ok = true;
+		}
+		SpinLockRelease(&m->mutex);
+		if (newly)
+			defer_change(&pinned_members, m, -1);
+	}
+	LWLockRelease(pgq_groups->lock);
+	return ok;
+}
+
+/* The topics the member consumes in the group. */
+List *
+group_member_topics(const char *group_id, const char *member_id)
+{
+	HASH_SEQ_STATUS seq;
+	PgqMember  *m;
+	List	   *topics = NIL;
+
+	LWLockAcquire(pgq_groups->lock, LW_SHARED);
+	hash_seq_init(&seq, members);
+	while ((m = hash_seq_search(&seq)) != NULL)
+		if (m->key.group.dbid == MyDatabaseId &&
+			strcmp(m->key.group.group_id, group_id) == 0 &&
+			strcmp(m->key.member_id, member_id) == 0)
+			topics = lappend_int(topics, m->key.group.topic_id);
+	LWLockRelease(pgq_groups->lock);
+	return topics;
+}
+
+/*
+ * Has another session polled as this member since this session last did?
+ * Then this session's positions are stale and must not be auto-committed.
+ */
+bool
+group_member_polled_elsewhere(const char *group_id, const char *member_id, int32 topic_id)
+{
+	PgqMember  *m;
+	bool		elsewhere = false;
+
+	LWLockAcquire(pgq_groups->lock, LW_SHARED);
+	m = member_find(group_id, topic_id, member_id);
+	if (m != NULL)
+	{
+		SpinLockAcquire(&m->mutex);
+		elsewhere = m->poller_pid != MyProcPid || m->poller_start != MyStartTimestamp;
+		SpinLockRelease(&m->mutex);
+	}
+	LWLockRelease(pgq_groups->lock);
+	return elsewhere;
+}
+
+/*
+ * Makes the member leave every topic of the group when this transaction
+ * commits (nothing happens if it aborts).  Returns false if it is not a
+ * member.
+ */
+bool
+group_member_leave_at_commit(const char *group_id, const char *member_id)
+{
+	HASH_SEQ_STATUS seq;
+	PgqMember  *m;
+	bool		found = false;
+
+	LWLockAcquire(pgq_groups->lock, LW_SHARED);
+	hash_seq_init(&seq, members);
+	while ((m = hash_seq_search(&seq)) != NULL)
+		if (m->key.group.dbid == MyDatabaseId &&
+			strcmp(m->key.group.group_id, group_id) == 0 &&
+			strcmp(m->key.member_id, member_id) == 0)
+		{
+			defer_change(&deferred_changes, m, -1);
+			found = true;
+		}
+	LWLockRelease(pgq_groups->lock);
+	return found;
+}
+
+/*
+ * At the end of a transaction: unpin the members it pinned, release the
+ * partitions whose release it deferred, and (at commit) make the members
+ * it asked to leave leave.
+ */
+static void
+group_xact_callback(XactEvent event, void *arg)
+{
+	bool		commit;
+	ListCell   *lc;
+
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			commit = true;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			commit = false;
+			break;
+		default:
+			return;
+	}
+	if (deferred_changes == NIL && pinned_members == NIL)
+		return;
+
+	LWLockAcquire(pgq_groups->lock, LW_EXCLUSIVE);
+	foreach(lc, pinned_members)
+	{
+		DeferredChange *d = lfirst(lc);
+		PgqMember  *m = member_find(d->group_id, d->topic_id, d->member_id);
+
+		if (m != NULL)
+		{
+			SpinLockAcquire(&m->mutex);
+			if (m->committing_pid == MyProcPid)
+				m->committing_pid = 0;
+			SpinLockRelease(&m->mutex);
+		}
+	}
+	foreach(lc, deferred_changes)
+	{
+		DeferredChange *d = lfirst(lc);
+		PgqMember  *m = member_find(d->group_id, d->topic_id, d->member_id);
+		PgqGroupTopic *gt;
+
+		if (m == NULL || m->join_epoch != d->join_epoch)
+			continue;			/* it left or expired meanwhile */
+		gt = hash_search(group_topics, &m->key.group, HASH_FIND, NULL);
+		if (d->partition < 0)
+		{
+			if (commit)
+				member_remove(gt, m);
+		}
+		else if (OWNS(m, d->partition))
+		{
+			CLEAR_OWNED(m, d->partition);
+			m->nowned--;
+			gt->generation++;
+		}
+	}
+	LWLockRelease(pgq_groups->lock);
+	list_free_deep(pinned_members);
+	pinned_members = NIL;
+	list_free_deep(deferred_changes);
+	deferred_changes = NIL;
 }
 
 /*
@@ -545,7 +851,8 @@ group_member_leave(const char *group_id, const char *member_id)
 /*
  * Does the group have a live member (on the topic, or on any topic if
  * topic_id is 0)?  Admin actions on committed offsets require that it has
- * none, as Kafka's offset reset requires an inactive group.
+ * none, as Kafka's offset reset requires an inactive group.  A member that
+ * this transaction made leave (at its commit) does not count.
  */
 bool
 group_has_live_members(const char *group_id, int32 topic_id)
@@ -562,7 +869,7 @@ group_has_live_members(const char *group_id, int32 topic_id)
 		if (m->key.group.dbid == MyDatabaseId &&
 			(topic_id == 0 || m->key.group.topic_id == topic_id) &&
 			strcmp(m->key.group.group_id, group_id) == 0 &&
-			member_lease(m) > now)
+			member_lease(m) > now && !release_deferred(m, -1))
 			live = true;
 	}
 	LWLockRelease(pgq_groups->lock);

@@ -39,6 +39,7 @@
 #include "access/tupdesc.h"
 #include "utils/relcache.h"
 #include "fmgr.h"
+#include "nodes/bitmapset.h"
 #include "nodes/execnodes.h"
 #include "nodes/pg_list.h"
 #include "port/atomics.h"
@@ -202,8 +203,9 @@ extern void group_shmem_startup(LWLock *lock);
 extern void group_id_validate(const char *id, const char *what);
 extern const char *group_session_member_id(void);
 extern List *group_member_poll(const char *group_id, const char *member_id, PgqTopic *topic,
-							   int session_timeout_ms, uint64 *generation,
-							   uint64 *join_epoch, bool *other_session);
+							   int session_timeout_ms, const Bitmapset *busy,
+							   uint64 *generation, uint64 *join_epoch, bool *other_session,
+							   List **releasing);
 extern bool group_member_owns(const char *group_id, const char *member_id,
 							  int32 topic_id, int32 partition);
 extern List *group_member_owned(const char *group_id, const char *member_id,
@@ -211,6 +213,12 @@ extern List *group_member_owned(const char *group_id, const char *member_id,
 extern bool group_member_heartbeat(const char *group_id, const char *member_id,
 								   int session_timeout_ms);
 extern bool group_member_leave(const char *group_id, const char *member_id);
+extern bool group_member_leave_at_commit(const char *group_id, const char *member_id);
+extern bool group_member_pin(const char *group_id, const char *member_id,
+							 int32 topic_id, int32 partition);
+extern List *group_member_topics(const char *group_id, const char *member_id);
+extern bool group_member_polled_elsewhere(const char *group_id, const char *member_id,
+										  int32 topic_id);
 extern bool group_has_live_members(const char *group_id, int32 topic_id);
 extern void group_forget_topic(Oid dbid, int32 topic_id);
 extern void group_expire_members(void);
@@ -282,6 +290,7 @@ extern void wait_register_xact_callback(void);
 extern int64 partition_last_stable_offset(PgqTopic *topic, int32 partition, int64 *hwm);
 extern int64 partition_offset_for_time(PgqTopic *topic, int32 partition, TimestampTz target);
 extern void check_offset_in_range(PgqTopic *topic, int32 partition, int64 offset);
+extern void check_offset_not_past_end(PgqTopic *topic, int32 partition, int64 offset);
 extern void served_records_flush(void);
 
 /* murmur2.c */

@@ -23,9 +23,16 @@
  * Fencing: a commit first writes the offset rows (locking them), then checks
  * in shared memory that the member still owns each partition with a fresh
  * lease, and raises object_not_in_prerequisite_state if not, which undoes
- * the writes.  A new owner only takes a partition after the old owner
- * released it or its lease expired, so a zombie's commit cannot overwrite
- * the new owner's progress.
+ * the writes.  The check is made again just before the transaction commits,
+ * pinning the member's lease until the commit is done (group.c), so a
+ * transaction whose member lost a partition meanwhile fails as a whole.  A
+ * new owner only takes a partition after the old owner released it (at the
+ * end of the old owner's transaction that used it) or its lease expired, so
+ * a zombie's commit cannot overwrite the new owner's progress, and a new
+ * owner never starts from an offset an open transaction is about to move.
+ *
+ * PREPARE TRANSACTION is refused after a poll or a commit of offsets: a
+ * prepared transaction would hold positions and a pin across sessions.
  *
  *-------------------------------------------------------------------------
  */
@@ -208,9 +215,14 @@ typedef struct MemberState
 static HTAB *positions = NULL;
 static HTAB *member_states = NULL;
 static List *position_undo = NIL;	/* PositionUndo, in TopMemoryContext */
+static List *offsets_committed = NIL;	/* PositionKey of the offsets this
+										 * transaction committed for a member,
+										 * in TopMemoryContext */
 static bool callbacks_registered = false;
 
 static void poll_xact_callback(XactEvent event, void *arg);
+static void fenced_error(const char *group_id, const char *member_id, const char *topic,
+						 int32 partition);
 static void poll_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								  SubTransactionId parentSubid, void *arg);
 
@@ -398,11 +410,69 @@ poll_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	}
 }
 
+/* Remembers that this transaction committed an offset for a member. */
+static void
+offset_committed_remember(const char *group_id, const char *member_id, int32 topic_id,
+						  int32 partition)
+{
+	PositionKey key;
+	PositionKey *copy;
+	ListCell   *lc;
+	MemoryContext old;
+
+	position_key(&key, group_id, member_id, topic_id, partition);
+	foreach(lc, offsets_committed)
+		if (memcmp(lfirst(lc), &key, sizeof(key)) == 0)
+			return;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	copy = palloc(sizeof(key));
+	memcpy(copy, &key, sizeof(key));
+	offsets_committed = lappend(offsets_committed, copy);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Just before commit: the member must still own every partition whose
+ * offset this transaction committed (its lease may have run out since the
+ * pgq_commit), and is pinned so that it keeps them until the commit is
+ * visible.  Otherwise the transaction fails: another member may already be
+ * reading from the old committed offset.
+ */
+static void
+offsets_committed_check(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, offsets_committed)
+	{
+		PositionKey *k = lfirst(lc);
+
+		if (!group_member_pin(k->group_id, k->member_id, k->topic_id, k->partition))
+		{
+			PgqTopic   *topic = topic_lookup_by_id(k->topic_id);
+
+			if (topic == NULL)
+				continue;		/* dropped in this transaction */
+			fenced_error(k->group_id, k->member_id, topic->name, k->partition);
+		}
+	}
+}
+
 static void
 poll_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+			offsets_committed_check();
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			if (position_undo != NIL || offsets_committed != NIL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that polled or committed group offsets"),
+						 errhint("Poll and commit offsets in transactions that are committed directly.")));
+			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			positions_undo(0);
@@ -412,6 +482,8 @@ poll_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PREPARE:
 			list_free_deep(position_undo);
 			position_undo = NIL;
+			list_free_deep(offsets_committed);
+			offsets_committed = NIL;
 			break;
 		default:
 			break;
@@ -444,6 +516,27 @@ positions_drop(const char *group_id, const char *member_id, int32 topic_id, List
 		position_drop(lfirst(lc));
 	list_free(doomed);
 	bms_free(kept);
+}
+
+/*
+ * The partitions of a member in a topic that the current transaction used:
+ * moved a position of (read from, started, sought) or committed.
+ */
+static Bitmapset *
+positions_busy(const char *group_id, const char *member_id, int32 topic_id)
+{
+	Bitmapset  *busy = NULL;
+	ListCell   *lc;
+
+	foreach(lc, position_undo)
+	{
+		PositionKey *k = &((PositionUndo *) lfirst(lc))->before.key;
+
+		if (k->topic_id == topic_id && strcmp(k->group_id, group_id) == 0 &&
+			strcmp(k->member_id, member_id) == 0)
+			busy = bms_add_member(busy, k->partition);
+	}
+	return busy;
 }
 
 /* ----------------------------------------------------------------
@@ -502,8 +595,11 @@ offsets_write(const char *group_id, const char *member_id, PgqTopic *topic,
 
 	if (fence)
 		for (i = 0; i < n; i++)
+		{
 			if (!group_member_owns(group_id, member_id, topic->topic_id, partitions[i]))
 				fenced_error(group_id, member_id, topic->name, partitions[i]);
+			offset_committed_remember(group_id, member_id, topic->topic_id, partitions[i]);
+		}
 }
 
 /*
@@ -794,6 +890,7 @@ pgq_poll(PG_FUNCTION_ARGS)
 	uint64		old_epoch;
 	bool		other_session;
 	List	   *owned;
+	List	   *releasing;
 	int			n;
 	int32	   *parts;
 	int64	   *committed;
@@ -811,15 +908,23 @@ pgq_poll(PG_FUNCTION_ARGS)
 	gc = group_config_get(group_id);
 	ms = member_state_get(group_id, member_id, topic->topic_id);
 
-	if (gc->auto_commit)
+	/* positions another session made stale are not committed (dropped below) */
+	if (gc->auto_commit &&
+		!group_member_polled_elsewhere(group_id, member_id, topic->topic_id))
 		positions_commit(group_id, member_id, topic, false);
 
 	old_epoch = ms->join_epoch;
 	owned = group_member_poll(group_id, member_id, topic, gc->session_timeout_ms,
-							  &ms->generation, &ms->join_epoch, &other_session);
-	/* positions are stale after a rejoin, or if another session polled as us */
+							  positions_busy(group_id, member_id, topic->topic_id),
+							  &ms->generation, &ms->join_epoch, &other_session, &releasing);
+	/*
+	 * Positions are stale after a rejoin, or if another session polled as
+	 * us.  Those of partitions released at the end of this transaction stay,
+	 * so that a commit in it still covers what was read from them.
+	 */
 	positions_drop(group_id, member_id, topic->topic_id,
-				   (ms->join_epoch != old_epoch || other_session) ? NIL : owned);
+				   (ms->join_epoch != old_epoch || other_session) ? NIL :
+				   list_concat(list_copy(owned), releasing));
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
@@ -911,6 +1016,7 @@ pgq_commit_offset(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("msg_offset must not be negative")));
+	check_offset_not_past_end(topic, partition, offset);
 	poll_state_init();
 	(void) group_config_get(group_id);
 	if (!group_member_owns(group_id, member_id, topic->topic_id, partition))
@@ -923,6 +1029,24 @@ pgq_commit_offset(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * Acting on a member (heartbeat, leave) needs the right to consume every
+ * topic it consumes in the group.
+ */
+static void
+check_member_topics_privilege(const char *group_id, const char *member_id)
+{
+	ListCell   *lc;
+
+	foreach(lc, group_member_topics(group_id, member_id))
+	{
+		PgqTopic   *topic = topic_lookup_by_id(lfirst_int(lc));
+
+		if (topic != NULL)
+			topic_check_privilege(topic, PGQ_PRIV_CONSUME);
+	}
+}
+
 /* pgq_heartbeat(group_id, member_id) */
 Datum
 pgq_heartbeat(PG_FUNCTION_ARGS)
@@ -932,6 +1056,7 @@ pgq_heartbeat(PG_FUNCTION_ARGS)
 	GroupConfig *gc;
 
 	PreventCommandIfReadOnly("pgq_heartbeat()");
+	check_member_topics_privilege(group_id, member_id);
 	gc = group_config_get(group_id);
 	if (!group_member_heartbeat(group_id, member_id, gc->session_timeout_ms))
 		ereport(ERROR,
@@ -945,7 +1070,7 @@ pgq_heartbeat(PG_FUNCTION_ARGS)
 /*
  * pgq_leave(group_id, member_id): with auto-commit, commits the member's
  * positions first (as Kafka's close() does), then leaves every topic of the
- * group; its partitions are free at once.
+ * group when the transaction commits; its partitions are free at once then.
  */
 Datum
 pgq_leave(PG_FUNCTION_ARGS)
@@ -955,11 +1080,12 @@ pgq_leave(PG_FUNCTION_ARGS)
 	GroupConfig *gc;
 
 	PreventCommandIfReadOnly("pgq_leave()");
+	check_member_topics_privilege(group_id, member_id);
 	poll_state_init();
 	gc = group_config_get(group_id);
 	if (gc->auto_commit)
 		positions_commit(group_id, member_id, NULL, false);
-	group_member_leave(group_id, member_id);
+	group_member_leave_at_commit(group_id, member_id);
 	positions_drop(group_id, member_id, 0, NIL);
 	PG_RETURN_VOID();
 }
@@ -994,6 +1120,7 @@ seek_target(FunctionCallInfo fcinfo, int argno, PgqTopic *topic, int32 *partitio
 		*offset = DatumGetInt64(pgq_require_arg(fcinfo, argno + 1, "msg_offset"));
 		topic_check_partition(topic, *partition);
 		check_offset_in_range(topic, *partition, *offset);
+		check_offset_not_past_end(topic, *partition, *offset);
 		return SEEK_OFFSET;
 	}
 	if (type == TIMESTAMPTZOID)
@@ -1061,6 +1188,7 @@ pgq_seek(PG_FUNCTION_ARGS)
 	List	   *owned;
 	ListCell   *lc;
 
+	PreventCommandIfReadOnly("pgq_seek()");
 	topic_check_privilege(topic, PGQ_PRIV_CONSUME);
 	target = seek_target(fcinfo, 2, topic, &partition, &offset, &time);
 	poll_state_init();

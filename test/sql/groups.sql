@@ -183,6 +183,21 @@ SELECT pgq_reset_offsets('g', 'gt', 'sideways');
 BEGIN READ ONLY;
 SELECT pgq_poll('g', 'gt');
 ROLLBACK;
+-- a committed offset or a seek past the high watermark would skip records
+-- sent later
+SELECT high_watermark FROM pgq_partitions WHERE topic = 'gt' AND partition = 0;
+SELECT pgq_commit('g', 'gt', 0, 1000, 'a');
+SELECT pgq_seek('g', 'gt', 0, 1000, 'a');
+-- a transaction that polled cannot be prepared (it would carry this
+-- session's positions and its member's hand-overs across sessions)
+BEGIN;
+SELECT count(*) FROM pgq_poll('g', 'gt', 1, 0, 'a');
+PREPARE TRANSACTION 'pgq_polled';
+-- a leave takes effect when its transaction commits
+BEGIN;
+SELECT pgq_leave('g', 'a');
+ROLLBACK;
+SELECT member_id FROM pgq_members WHERE group_id = 'g' AND member_id = 'a';
 
 -- drop group: only without live members; its offsets go with it
 SELECT pgq_drop_group('g');

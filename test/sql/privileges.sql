@@ -56,6 +56,22 @@ SELECT count(*) FROM pgq_fetch('secure', 0, 0);
 SELECT pgq_send('secure', 'x');
 RESET ROLE;
 
+-- a member of a group can only be kept alive or made to leave by a role
+-- that may consume its topics
+SET ROLE pgq_consumer;
+SELECT count(*) FROM pgq_poll('secure_g', 'secure', 10, 0, 'victim');
+RESET ROLE;
+SET ROLE pgq_nobody;
+SELECT pgq_heartbeat('secure_g', 'victim');
+SELECT pgq_leave('secure_g', 'victim');
+RESET ROLE;
+SELECT member_id, partitions FROM pgq_members WHERE group_id = 'secure_g';
+SET ROLE pgq_consumer;
+SELECT pgq_heartbeat('secure_g', 'victim');
+SELECT pgq_leave('secure_g', 'victim');
+RESET ROLE;
+SELECT count(*) FROM pgq_members WHERE group_id = 'secure_g';
+
 -- revoke takes effect at once, also in a session that used the right
 SET ROLE pgq_producer;
 SELECT partition FROM pgq_send('secure', 'before revoke', partition => 1);
