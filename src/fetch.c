@@ -209,6 +209,22 @@ restart:
 	return position;
 }
 
+/*
+ * Locks a partition's newest segment, which keeps the partition's shared
+ * state in place (partition_state.c), and makes sure the topic was not
+ * dropped before the lock was granted.
+ */
+static void
+lock_newest_segment(PgqTopic *topic, Oid relid)
+{
+	LockRelationOid(relid, AccessShareLock);
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("topic \"%s\" does not exist", topic->name),
+				 errdetail("It was dropped concurrently.")));
+}
+
 static bool
 scan_skip(void *arg, int64 offset, HeapTuple tuple, TupleDesc desc)
 {
@@ -237,12 +253,7 @@ partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
 	int64		hint;
 	int64		position;
 
-	LockRelationOid(newest, AccessShareLock);
-	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(newest)))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("topic \"%s\" does not exist", topic->name),
-				 errdetail("It was dropped concurrently.")));
+	lock_newest_segment(topic, newest);
 	state = partition_state_lookup(topic->topic_id, partition, info->offset_floor, true);
 
 	/*
@@ -599,7 +610,7 @@ partition_last_stable_offset(PgqTopic *topic, int32 partition, int64 *hwm)
 	bool		pending;
 
 	/* the high watermark must be read before the scan starts */
-	LockRelationOid(newest->relid, AccessShareLock);
+	lock_newest_segment(topic, newest->relid);
 	state = partition_state_lookup(topic->topic_id, partition, info->offset_floor, true);
 	if (!RecoveryInProgress())
 	{
