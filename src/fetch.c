@@ -506,7 +506,7 @@ pgq_fetch(PG_FUNCTION_ARGS)
 	fs.max_records = max_records;
 	fs.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	fs.served = 0;
-	wait_for_records(fs.topic->topic_id, timeout_ms, fetch_step, &fs);
+	wait_for_records(fs.topic, timeout_ms, fetch_step, &fs);
 	if (fs.served > 0)
 		served_records_flush();
 	return (Datum) 0;

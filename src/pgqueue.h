@@ -284,7 +284,8 @@ extern void check_read_limits(int32 max_records, int32 timeout_ms);
  * the timeout passes, sleeping between tries until a send to the topic ends.
  */
 typedef int64 (*PgqReadStep) (void *arg);
-extern void wait_for_records(int32 topic_id, int32 timeout_ms, PgqReadStep step, void *arg);
+extern void wait_for_records(PgqTopic *topic, int32 timeout_ms, PgqReadStep step,
+							 void *arg);
 extern void send_wakeup_register(int32 topic_id);
 extern void wait_register_xact_callback(void);
 extern int64 partition_last_stable_offset(PgqTopic *topic, int32 partition, int64 *hwm);

@@ -969,7 +969,7 @@ pgq_poll(PG_FUNCTION_ARGS)
 	ps.ms = ms;
 	ps.rsinfo = rsinfo;
 	/* a wait must end well within the lease the poll just renewed */
-	wait_for_records(topic->topic_id, Min(timeout_ms, gc->session_timeout_ms / 2),
+	wait_for_records(topic, Min(timeout_ms, gc->session_timeout_ms / 2),
 					 poll_step, &ps);
 	served = ps.served;
 	if (served > 0)

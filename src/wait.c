@@ -22,10 +22,23 @@
  * AccessShareLocks its topic lookup took on pgqueue's catalog tables (they
  * conflict only with DROP EXTENSION or VACUUM FULL of the catalog).
  *
+ * A topic's segments can change during a wait: the worker rolls a partition
+ * over to a new segment, or retention drops its oldest ones.  Each read
+ * therefore first checks the catalog generation (topic.c) and, if it moved
+ * since the partitions' segment lists were loaded, forgets them, so that
+ * the read finds records in a segment created during the wait and does not
+ * trip over a dropped one.  The generation is read before the segment lists
+ * are reloaded, and it is bumped only after the change committed, so a
+ * change the reload may have missed moves it again and the next read
+ * catches up.
+ *
  * In REPEATABLE READ or SERIALIZABLE a read could never see records
  * committed after the transaction's snapshot, so there is no wait: the call
  * returns at once.  On a hot standby there are no local senders to wake the
- * reader: it checks again every 10 ms until the timeout.
+ * reader: it checks again every 10 ms until the timeout, and since the
+ * primary's changes do not move the standby's catalog generation, each of
+ * those reads loads the segment lists again (one catalog query per
+ * partition read).
  *
  *-------------------------------------------------------------------------
  */
@@ -49,17 +62,41 @@ static int	sent_topics_alloc = 0;
 #define STANDBY_RECHECK_MS	10
 
 /*
- * Runs step (a read that returns how many records it served) and, while it
- * serves nothing and time is left, waits for a send to the topic to end and
- * runs it again with a new snapshot.
+ * Before a read that follows a wait: makes the reads of the topic's
+ * partitions load their segment lists again if the catalog changed since
+ * they were loaded (*seen is the generation they are at least as new as).
+ * On a hot standby the generation does not follow the primary's changes,
+ * so the lists are always loaded again.
+ */
+static void
+wait_forget_stale_segments(PgqTopic *topic, bool in_recovery, uint64 *seen)
+{
+	uint64		generation = pgq_catalog_generation();
+	int32		partition;
+
+	if (!in_recovery && generation == *seen)
+		return;
+	for (partition = 0; partition < topic->partitions; partition++)
+		topic_partition_info_forget(topic, partition);
+	*seen = generation;
+}
+
+/*
+ * Runs step (a read of the topic that returns how many records it served)
+ * and, while it serves nothing and time is left, waits for a send to the
+ * topic to end and runs it again with a new snapshot and current segment
+ * lists.  topic is the cache entry step reads through; it must stay the
+ * entry of this topic for the whole call (no topic_lookup of the same name
+ * may reload it meanwhile).
  */
 void
-wait_for_records(int32 topic_id, int32 timeout_ms, PgqReadStep step, void *arg)
+wait_for_records(PgqTopic *topic, int32 timeout_ms, PgqReadStep step, void *arg)
 {
-	ConditionVariable *cv = topic_wakeup_cv(topic_id);
+	ConditionVariable *cv = topic_wakeup_cv(topic->topic_id);
 	TimestampTz deadline;
 	bool		in_recovery = RecoveryInProgress();
 	bool		first = true;
+	uint64		seen_generation = topic->generation;
 
 	if (timeout_ms == 0 || IsolationUsesXactSnapshot())
 	{
@@ -80,6 +117,7 @@ wait_for_records(int32 topic_id, int32 timeout_ms, PgqReadStep step, void *arg)
 			served = step(arg);
 		else
 		{
+			wait_forget_stale_segments(topic, in_recovery, &seen_generation);
 			PushActiveSnapshot(GetLatestSnapshot());
 			served = step(arg);
 			PopActiveSnapshot();
