@@ -253,25 +253,41 @@ partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
 	int64		hint;
 	int64		position;
 
-	lock_newest_segment(topic, newest);
-	state = partition_state_lookup(topic->topic_id, partition, info->offset_floor, true);
-
 	/*
 	 * No offset at or above from_offset has been assigned yet: nothing to
 	 * read, and no segment to open.  A poll over many partitions mostly
 	 * meets such partitions, and this keeps their cost to a lookup.  A
-	 * record assigned after this check belongs to a transaction that had
-	 * not committed when our snapshot was taken, so it would be pending
-	 * anyway.  Only a primary keeps the counter (loaded once per server
-	 * start, as a send would).
+	 * record assigned after the check belongs to a transaction that had not
+	 * committed when our snapshot was taken, so it would be pending anyway.
+	 * Only a primary keeps the counter (loaded once per server start, as a
+	 * send would).
+	 *
+	 * The first check takes no lock at all, against the pattern of
+	 * partition_state.c: without a segment lock a concurrent drop may
+	 * recycle the entry under us, but then the answer can only be wrong
+	 * towards "nothing now", which serves nothing and moves no position,
+	 * for a topic that is gone anyway.
 	 */
+	*stopped_pending = false;
+	if (!RecoveryInProgress())
+	{
+		state = partition_state_lookup(topic->topic_id, partition, info->offset_floor, false);
+		if (state != NULL && state->loaded)
+		{
+			pg_read_barrier();	/* next_offset was set before loaded */
+			if (from_offset >= (int64) pg_atomic_read_u64(&state->next_offset))
+				return from_offset;
+		}
+	}
+
+	lock_newest_segment(topic, newest);
+	state = partition_state_lookup(topic->topic_id, partition, info->offset_floor, true);
 	if (!RecoveryInProgress())
 	{
 		partition_ensure_loaded(topic, partition, state);
 		if (from_offset >= (int64) pg_atomic_read_u64(&state->next_offset))
 		{
 			UnlockRelationOid(newest, AccessShareLock);
-			*stopped_pending = false;
 			return from_offset;
 		}
 	}
