@@ -249,6 +249,7 @@ extern Relation segment_open(PgqTopic *topic, Oid relid, LOCKMODE lockmode);
 extern int64 segment_max_offset(Oid relid);
 extern int64 segment_size(Oid relid);
 extern Oid	segment_index(Relation rel);
+extern void segment_lock_toast(Relation rel);
 
 /* acl.c: per-topic rights */
 extern void topic_check_privilege(PgqTopic *topic, int priv);

@@ -26,6 +26,7 @@
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
+#include "storage/lmgr.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -156,6 +157,33 @@ segment_index(Relation rel)
 		elog(ERROR, "segment table \"%s\" does not have exactly one index",
 			 RelationGetRelationName(rel));
 	return linitial_oid(indexes);
+}
+
+/*
+ * Takes RowExclusiveLock on a segment's TOAST table and its index, as
+ * inserting a record too big to stay inline does.  send.c calls it before
+ * taking the append lock, so that a conflicting lock (a REINDEX of the TOAST
+ * table, say) makes the sender wait there, interruptibly, rather than inside
+ * heap_insert with the append lock held, which would block every other
+ * sender to the partition uncancellably.  The acquisitions inside
+ * heap_insert are then satisfied from the local lock table.  The locks are
+ * kept until the end of the transaction, like those heap_insert takes.
+ */
+void
+segment_lock_toast(Relation rel)
+{
+	Relation	toast;
+	List	   *indexes;
+	ListCell   *lc;
+
+	if (!OidIsValid(rel->rd_rel->reltoastrelid))
+		return;
+	toast = table_open(rel->rd_rel->reltoastrelid, RowExclusiveLock);
+	indexes = RelationGetIndexList(toast);
+	foreach(lc, indexes)
+		LockRelationOid(lfirst_oid(lc), RowExclusiveLock);
+	list_free(indexes);
+	table_close(toast, NoLock);
 }
 
 /*

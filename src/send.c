@@ -271,6 +271,9 @@ partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs)
 
 		rel = segment_open(topic, relid, RowExclusiveLock);
 		index = index_open(segment_index(rel), RowExclusiveLock);
+
+		/* heap_insert may TOAST a big record: see segment_lock_toast */
+		segment_lock_toast(rel);
 		/* setval under the append lock then finds the sequence open and locked */
 		floor_seq = relation_open(info->offset_floor, RowExclusiveLock);
 		state = partition_state_lookup(topic->topic_id, partition, info->offset_floor, true);
