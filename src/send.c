@@ -243,11 +243,24 @@ partition_ensure_loaded(PgqTopic *topic, int32 partition, PgqPartitionState *sta
 }
 
 /*
+ * A batch appends at most this many records of a partition per acquisition
+ * of the append lock, so that a big batch neither holds back the partition's
+ * other senders for long nor stays uncancellable (an LWLock holds off
+ * interrupts) for long.  Small enough for a few milliseconds of holding, big
+ * enough that taking the lock again costs nothing measurable per record.
+ */
+#define PGQ_APPEND_CHUNK		1000
+
+/*
  * Appends records (all of one partition, in the given order) and sets their
  * offsets.  The append lock is held across offset assignment and the inserts.
+ * nahead is the number of records of the partition that the caller will
+ * append next (the rest of a batch), so that one raise of the offset floor
+ * may cover them too.
  */
 static void
-partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs)
+partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs,
+				 int64 nahead)
 {
 	PgqPartitionState *state;
 	Relation	rel;
@@ -310,7 +323,7 @@ partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs)
 		if (rec->offset >= state->floor)
 		{
 			/* one raise covers the rest of the batch */
-			int64		floor = rec->offset + (nrecs - i) + PGQ_OFFSET_FLOOR_STEP;
+			int64		floor = rec->offset + (nrecs - i) + nahead + PGQ_OFFSET_FLOOR_STEP;
 
 			offset_floor_raise(RelationGetRelid(floor_seq), floor, owner);
 			state->floor = floor;
@@ -405,7 +418,7 @@ pgq_send(PG_FUNCTION_ARGS)
 	rec.timestamp = PG_ARGISNULL(5) ? GetCurrentTimestamp() : PG_GETARG_TIMESTAMPTZ(5);
 
 	record_prepare(topic, &rec, explicit_partition);
-	partition_append(topic, rec.partition, &recp, 1);
+	partition_append(topic, rec.partition, &recp, 1, 0);
 
 	return_offsets(fcinfo, &rec, 1);
 	return (Datum) 0;
@@ -441,8 +454,10 @@ array_elements(ArrayType *array, Datum **elems, bool **nulls, int *n)
 
 /*
  * pgq_send_batch(topic, values[], keys[], partition, headers[]): records are
- * grouped by partition and each partition's records are appended under one
- * acquisition of its append lock; the result is in input order.
+ * grouped by partition and each partition's records are appended in input
+ * order, PGQ_APPEND_CHUNK records per acquisition of its append lock; the
+ * result is in input order.  Between chunks other senders may append, so a
+ * batch's offsets in a partition increase but need not be consecutive.
  */
 Datum
 pgq_send_batch(PG_FUNCTION_ARGS)
@@ -512,7 +527,10 @@ pgq_send_batch(PG_FUNCTION_ARGS)
 		order[i] = rec;
 	}
 
-	/* append partition by partition, in partition order (no lock cycles) */
+	/*
+	 * Append partition by partition, in partition order (no lock cycles),
+	 * releasing the append lock between chunks.
+	 */
 	qsort(order, n, sizeof(PgqRecord *), compare_record_partition);
 	for (i = 0; i < n;)
 	{
@@ -520,8 +538,14 @@ pgq_send_batch(PG_FUNCTION_ARGS)
 
 		while (j < n && order[j]->partition == order[i]->partition)
 			j++;
-		partition_append(topic, order[i]->partition, &order[i], j - i);
-		i = j;
+		while (i < j)
+		{
+			int			chunk = Min(j - i, PGQ_APPEND_CHUNK);
+
+			partition_append(topic, order[i]->partition, &order[i], chunk, j - i - chunk);
+			i += chunk;
+			CHECK_FOR_INTERRUPTS();
+		}
 	}
 
 	return_offsets(fcinfo, recs, n);
