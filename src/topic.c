@@ -235,7 +235,8 @@ topic_cache_invalidate(void)
  * Returns the cached metadata of a topic, (re)loading it from the catalog if
  * needed.  Raises invalid_name for a malformed name and undefined_object for
  * an unknown topic, unless missing_ok (then returns NULL).  The result is
- * valid until the next call that may reload the cache.
+ * valid until the next call that may reload the cache.  Only topics that
+ * exist are cached.
  */
 PgqTopic *
 topic_lookup(text *name, bool missing_ok)
@@ -283,6 +284,14 @@ topic_lookup(text *name, bool missing_ok)
 	if (SPI_processed == 0)
 	{
 		SPI_finish();
+
+		/*
+		 * Keep nothing for a missing topic: a session that looks up many
+		 * names that do not exist (typos, generated names, dropped topics)
+		 * would otherwise keep an entry and a memory context for each.
+		 */
+		MemoryContextDelete(topic->cxt);
+		hash_search(topic_cache, key, HASH_REMOVE, NULL);
 		if (missing_ok)
 			return NULL;
 		ereport(ERROR,
