@@ -1,7 +1,7 @@
 -- The SQL surface of SPEC.md: functions with their signatures, the views
 -- with their columns, the comments, and the internal schema closed to PUBLIC.
 BEGIN;
-SELECT plan(42);
+SELECT plan(55);
 
 SELECT has_function('pgq_create_topic', ARRAY['text', 'integer', 'jsonb', 'boolean']);
 SELECT has_function('pgq_drop_topic', ARRAY['text', 'boolean']);
@@ -10,8 +10,14 @@ SELECT has_function('pgq_alter_topic', ARRAY['text', 'jsonb']);
 SELECT has_function('pgq_send', ARRAY['text', 'bytea', 'bytea', 'integer', 'jsonb', 'timestamp with time zone']);
 SELECT has_function('pgq_send', ARRAY['text', 'text', 'text', 'integer', 'jsonb', 'timestamp with time zone']);
 SELECT has_function('pgq_send', ARRAY['text', 'jsonb', 'text', 'integer', 'jsonb', 'timestamp with time zone']);
+SELECT has_function('pgq_send', ARRAY['text', 'bytea', 'text', 'integer', 'jsonb', 'timestamp with time zone']);
+SELECT has_function('pgq_send', ARRAY['text', 'text', 'bytea', 'integer', 'jsonb', 'timestamp with time zone']);
+SELECT has_function('pgq_send', ARRAY['text', 'jsonb', 'bytea', 'integer', 'jsonb', 'timestamp with time zone']);
 SELECT has_function('pgq_send_batch', ARRAY['text', 'bytea[]', 'bytea[]', 'integer', 'jsonb[]']);
 SELECT has_function('pgq_send_batch', ARRAY['text', 'text[]', 'text[]', 'integer', 'jsonb[]']);
+SELECT has_function('pgq_send_batch', ARRAY['text', 'jsonb[]', 'text[]', 'integer', 'jsonb[]']);
+SELECT has_function('pgq_send_batch', ARRAY['text', 'bytea[]', 'text[]', 'integer', 'jsonb[]']);
+SELECT has_function('pgq_send_batch', ARRAY['text', 'text[]', 'bytea[]', 'integer', 'jsonb[]']);
 SELECT has_function('pgq_fetch', ARRAY['text', 'integer', 'bigint', 'integer', 'integer']);
 SELECT has_function('pgq_offsets_for_time', ARRAY['text', 'timestamp with time zone']);
 SELECT has_function('pgq_grant', ARRAY['text', 'text', 'text']);
@@ -55,6 +61,24 @@ SELECT lives_ok($$SELECT * FROM pgq_send('api_t', 'v', 'k')$$, 'send with an unt
 SELECT lives_ok($$SELECT * FROM pgq_send('api_t', 'v', partition => 0)$$, 'send with a named partition');
 SELECT lives_ok($$SELECT * FROM pgq_send('api_t', '{"a":1}'::jsonb, 'k')$$, 'send jsonb with a text key');
 SELECT lives_ok($$SELECT * FROM pgq_send_batch('api_t', ARRAY['a', 'b'])$$, 'send a text[] batch');
+
+-- each pgq_send_batch variant, called with its value and key types
+SELECT is((SELECT count(*) FROM pgq_send_batch('api_t', ARRAY['\x01'::bytea], ARRAY['\x02'::bytea])),
+          1::bigint, 'batch of bytea values and bytea keys');
+SELECT is((SELECT count(*) FROM pgq_send_batch('api_t', ARRAY['v'::text], ARRAY['k'::text])),
+          1::bigint, 'batch of text values and text keys');
+SELECT is((SELECT count(*) FROM pgq_send_batch('api_t', ARRAY['{"a":1}'::jsonb], ARRAY['k'::text])),
+          1::bigint, 'batch of jsonb values and text keys');
+SELECT is((SELECT count(*) FROM pgq_send_batch('api_t', ARRAY['\x01'::bytea], ARRAY['k'::text])),
+          1::bigint, 'batch of bytea values and text keys');
+SELECT is((SELECT count(*) FROM pgq_send_batch('api_t', ARRAY['v'::text], ARRAY['\x02'::bytea])),
+          1::bigint, 'batch of text values and bytea keys');
+
+-- an untyped NULL for keys fits two variants; a cast picks one (README)
+SELECT throws_ok($$SELECT * FROM pgq_send_batch('api_t', ARRAY['x'], NULL)$$, '42725', NULL,
+                 'an untyped NULL keys array is ambiguous');
+SELECT lives_ok($$SELECT * FROM pgq_send_batch('api_t', ARRAY['x'], NULL::text[])$$,
+                'a NULL keys array cast to text[] is not');
 
 -- every function has a comment
 SELECT is((SELECT count(*) FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
