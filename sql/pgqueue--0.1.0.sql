@@ -84,6 +84,16 @@ CREATE TABLE pgqueue.group_offset (
  * pg_dump dumps the rows of the catalog (and the segment tables, which are
  * not members of the extension, with their data); see README "Backups".
  */
+/*
+ * Shared memory may still hold partition and group state of an earlier
+ * installation of the extension in this database (DROP EXTENSION cannot
+ * clear it); topic ids start again at 1, so forget it.
+ */
+CREATE FUNCTION pgqueue.forget_shared_state() RETURNS void
+    LANGUAGE C AS 'MODULE_PATHNAME', 'pgq_forget_shared_state';
+SELECT pgqueue.forget_shared_state();
+DROP FUNCTION pgqueue.forget_shared_state();
+
 SELECT pg_catalog.pg_extension_config_dump('pgqueue.topic', '');
 SELECT pg_catalog.pg_extension_config_dump('pgqueue.topic_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('pgqueue.partition', '');

@@ -896,7 +896,10 @@ group_expire_members(void)
 	LWLockRelease(pgq_groups->lock);
 }
 
-/* Forgets the group state of a dropped topic (at the drop's commit). */
+/*
+ * Forgets the group state of a dropped topic (at the drop's commit), or of
+ * every topic of the database if topic_id is 0.
+ */
 void
 group_forget_topic(Oid dbid, int32 topic_id)
 {
@@ -907,7 +910,7 @@ group_forget_topic(Oid dbid, int32 topic_id)
 	hash_seq_init(&seq, members);
 	while ((m = hash_seq_search(&seq)) != NULL)
 	{
-		if (m->key.group.dbid == dbid && m->key.group.topic_id == topic_id)
+		if (m->key.group.dbid == dbid && (topic_id == 0 || m->key.group.topic_id == topic_id))
 			member_remove(hash_search(group_topics, &m->key.group, HASH_FIND, NULL), m);
 	}
 	LWLockRelease(pgq_groups->lock);

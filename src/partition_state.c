@@ -67,6 +67,8 @@ typedef struct PgqShared
 	ConditionVariable wakeup[PGQ_WAKEUP_SLOTS]; /* see above; no lock */
 } PgqShared;
 
+PG_FUNCTION_INFO_V1(pgq_forget_shared_state);
+
 static PgqShared *pgq_shared = NULL;
 static HTAB *pgq_partitions = NULL;
 
@@ -208,11 +210,27 @@ partition_state_forget(Oid dbid, int32 topic_id, int32 from_partition)
 	hash_seq_init(&seq, pgq_partitions);
 	while ((state = hash_seq_search(&seq)) != NULL)
 	{
-		if (state->key.dbid == dbid && state->key.topic_id == topic_id &&
+		if (state->key.dbid == dbid &&
+			(topic_id == 0 || state->key.topic_id == topic_id) &&
 			state->key.partition >= from_partition)
 			hash_search(pgq_partitions, &state->key, HASH_REMOVE, NULL);
 	}
 	LWLockRelease(pgq_shared->lock);
+}
+
+/*
+ * SQL, run once by the install script: forget every shared state of this
+ * database.  An earlier installation of the extension here may have left
+ * some behind (DROP EXTENSION cannot clear it), and topic ids start again at
+ * 1, so a new topic would meet an old topic's counters and members.  No
+ * topic exists yet while the script runs.
+ */
+Datum
+pgq_forget_shared_state(PG_FUNCTION_ARGS)
+{
+	partition_state_forget(MyDatabaseId, 0, 0);
+	group_forget_topic(MyDatabaseId, 0);
+	PG_RETURN_VOID();
 }
 
 /* The condition variable that readers of a topic wait on. */

@@ -6,7 +6,8 @@
 #	  restarts), and so the key of its shared partition state
 #	  (partition_state.c).  It must not inherit that state: its offsets start
 #	  at 0, pgq_partitions shows it empty, sending does not spin, and the
-#	  dead topic's stable hint does not let a reader skip a pending record.
+#	  dead topic's stable hint does not let a reader skip a pending record;
+#	  the dead topic's group members do not hold the new topic's partitions.
 #	  statement_timeout makes a regression fail fast instead of hanging.
 
 use strict;
@@ -32,6 +33,7 @@ $node->safe_psql('postgres', q{
 	SELECT count(*) FROM generate_series(1, 50) g, pgq_send('x', 'old' || g, partition => 1);
 	SELECT count(*) FROM pgq_fetch('x', 0, 0, 100);
 	SELECT count(*) FROM pgq_fetch('x', 1, 0, 100);
+	SELECT count(*) FROM pgq_poll('g', 'x', 1, 0, 'old-member');
 });
 is($node->safe_psql('postgres', q{SELECT string_agg(high_watermark::text, ',' ORDER BY partition)
 		FROM pgq_partitions}), '50,50', 'the old topic has 50 records per partition');
@@ -74,6 +76,13 @@ is($node->safe_psql('postgres', q{SELECT string_agg(convert_from(value, 'UTF8'),
 is($node->safe_psql('postgres', q{SELECT string_agg(format('%s:%s/%s', partition, high_watermark,
 		last_stable_offset), ',' ORDER BY partition) FROM pgq_partitions}),
 	'0:2/2,1:2/2', 'pgq_partitions counts only the new records');
+
+# the old topic's member (its lease has 45 s to run) is not in the new
+# topic's group: a new member gets every partition at once
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pgq_poll('g', 'x', 100, 0, 'new-member')}),
+	'4', 'a new member reads every partition of the new topic');
+is($node->safe_psql('postgres', q{SELECT string_agg(member_id || ':' || partitions::text, ',') FROM pgq_members}),
+	'new-member:{0,1}', 'the old member is gone');
 
 $node->stop;
 done_testing();
