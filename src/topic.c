@@ -356,14 +356,17 @@ topic_check_partition(PgqTopic *topic, int32 partition)
 
 /*
  * The log start offset and the segments of a partition, loaded on first use
- * into the topic's cache entry.
+ * into the topic's cache entry.  One query loads every partition not loaded
+ * yet: a poll over many partitions needs them all, and one catalog query per
+ * partition would dominate a new session's first polls.
  */
 PgqPartitionInfo *
 topic_partition_info(PgqTopic *topic, int32 partition)
 {
 	PgqPartitionInfo *info;
-	Oid			argtypes[2] = {INT4OID, INT4OID};
-	Datum		args[2];
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1];
+	uint64		first;
 	uint64		i;
 
 	topic_check_partition(topic, partition);
@@ -372,44 +375,52 @@ topic_partition_info(PgqTopic *topic, int32 partition)
 		return info;
 
 	args[0] = Int32GetDatum(topic->topic_id);
-	args[1] = Int32GetDatum(partition);
 	SPI_connect();
-	catalog_query("SELECT p.log_start_offset, s.segment_no, s.base_offset, s.relid, p.offset_floor"
+	catalog_query("SELECT p.partition, p.log_start_offset, s.segment_no, s.base_offset, s.relid,"
+				  "       p.offset_floor"
 				  "  FROM " PGQ_SCHEMA ".partition p, " PGQ_SCHEMA ".segment s"
 				  " WHERE s.topic_id OPERATOR(pg_catalog.=) p.topic_id"
 				  "   AND s.partition OPERATOR(pg_catalog.=) p.partition"
 				  "   AND p.topic_id OPERATOR(pg_catalog.=) $1"
-				  "   AND p.partition OPERATOR(pg_catalog.=) $2"
-				  " ORDER BY s.base_offset, s.segment_no",
-				  2, argtypes, args, NULL, true);
-	if (SPI_processed == 0)
+				  " ORDER BY p.partition, s.base_offset, s.segment_no",
+				  1, argtypes, args, NULL, true);
+
+	/* the rows of one partition are consecutive: [first, i) */
+	for (first = 0; first < SPI_processed; first = i)
+	{
+		int32		p = spi_int32(first, 1);
+		PgqPartitionInfo *pi;
+		bool		isnull;
+
+		for (i = first; i < SPI_processed && spi_int32(i, 1) == p; i++)
+			;
+		if (p >= topic->partitions || topic->parts[p].loaded)
+			continue;			/* added by a newer transaction, or known */
+		pi = &topic->parts[p];
+		pi->segments = MemoryContextAlloc(topic->cxt, sizeof(PgqSegment) * (i - first));
+		pi->nsegments = i - first;
+		pi->log_start_offset = spi_int64(first, 2);
+		pi->offset_floor = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[first],
+														  SPI_tuptable->tupdesc, 6, &isnull));
+		for (uint64 j = first; j < i; j++)
+		{
+			PgqSegment *seg = &pi->segments[j - first];
+
+			seg->segment_no = spi_int32(j, 3);
+			seg->base_offset = spi_int64(j, 4);
+			seg->relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[j],
+														SPI_tuptable->tupdesc, 5, &isnull));
+		}
+		pi->loaded = true;
+	}
+	SPI_finish();
+
+	if (!info->loaded)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("topic \"%s\" does not exist", topic->name),
 				 errdetail("Its partition %d has no segment; the topic was probably dropped concurrently.",
 						   partition)));
-
-	info->segments = MemoryContextAlloc(topic->cxt, sizeof(PgqSegment) * SPI_processed);
-	info->nsegments = SPI_processed;
-	info->log_start_offset = spi_int64(0, 1);
-	{
-		bool		isnull;
-
-		info->offset_floor = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-															SPI_tuptable->tupdesc, 5, &isnull));
-	}
-	for (i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-
-		info->segments[i].segment_no = spi_int32(i, 2);
-		info->segments[i].base_offset = spi_int64(i, 3);
-		info->segments[i].relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-																 SPI_tuptable->tupdesc,
-																 4, &isnull));
-	}
-	SPI_finish();
-	info->loaded = true;
 	return info;
 }
 
