@@ -35,9 +35,11 @@
  */
 #include "pgqueue.h"
 
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
+#include "common/int.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
@@ -242,6 +244,68 @@ segment_roll(SegmentRow *active)
 }
 
 /*
+ * now minus ms milliseconds, saturating at -infinity: a limit too large to
+ * express as a timestamp difference (Kafka users set retention.ms to
+ * Long.MAX_VALUE, 9223372036854775807, for "forever") is never reached,
+ * rather than wrapping around to a moment in the future.
+ */
+static TimestampTz
+time_minus_ms(TimestampTz now, int64 ms)
+{
+	int64		us;
+	TimestampTz result;
+
+	if (pg_mul_s64_overflow(ms, 1000, &us) || pg_sub_s64_overflow(now, us, &result))
+		return DT_NOBEGIN;
+	return result;
+}
+
+/*
+ * Has the segment no record at all, committed or not?  A heap that was
+ * never written to has no page, so mostly this costs nothing; one that holds
+ * only rolled-back (perhaps vacuumed) records needs a look at its index.
+ * A segment dropped meanwhile counts as empty: there is nothing to roll.
+ */
+static bool
+segment_is_empty(Oid relid, int64 bytes)
+{
+	Relation	rel;
+	bool		empty;
+
+	if (bytes == 0)
+		return true;
+	rel = try_table_open(relid, AccessShareLock);
+	if (rel == NULL)
+		return true;
+	empty = segment_max_offset(relid) < 0;
+	table_close(rel, AccessShareLock);
+	return empty;
+}
+
+/*
+ * Is the active segment due to be rolled over?  Only if it is too old or
+ * too large, and not empty: rolling an empty segment would gain nothing, and
+ * an idle partition past segment.ms would otherwise cost a transaction every
+ * round.  Runs in a transaction.
+ */
+static bool
+segment_roll_due(SegmentRow *active, int64 bytes, TimestampTz now)
+{
+	int64		roll_ms = active->segment_ms;
+	int64		roll_bytes = active->segment_bytes;
+
+	if (active->retention_ms >= 0)
+		roll_ms = Min(roll_ms, active->retention_ms);
+	if (active->retention_bytes > 0)
+		roll_bytes = Min(roll_bytes, active->retention_bytes);
+	if (bytes >= roll_bytes)
+		return true;			/* bytes > 0: not empty */
+	if (active->created_at >= time_minus_ms(now, roll_ms))
+		return false;
+	return !segment_is_empty(active->relid, bytes);
+}
+
+/*
  * One retention round over every partition of every topic of the current
  * database: drop what expired, roll what is due.  Runs outside any
  * transaction; each change is a transaction of its own.
@@ -271,11 +335,18 @@ retention_round(void)
 	{
 		SegmentRow *copy = palloc(sizeof(SegmentRow) * Max(nrows, 1));
 		int64	   *bytes = palloc(sizeof(int64) * Max(nrows, 1));
+		bool	   *roll = palloc0(sizeof(bool) * Max(nrows, 1));
+		TimestampTz listed_at = GetCurrentTimestamp();
 
 		memcpy(copy, rows, sizeof(SegmentRow) * nrows);
 		rows = copy;
 		for (i = 0; i < nrows; i++)
 			bytes[i] = segment_size(rows[i].relid);
+		/* the last segment of each partition is its active one */
+		for (i = 0; i < nrows; i++)
+			if (i + 1 == nrows || rows[i + 1].topic_id != rows[i].topic_id ||
+				rows[i + 1].partition != rows[i].partition)
+				roll[i] = segment_roll_due(&rows[i], bytes[i], listed_at);
 		MemoryContextSwitchTo(old);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -286,9 +357,6 @@ retention_round(void)
 			int			last;
 			int64		total = 0;
 			TimestampTz now = GetCurrentTimestamp();
-			SegmentRow *active;
-			int64		roll_ms;
-			int64		roll_bytes;
 			int			s;
 
 			while (i < nrows && rows[i].topic_id == rows[first].topic_id &&
@@ -300,7 +368,7 @@ retention_round(void)
 			for (s = first; s < last; s++)
 			{
 				bool		expired_by_time = rows[s].retention_ms >= 0 &&
-					rows[s + 1].created_at < now - rows[s].retention_ms * 1000;
+					rows[s + 1].created_at < time_minus_ms(now, rows[s].retention_ms);
 				bool		expired_by_size = rows[s].retention_bytes >= 0 &&
 					total - bytes[s] >= rows[s].retention_bytes;
 
@@ -312,15 +380,8 @@ retention_round(void)
 			}
 
 			/* roll the active segment over when it is due */
-			active = &rows[last];
-			roll_ms = active->segment_ms;
-			if (active->retention_ms >= 0)
-				roll_ms = Min(roll_ms, active->retention_ms);
-			roll_bytes = active->segment_bytes;
-			if (active->retention_bytes > 0)
-				roll_bytes = Min(roll_bytes, active->retention_bytes);
-			if (active->created_at < now - roll_ms * 1000 || bytes[last] >= roll_bytes)
-				segment_roll(active);
+			if (roll[last])
+				segment_roll(&rows[last]);
 		}
 	}
 	MemoryContextDelete(cxt);
