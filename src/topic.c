@@ -397,6 +397,8 @@ topic_partition_info(PgqTopic *topic, int32 partition)
 		if (p >= topic->partitions || topic->parts[p].loaded)
 			continue;			/* added by a newer transaction, or known */
 		pi = &topic->parts[p];
+		if (pi->segments != NULL)
+			pfree(pi->segments);	/* forgotten: rolled or dropped segments */
 		pi->segments = MemoryContextAlloc(topic->cxt, sizeof(PgqSegment) * (i - first));
 		pi->nsegments = i - first;
 		pi->log_start_offset = spi_int64(first, 2);

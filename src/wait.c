@@ -97,6 +97,8 @@ wait_for_records(PgqTopic *topic, int32 timeout_ms, PgqReadStep step, void *arg)
 	bool		in_recovery = RecoveryInProgress();
 	bool		first = true;
 	uint64		seen_generation = topic->generation;
+	MemoryContext step_cxt;
+	MemoryContext old_cxt;
 
 	if (timeout_ms == 0 || IsolationUsesXactSnapshot())
 	{
@@ -104,6 +106,13 @@ wait_for_records(PgqTopic *topic, int32 timeout_ms, PgqReadStep step, void *arg)
 		return;
 	}
 
+	/*
+	 * What a read allocates besides its results (which go to the caller's
+	 * tuplestore) is freed before the next one: a wait may see thousands of
+	 * wake-ups.
+	 */
+	step_cxt = AllocSetContextCreate(CurrentMemoryContext, "pgqueue read step",
+									 ALLOCSET_DEFAULT_SIZES);
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 	for (;;)
 	{
@@ -113,6 +122,8 @@ wait_for_records(PgqTopic *topic, int32 timeout_ms, PgqReadStep step, void *arg)
 		/* register before reading, so that no wake-up is missed */
 		if (!in_recovery)
 			ConditionVariablePrepareToSleep(cv);
+		MemoryContextReset(step_cxt);
+		old_cxt = MemoryContextSwitchTo(step_cxt);
 		if (first)
 			served = step(arg);
 		else
@@ -122,6 +133,7 @@ wait_for_records(PgqTopic *topic, int32 timeout_ms, PgqReadStep step, void *arg)
 			served = step(arg);
 			PopActiveSnapshot();
 		}
+		MemoryContextSwitchTo(old_cxt);
 		first = false;
 
 		remaining = (long) ((deadline - GetCurrentTimestamp()) / 1000);
@@ -139,6 +151,7 @@ wait_for_records(PgqTopic *topic, int32 timeout_ms, PgqReadStep step, void *arg)
 	}
 	if (!in_recovery)
 		ConditionVariableCancelSleep();
+	MemoryContextDelete(step_cxt);
 }
 
 /* Records that this transaction sent to a topic, to wake its readers at the end. */
