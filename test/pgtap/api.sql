@@ -1,7 +1,7 @@
 -- The SQL surface of SPEC.md: functions with their signatures, the views
 -- with their columns, the comments, and the internal schema closed to PUBLIC.
 BEGIN;
-SELECT plan(55);
+SELECT plan(60);
 
 SELECT has_function('pgq_create_topic', ARRAY['text', 'integer', 'jsonb', 'boolean']);
 SELECT has_function('pgq_drop_topic', ARRAY['text', 'boolean']);
@@ -30,8 +30,13 @@ SELECT has_function('pgq_commit', ARRAY['text', 'text', 'integer', 'bigint', 'te
 SELECT has_function('pgq_heartbeat', ARRAY['text', 'text']);
 SELECT has_function('pgq_leave', ARRAY['text', 'text']);
 SELECT has_function('pgq_seek', ARRAY['text', 'text', 'integer', 'bigint', 'text']);
+SELECT has_function('pgq_seek', ARRAY['text', 'text', 'text', 'text']);
+SELECT has_function('pgq_seek', ARRAY['text', 'text', 'timestamp with time zone', 'text']);
 SELECT has_function('pgq_reset_offsets', ARRAY['text', 'text', 'text']);
+SELECT has_function('pgq_reset_offsets', ARRAY['text', 'text', 'integer', 'bigint']);
+SELECT has_function('pgq_reset_offsets', ARRAY['text', 'text', 'timestamp with time zone']);
 SELECT has_function('pgq_alter_group', ARRAY['text', 'jsonb']);
+SELECT has_function('pgq_drop_group', ARRAY['text', 'boolean']);
 SELECT columns_are('pgq_members', ARRAY['group_id', 'member_id', 'topic', 'partitions', 'lease_expires_at']);
 SELECT columns_are('pgq_groups', ARRAY['group_id', 'config', 'members']);
 SELECT columns_are('pgq_consumer_lag', ARRAY['group_id', 'topic', 'partition', 'committed_offset',
