@@ -307,8 +307,10 @@ partition_wait_roll(int32 topic_id, PgqPartitionState *state)
 }
 
 /*
- * Clears the rolling flag of every partition: called when the worker starts,
- * since a worker that died in the middle of a roll leaves it set.  The
+ * Clears the rolling flag of every partition of the current database: called
+ * when its worker starts, since a worker that died in the middle of a roll
+ * leaves it set.  Other databases' partitions are rolled by their own
+ * workers, which may be in the middle of a roll right now.  The
  * entries are marked not loaded, so the next sender reads the partition's
  * newest segment from the catalog again, whether the roll committed or not.
  */
@@ -323,6 +325,8 @@ partition_state_reset_rolling(void)
 	hash_seq_init(&seq, pgq_partitions);
 	while ((state = hash_seq_search(&seq)) != NULL)
 	{
+		if (state->key.dbid != MyDatabaseId)
+			continue;
 		LWLockAcquire(&state->append_lock, LW_EXCLUSIVE);
 		if (state->rolling)
 		{

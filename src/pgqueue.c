@@ -37,6 +37,7 @@ pgq_shmem_request_hook(void)
 		prev_shmem_request_hook();
 #endif
 	pgq_shmem_request();
+	RequestAddinShmemSpace(worker_shmem_size());
 }
 
 static void
@@ -45,6 +46,9 @@ pgq_shmem_startup_hook(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	pgq_shmem_startup();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	worker_shmem_startup();
+	LWLockRelease(AddinShmemInitLock);
 }
 
 void
@@ -75,13 +79,13 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("pgqueue.database",
-							   gettext_noop("Database the pgqueue background worker connects to (retention runs for its topics)."),
+							   gettext_noop("Databases, separated by commas, in which a pgqueue background worker applies retention (one worker per database)."),
 							   NULL,
 							   &pgq_database,
 							   "postgres",
 							   PGC_POSTMASTER,
-							   GUC_SUPERUSER_ONLY,
-							   NULL, NULL, NULL);
+							   GUC_SUPERUSER_ONLY | GUC_LIST_INPUT,
+							   pgq_database_check_hook, NULL, NULL);
 
 	DefineCustomIntVariable("pgqueue.retention_check_interval",
 							gettext_noop("Time between two maintenance rounds of the pgqueue worker (retention, segment rolling, expired members)."),

@@ -47,6 +47,7 @@
 #include "storage/lockdefs.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/snapshot.h"
 #include "utils/timestamp.h"
@@ -223,10 +224,13 @@ extern bool group_has_live_members(const char *group_id, int32 topic_id);
 extern void group_forget_topic(Oid dbid, int32 topic_id);
 extern void group_expire_members(void);
 
-/* worker.c and retention.c: the background worker */
+/* worker.c and retention.c: the background workers, one per database */
 extern char *pgq_database;
 extern int	pgq_retention_check_interval;
 extern bool pgq_retention_enabled;
+extern bool pgq_database_check_hook(char **newval, void **extra, GucSource source);
+extern Size worker_shmem_size(void);
+extern void worker_shmem_startup(void);
 extern void pgq_worker_register(void);
 extern void retention_round(void);
 
