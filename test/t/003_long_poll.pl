@@ -22,10 +22,12 @@
 #	   READ COMMITTED transaction block there is;
 #	9. a pgq_poll wait is capped at half the group's session.timeout.ms.
 #
-# Timing checks have wide margins (a wait of 30 s must end within 10 s of
-# the commit; a wait that must not be ended early must last most of its
-# timeout), so that a slow, shared machine does not make them flaky.  The
-# whole test takes about 15 s.
+# A woken reader must return within 0.5 s of the commit, measured from the
+# server's clock just after the commit, not from before a psql started:
+# tight enough that a reader that slept and retried every second would fail
+# most of these checks, loose enough for a slow, shared machine.  A wait
+# that must not be ended early must last most of its timeout.  The whole
+# test takes about 15 s.
 
 use strict;
 use warnings;
@@ -36,7 +38,10 @@ use Test::More;
 use Time::HiRes qw(usleep time);
 
 my $long_timeout_ms = 30000;   # a wait that something else must end
-my $woken_within = 10;         # seconds from the commit to the fetch's return
+my $woken_within = 0.5;        # seconds from the commit to the reader's return
+my $cancel_within = 10;        # seconds from pg_cancel_backend to the return
+my $give_up_after = 40;        # seconds after which a reader is taken as stuck
+my $committed_at;              # server time just after send_committed's commit
 my $session_timeout = 120;     # seconds any background psql may live
 
 my $node = PostgreSQL::Test::Cluster->new('long_poll');
@@ -146,12 +151,16 @@ sub is_waiting
 }
 
 # Commit a send to a partition from a fresh session (autocommit); returns
-# its offset.
+# its offset, and sets $committed_at to the server's clock read by the next
+# statement, just after the commit (the same clock as time() here).
 sub send_committed
 {
 	my ($topic, $partition, $value) = @_;
-	return $node->safe_psql('postgres',
-		"SELECT msg_offset FROM pgq_send('$topic', '$value'::text, NULL::text, $partition)");
+	my ($offset, $at) = split /\n/, $node->safe_psql('postgres',
+		"SELECT msg_offset FROM pgq_send('$topic', '$value'::text, NULL::text, $partition);\n"
+		  . "SELECT extract(epoch FROM clock_timestamp())");
+	$committed_at = $at;
+	return $offset;
 }
 
 # A query reading records as "partition|offset|value" lines.
@@ -253,10 +262,10 @@ SKIP:
 }
 
 ok(!query_done($w), 'the fetch has not returned before anything was sent');
-my $t_commit = time;
 is(send_committed('lp_wake', 0, 'wake-1'), '0', 'a committed send to the partition');
+my $t_commit = $committed_at;
 {
-	my ($done, $out, $err, $end) = finish_query($w, 3 * $woken_within);
+	my ($done, $out, $err, $end) = finish_query($w, $give_up_after);
 	ok($done && $end - $t_commit < $woken_within,
 		"the waiting fetch returned within $woken_within s of the commit (timeout 30 s)")
 	  or diag(sprintf('returned %.2f s after the commit', $end - $t_commit));
@@ -325,7 +334,7 @@ is( $node->safe_psql('postgres',
 $t_commit = time;
 $a->{psql}->query_safe('COMMIT');
 {
-	my ($done, $out, $err, $end) = finish_query($w, 3 * $woken_within);
+	my ($done, $out, $err, $end) = finish_query($w, $give_up_after);
 	ok($done && $end - $t_commit < $woken_within,
 		"when the open transaction commits, the fetch returns within $woken_within s")
 	  or diag(sprintf('returned %.2f s after the commit', $end - $t_commit));
@@ -344,9 +353,9 @@ ok(wait_until_waiting($w), 'a fetch waits');
 my $t_cancel = time;
 is($node->safe_psql('postgres', "SELECT pg_cancel_backend($w->{pid})"), 't', 'cancel it');
 {
-	my ($done, $out, $err, $end) = finish_query($w, 3 * $woken_within);
-	ok($done && $end - $t_cancel < $woken_within,
-		"the cancelled fetch returned within $woken_within s")
+	my ($done, $out, $err, $end) = finish_query($w, $give_up_after);
+	ok($done && $end - $t_cancel < $cancel_within,
+		"the cancelled fetch returned within $cancel_within s")
 	  or diag(sprintf('returned %.2f s after the cancel', $end - $t_cancel));
 	like($err, qr/canceling statement due to user request/, 'with the cancel error');
 	is($out, '', 'and no record');
@@ -358,10 +367,10 @@ is(pgqueue_locks($w->{pid}, 0), '', 'and holds no lock on any relation of the sc
 
 start_query($w, fetch_sql('lp_cancel', 0, 0, $long_timeout_ms));
 ok(wait_until_waiting($w), 'the same session waits again');
-$t_commit = time;
 is(send_committed('lp_cancel', 0, 'after-cancel'), '0', 'a committed send');
+$t_commit = $committed_at;
 {
-	my ($done, $out, $err, $end) = finish_query($w, 3 * $woken_within);
+	my ($done, $out, $err, $end) = finish_query($w, $give_up_after);
 	ok($done && $end - $t_commit < $woken_within,
 		"the second wait is woken by the commit within $woken_within s")
 	  or diag(sprintf('returned %.2f s after the commit', $end - $t_commit));
@@ -389,14 +398,14 @@ start_query($pollers[$_], poll_sql("lp_many_g$_", 'lp_many', $long_timeout_ms)) 
 ok(wait_until_waiting(@fetchers, @pollers), 'all 10 sessions (6 fetches, 4 polls) are waiting');
 ok(!(grep { query_done($_) } @fetchers, @pollers), 'none has returned');
 
-$t_commit = time;
 is(send_committed('lp_many', 0, 'for-all'), '0', 'one committed send');
+$t_commit = $committed_at;
 {
 	my @late;
 	my @wrong;
 	foreach my $s (@fetchers, @pollers)
 	{
-		my ($done, $out, $err, $end) = finish_query($s, 3 * $woken_within);
+		my ($done, $out, $err, $end) = finish_query($s, $give_up_after);
 		if (!$done || $end - $t_commit >= $woken_within)
 		{
 			push @late, $s->{name};
@@ -425,10 +434,10 @@ is( $node->safe_psql('postgres',
 	'{0,1,2}', 'it owns all three partitions');
 start_query($w, poll_sql('lp_group_g', 'lp_group', $long_timeout_ms));
 ok(wait_until_waiting($w), 'its poll waits');
-$t_commit = time;
 is(send_committed('lp_group', 2, 'to-p2'), '0', 'a committed send to partition 2');
+$t_commit = $committed_at;
 {
-	my ($done, $out, $err, $end) = finish_query($w, 3 * $woken_within);
+	my ($done, $out, $err, $end) = finish_query($w, $give_up_after);
 	ok($done && $end - $t_commit < $woken_within,
 		"the waiting poll returned within $woken_within s of the commit")
 	  or diag(sprintf('returned %.2f s after the commit', $end - $t_commit));
@@ -497,10 +506,10 @@ start_query($w,
 	  . fetch_sql('lp_iso', 0, 0, $long_timeout_ms) . ";\n"
 	  . "COMMIT");
 ok(wait_until_waiting($w), 'in a READ COMMITTED transaction block a fetch waits');
-$t_commit = time;
 is(send_committed('lp_iso', 0, 'rc'), '0', 'a committed send');
+$t_commit = $committed_at;
 {
-	my ($done, $out, $err, $end) = finish_query($w, 3 * $woken_within);
+	my ($done, $out, $err, $end) = finish_query($w, $give_up_after);
 	ok($done && $end - $t_commit < $woken_within,
 		"and is woken by the commit within $woken_within s")
 	  or diag(sprintf('returned %.2f s after the commit', $end - $t_commit));
