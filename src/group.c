@@ -223,6 +223,18 @@ group_topic_key(PgqGroupTopicKey *key, const char *group_id, int32 topic_id)
 	strlcpy(key->group_id, group_id, sizeof(key->group_id));
 }
 
+/*
+ * Is m the member member_id of the group group_id (of any group, if NULL),
+ * in any topic of the current database?
+ */
+static bool
+member_matches(PgqMember *m, const char *group_id, const char *member_id)
+{
+	return m->key.group.dbid == MyDatabaseId &&
+		(group_id == NULL || strcmp(m->key.group.group_id, group_id) == 0) &&
+		strcmp(m->key.member_id, member_id) == 0;
+}
+
 static PgqMember *
 member_find(const char *group_id, int32 topic_id, const char *member_id)
 {
@@ -661,9 +673,7 @@ group_member_topics(const char *group_id, const char *member_id)
 	LWLockAcquire(pgq_groups->lock, LW_SHARED);
 	hash_seq_init(&seq, members);
 	while ((m = hash_seq_search(&seq)) != NULL)
-		if (m->key.group.dbid == MyDatabaseId &&
-			strcmp(m->key.group.group_id, group_id) == 0 &&
-			strcmp(m->key.member_id, member_id) == 0)
+		if (member_matches(m, group_id, member_id))
 			topics = lappend_int(topics, m->key.group.topic_id);
 	LWLockRelease(pgq_groups->lock);
 	return topics;
@@ -706,9 +716,7 @@ group_member_leave_at_commit(const char *group_id, const char *member_id)
 	LWLockAcquire(pgq_groups->lock, LW_SHARED);
 	hash_seq_init(&seq, members);
 	while ((m = hash_seq_search(&seq)) != NULL)
-		if (m->key.group.dbid == MyDatabaseId &&
-			strcmp(m->key.group.group_id, group_id) == 0 &&
-			strcmp(m->key.member_id, member_id) == 0)
+		if (member_matches(m, group_id, member_id))
 		{
 			defer_change(&deferred_changes, m, -1);
 			found = true;
@@ -745,7 +753,8 @@ group_xact_callback(XactEvent event, void *arg)
 	if (deferred_changes == NIL && pinned_members == NIL)
 		return;
 
-	LWLockAcquire(pgq_groups->lock, LW_EXCLUSIVE);
+	/* unpinning alone changes only mutex-protected fields */
+	LWLockAcquire(pgq_groups->lock, deferred_changes != NIL ? LW_EXCLUSIVE : LW_SHARED);
 	foreach(lc, pinned_members)
 	{
 		DeferredChange *d = lfirst(lc);
@@ -804,9 +813,7 @@ group_member_heartbeat(const char *group_id, const char *member_id, int session_
 	hash_seq_init(&seq, members);
 	while ((m = hash_seq_search(&seq)) != NULL)
 	{
-		if (m->key.group.dbid == MyDatabaseId &&
-			strcmp(m->key.group.group_id, group_id) == 0 &&
-			strcmp(m->key.member_id, member_id) == 0)
+		if (member_matches(m, group_id, member_id))
 		{
 			SpinLockAcquire(&m->mutex);
 			m->lease_expires = TimestampTzPlusMilliseconds(now, session_timeout_ms);
@@ -834,9 +841,7 @@ group_member_leave(const char *group_id, const char *member_id)
 	hash_seq_init(&seq, members);
 	while ((m = hash_seq_search(&seq)) != NULL)
 	{
-		if (m->key.group.dbid == MyDatabaseId &&
-			(group_id == NULL || strcmp(m->key.group.group_id, group_id) == 0) &&
-			strcmp(m->key.member_id, member_id) == 0)
+		if (member_matches(m, group_id, member_id))
 		{
 			PgqGroupTopic *gt = hash_search(group_topics, &m->key.group, HASH_FIND, NULL);
 
