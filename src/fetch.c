@@ -40,9 +40,9 @@
 #include "access/relscan.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
-#include "access/xlog_internal.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
@@ -68,6 +68,29 @@ typedef enum RecordStatus
 	RECORD_DEAD,
 	RECORD_PENDING
 } RecordStatus;
+
+/* how far the WAL must be flushed before what was read is served */
+static XLogRecPtr served_upto = InvalidXLogRecPtr;
+
+/*
+ * Notes how far the WAL must be flushed for a visible record to be durable:
+ * its inserting transaction's commit record.  A record whose xmin is hinted
+ * committed needs at most its page's LSN: the hint is set once the commit
+ * is flushed, or earlier only when the page's LSN is past the commit (so a
+ * flush up to the page's LSN covers it).  Otherwise the commit LSN that clog
+ * keeps for asynchronous commits tells (it is invalid for synchronous ones,
+ * which were flushed before they became visible).  The caller holds a share
+ * lock on the buffer.
+ */
+static void
+served_record_note(HeapTupleHeader header, Buffer buffer)
+{
+	XLogRecPtr	lsn = BufferGetLSNAtomic(buffer);
+
+	if (!HeapTupleHeaderXminCommitted(header))
+		lsn = Max(lsn, TransactionIdGetCommitLSN(HeapTupleHeaderGetRawXmin(header)));
+	served_upto = Max(served_upto, lsn);
+}
 
 /* Classifies a record against the snapshot; the caller holds a share lock on the buffer. */
 static RecordStatus
@@ -171,6 +194,8 @@ restart:
 
 			LockBuffer(bslot->buffer, BUFFER_LOCK_SHARE);
 			status = record_status(tuple, snapshot, bslot->buffer);
+			if (status == RECORD_VISIBLE)
+				served_record_note(tuple->t_data, bslot->buffer);
 			LockBuffer(bslot->buffer, BUFFER_LOCK_UNLOCK);
 
 			offset = DatumGetInt64(heap_getattr(tuple, 1, desc, &isnull));
@@ -397,28 +422,19 @@ partition_read(PgqTopic *topic, int32 partition, int64 from_offset, int64 max_re
 /*
  * Makes sure that what a reader is served is durable: with
  * synchronous_commit = off a record is visible before its commit record is
- * flushed, and a crash could then lose a served offset and reuse it.
+ * flushed, and a crash could then lose a served offset and reuse it.  Only
+ * as much WAL as the served records need is flushed (see
+ * served_record_note), so a reader does not wait for everybody else's WAL.
  */
 void
 served_records_flush(void)
 {
-	XLogRecPtr	end;
+	XLogRecPtr	upto = served_upto;
 
-	if (RecoveryInProgress())
+	served_upto = InvalidXLogRecPtr;
+	if (RecoveryInProgress() || XLogRecPtrIsInvalid(upto))
 		return;
-
-	/*
-	 * The insert position is the start of the next record: just past a page
-	 * header when the last record ended on a page boundary.  Flushing past
-	 * the end of the WAL generated so far is an error, so step back over
-	 * the header.
-	 */
-	end = GetXLogInsertRecPtr();
-	if (XLogSegmentOffset(end, wal_segment_size) == SizeOfXLogLongPHD)
-		end -= SizeOfXLogLongPHD;
-	else if (end % XLOG_BLCKSZ == SizeOfXLogShortPHD)
-		end -= SizeOfXLogShortPHD;
-	XLogFlush(end);
+	XLogFlush(upto);			/* at once if it is flushed already */
 }
 
 void

@@ -111,6 +111,32 @@ group_query(const char *sql, int nargs, Oid *argtypes, Datum *args)
 }
 
 /*
+ * group_query for a statement run often: parsed and planned once per
+ * session into *plan (the plan cache replans it after catalog changes).
+ */
+static void
+group_query_saved(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes, Datum *args)
+{
+	PgqCatalogContext save;
+	int			ret;
+
+	catalog_owner_switch(&save);
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	prepared = SPI_prepare(sql, nargs, argtypes);
+
+		if (prepared == NULL || SPI_keepplan(prepared) != 0)
+			elog(ERROR, "could not prepare group catalog query: %s",
+				 SPI_result_code_string(SPI_result));
+		*plan = prepared;
+	}
+	ret = SPI_execute_plan(*plan, args, NULL, false, 0);
+	catalog_owner_restore(&save);
+	if (ret < 0)
+		elog(ERROR, "group catalog query failed: %s", SPI_result_code_string(ret));
+}
+
+/*
  * The config of a group: the defaults, overlaid with its row in
  * pgqueue.consumer_group if it has one.  Nothing is written: a group needs
  * no row to be used.
@@ -555,6 +581,8 @@ fenced_error(const char *group_id, const char *member_id, const char *topic, int
 			 errhint("Poll again to rejoin; the records after the committed offset will be delivered again.")));
 }
 
+static SPIPlanPtr offsets_write_plan = NULL;
+
 /*
  * Writes committed offsets (n of them, one per partition of the topic), then
  * checks that the member still owns each partition: the row locks taken by
@@ -583,14 +611,15 @@ offsets_write(const char *group_id, const char *member_id, PgqTopic *topic,
 	args[3] = PointerGetDatum(construct_array(od, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 
 	SPI_connect();
-	group_query("INSERT INTO " PGQ_SCHEMA ".group_offset AS o"
-				"       (group_id, topic_id, partition, committed_offset, committed_at)"
-				" SELECT $1, $2, u.p, u.c, pg_catalog.clock_timestamp()"
-				"   FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) AS u(p, c)"
-				" ON CONFLICT (group_id, topic_id, partition) DO UPDATE"
-				"   SET committed_offset = excluded.committed_offset,"
-				"       committed_at = excluded.committed_at",
-				4, argtypes, args);
+	group_query_saved(&offsets_write_plan,
+					  "INSERT INTO " PGQ_SCHEMA ".group_offset AS o"
+					  "       (group_id, topic_id, partition, committed_offset, committed_at)"
+					  " SELECT $1, $2, u.p, u.c, pg_catalog.clock_timestamp()"
+					  "   FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) AS u(p, c)"
+					  " ON CONFLICT (group_id, topic_id, partition) DO UPDATE"
+					  "   SET committed_offset = excluded.committed_offset,"
+					  "       committed_at = excluded.committed_at",
+					  4, argtypes, args);
 	SPI_finish();
 
 	if (fence)

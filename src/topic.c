@@ -329,6 +329,22 @@ topic_lookup_by_id(int32 topic_id)
 	Datum		args[1];
 	text	   *name = NULL;
 
+	/* a cache entry that topic_lookup would trust answers without a query */
+	if (topic_cache != NULL && !RecoveryInProgress())
+	{
+		uint64		generation = pgq_catalog_generation();
+		HASH_SEQ_STATUS seq;
+		PgqTopic   *topic;
+
+		hash_seq_init(&seq, topic_cache);
+		while ((topic = hash_seq_search(&seq)) != NULL)
+			if (topic->valid && topic->topic_id == topic_id && topic->generation == generation)
+			{
+				hash_seq_term(&seq);
+				return topic;
+			}
+	}
+
 	args[0] = Int32GetDatum(topic_id);
 	SPI_connect();
 	catalog_query("SELECT name FROM " PGQ_SCHEMA ".topic WHERE topic_id OPERATOR(pg_catalog.=) $1",
