@@ -296,7 +296,7 @@ partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
 	*stopped_pending = false;
 	if (!RecoveryInProgress())
 	{
-		state = partition_state_lookup(topic->topic_id, partition, info->offset_floor, false);
+		state = partition_state_lookup(topic->topic_id, partition, false);
 		if (state != NULL && state->loaded)
 		{
 			pg_read_barrier();	/* next_offset was set before loaded */
@@ -306,7 +306,7 @@ partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
 	}
 
 	lock_newest_segment(topic, newest);
-	state = partition_state_lookup(topic->topic_id, partition, info->offset_floor, true);
+	state = partition_state_lookup(topic->topic_id, partition, true);
 	if (!RecoveryInProgress())
 	{
 		partition_ensure_loaded(topic, partition, state);
@@ -643,7 +643,7 @@ partition_last_stable_offset(PgqTopic *topic, int32 partition, int64 *hwm)
 
 	/* the high watermark must be read before the scan starts */
 	lock_newest_segment(topic, newest->relid);
-	state = partition_state_lookup(topic->topic_id, partition, info->offset_floor, true);
+	state = partition_state_lookup(topic->topic_id, partition, true);
 	if (!RecoveryInProgress())
 	{
 		partition_ensure_loaded(topic, partition, state);

@@ -20,21 +20,11 @@
  * segment tables, so an entry cannot vanish under a backend that holds a
  * lock on one of its segments.
  *
- * Incarnations: the key (database, topic_id, partition) does not identify a
- * partition for ever.  DROP EXTENSION removes every topic without
- * pgq_drop_topic, so nothing forgets their entries, and a later CREATE
- * EXTENSION restarts topic_id_seq: a new topic gets the id, and so the key,
- * of a dead one.  So every entry also records the incarnation of the
- * partition it caches, the OID of the partition's offset-floor sequence
- * (created with the partition, dropped only with it; a new partition could
- * get a dead one's OID only after the OID counter wrapped around within one
- * server run), and the invariant is: an entry is used
- * only by callers whose partition has the entry's incarnation.
- * partition_state_lookup enforces it, resetting an entry of another
- * incarnation to "not loaded".  That is safe because nobody can be using
- * the dead incarnation's entry: its users hold a lock on one of its
- * segments, and those segments were dropped before the new partition could
- * be created.
+ * The key (database, topic_id, partition) does not identify a partition
+ * for ever: DROP EXTENSION removes every topic without pgq_drop_topic, and a
+ * later CREATE EXTENSION restarts topic_id_seq, so a new topic gets the key
+ * of a dead one.  The install script therefore forgets every entry of its
+ * database (pgq_forget_shared_state) before any topic can exist.
  *
  *-------------------------------------------------------------------------
  */
@@ -121,57 +111,26 @@ pgq_shmem_startup(void)
 }
 
 /*
- * Sets an entry up as the empty (not loaded) state of a partition
- * incarnation.  The caller holds PgqShared->lock exclusively, and nobody is
- * using the entry (a new one, or one of a dead incarnation).  The locks are
- * left alone when an entry is reused: nobody holds or waits for them.
- */
-static void
-partition_state_init(PgqPartitionState *state, Oid incarnation, bool new_entry)
-{
-	if (new_entry)
-	{
-		LWLockInitialize(&state->append_lock, pgq_shared->append_tranche);
-		SpinLockInit(&state->mutex);
-	}
-	state->incarnation = incarnation;
-	state->loaded = false;
-	state->rolling = false;
-	state->active_relid = InvalidOid;
-	pg_atomic_init_u64(&state->next_offset, 0);
-	state->floor = 0;
-	state->stable_hint = 0;
-}
-
-/*
  * Returns the shared state of a partition of a topic of the current database,
- * creating an empty (not loaded) entry if create is true.  offset_floor is
- * the OID of the partition's offset-floor sequence (PgqPartitionInfo), which
- * identifies the partition's incarnation: an entry left behind by an earlier
- * partition with the same key (see the file header) is treated as absent,
- * and reset if create is true.  Returns NULL if there is no entry of this
- * incarnation and create is false.  The caller must hold a lock on one of
- * the partition's segment tables, and know that the table still exists,
+ * creating an empty (not loaded) entry if create is true.  Returns NULL if
+ * there is no entry and create is false.  The caller must hold a lock on one
+ * of the partition's segment tables, and know that the table still exists,
  * while it uses the result.
  */
 PgqPartitionState *
-partition_state_lookup(int32 topic_id, int32 partition, Oid offset_floor, bool create)
+partition_state_lookup(int32 topic_id, int32 partition, bool create)
 {
 	PgqPartitionKey key;
 	PgqPartitionState *state;
 	bool		found;
 
-	Assert(OidIsValid(offset_floor));
 	memset(&key, 0, sizeof(key));
 	key.dbid = MyDatabaseId;
 	key.topic_id = topic_id;
 	key.partition = partition;
 
-	/* incarnation is written only under the exclusive lock */
 	LWLockAcquire(pgq_shared->lock, LW_SHARED);
 	state = hash_search(pgq_partitions, &key, HASH_FIND, NULL);
-	if (state != NULL && state->incarnation != offset_floor)
-		state = NULL;
 	LWLockRelease(pgq_shared->lock);
 	if (state != NULL || !create)
 		return state;
@@ -188,9 +147,17 @@ partition_state_lookup(int32 topic_id, int32 partition, Oid offset_floor, bool c
 						   pgq_max_partitions),
 				 errhint("Increase pgqueue.max_partitions and restart the server.")));
 	}
-	/* recheck: another backend may have reset it meanwhile */
-	if (!found || state->incarnation != offset_floor)
-		partition_state_init(state, offset_floor, !found);
+	if (!found)
+	{
+		LWLockInitialize(&state->append_lock, pgq_shared->append_tranche);
+		state->loaded = false;
+		state->rolling = false;
+		state->active_relid = InvalidOid;
+		pg_atomic_init_u64(&state->next_offset, 0);
+		state->floor = 0;
+		SpinLockInit(&state->mutex);
+		state->stable_hint = 0;
+	}
 	LWLockRelease(pgq_shared->lock);
 	return state;
 }

@@ -99,9 +99,8 @@ extern int	pgq_max_partitions;
  *
  * An entry exists for every partition that has been appended to (or read
  * through the partitions view) since the server started; it is removed only
- * when its topic is dropped, or its creating transaction aborts, and reset
- * when a new partition with the same key (after DROP and CREATE EXTENSION)
- * looks it up: incarnation tells them apart (partition_state.c).  While a
+ * when its topic is dropped, or its creating transaction aborts, or when
+ * the extension is created again in its database (partition_state.c).  While a
  * backend uses an entry it must hold a lock on one of the partition's segment
  * tables, which keeps a concurrent drop from removing the entry.
  */
@@ -115,8 +114,6 @@ typedef struct PgqPartitionKey
 typedef struct PgqPartitionState
 {
 	PgqPartitionKey key;		/* hash key; immutable */
-	Oid			incarnation;	/* the partition's offset-floor sequence;
-								 * written under PgqShared->lock exclusive */
 
 	/*
 	 * Held across offset assignment and the insert of the record, so that
@@ -139,7 +136,7 @@ extern Size pgq_shmem_size(void);
 extern void pgq_shmem_startup(void);
 extern void pgq_shmem_request(void);
 extern PgqPartitionState *partition_state_lookup(int32 topic_id, int32 partition,
-												 Oid offset_floor, bool create);
+												 bool create);
 extern void partition_state_forget(Oid dbid, int32 topic_id, int32 from_partition);
 extern ConditionVariable *topic_wakeup_cv(int32 topic_id);
 extern uint64 pgq_catalog_generation(void);

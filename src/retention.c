@@ -171,7 +171,6 @@ segment_roll(SegmentRow *active)
 	PgqTopic   *topic;
 	PgqPartitionState *state;
 	Oid			new_relid;
-	Oid			floor_seq;		/* the partition's incarnation */
 	int64		base;
 
 	SetCurrentStatementStartTimestamp();
@@ -187,8 +186,7 @@ segment_roll(SegmentRow *active)
 		CommitTransactionCommand();
 		return;
 	}
-	floor_seq = topic_partition_info(topic, active->partition)->offset_floor;
-	state = partition_state_lookup(active->topic_id, active->partition, floor_seq, true);
+	state = partition_state_lookup(active->topic_id, active->partition, true);
 	partition_ensure_loaded(topic, active->partition, state);
 
 	SPI_connect();
@@ -237,7 +235,7 @@ segment_roll(SegmentRow *active)
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	LockRelationOid(new_relid, AccessShareLock);
-	state = partition_state_lookup(active->topic_id, active->partition, floor_seq, false);
+	state = partition_state_lookup(active->topic_id, active->partition, false);
 	if (state != NULL)
 		segment_roll_finish(state, active->topic_id, new_relid);
 	CommitTransactionCommand();

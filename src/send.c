@@ -289,7 +289,7 @@ partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs,
 		segment_lock_toast(rel);
 		/* setval under the append lock then finds the sequence open and locked */
 		floor_seq = relation_open(info->offset_floor, RowExclusiveLock);
-		state = partition_state_lookup(topic->topic_id, partition, info->offset_floor, true);
+		state = partition_state_lookup(topic->topic_id, partition, true);
 		partition_ensure_loaded(topic, partition, state);
 
 		/* no heavyweight lock may be taken while holding the append lock */

@@ -37,8 +37,7 @@
  * returns at once.  On a hot standby there are no local senders to wake the
  * reader: it checks again every 10 ms until the timeout, and since the
  * primary's changes do not move the standby's catalog generation, each of
- * those reads loads the segment lists again (one catalog query per
- * partition read).
+ * those reads loads the segment lists again (one catalog query per read).
  *
  *-------------------------------------------------------------------------
  */
