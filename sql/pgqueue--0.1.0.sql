@@ -68,17 +68,21 @@ CREATE TABLE pgqueue.consumer_group (
     created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 
--- One row per (group, partition) the group has consumed; updated in place
--- (HOT: no indexed column changes) only when the committed offset changes.
+-- The committed offset of each (group, partition) the group has consumed.
+-- Append-only: a commit inserts the next version and deletes the one before
+-- in the same transaction, so every snapshot sees one row per partition,
+-- and the newest is read from the end of the primary key (src/poll.c), not
+-- by walking the versions a held snapshot keeps, as an update in place would.
 CREATE TABLE pgqueue.group_offset (
     group_id          text NOT NULL,
     topic_id          integer NOT NULL,
     partition         integer NOT NULL,
+    version           bigint NOT NULL,       -- 1, 2, ... per partition
     committed_offset  bigint NOT NULL,       -- the next offset to process
     committed_at      timestamptz,
-    PRIMARY KEY (group_id, topic_id, partition),
+    PRIMARY KEY (group_id, topic_id, partition, version),
     FOREIGN KEY (topic_id, partition) REFERENCES pgqueue.partition ON DELETE CASCADE
-) WITH (fillfactor = 50);
+);
 
 /*
  * pg_dump dumps the rows of the catalog (and the segment tables, which are

@@ -20,7 +20,7 @@
  * again (and a commit made in that transaction is undone with it).  That is
  * what makes poll + process + pgq_commit in one transaction all or nothing.
  *
- * Fencing: a commit first writes the offset rows (locking them), then checks
+ * Fencing: a commit first writes the offsets' new versions, then checks
  * in shared memory that the member still owns each partition with a fresh
  * lease, and raises object_not_in_prerequisite_state if not, which undoes
  * the writes.  The check is made again just before the transaction commits,
@@ -38,7 +38,13 @@
  */
 #include "pgqueue.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
@@ -46,12 +52,15 @@
 #include "miscadmin.h"
 #include "nodes/bitmapset.h"
 #include "storage/latch.h"
-#include "utils/wait_event.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/wait_event.h"
 
 PG_FUNCTION_INFO_V1(pgq_poll);
 PG_FUNCTION_INFO_V1(pgq_commit);
@@ -581,45 +590,215 @@ fenced_error(const char *group_id, const char *member_id, const char *topic, int
 			 errhint("Poll again to rejoin; the records after the committed offset will be delivered again.")));
 }
 
-static SPIPlanPtr offsets_write_plan = NULL;
+/*
+ * Committed offsets are an append-only log in pgqueue.group_offset: a commit
+ * inserts the partition's next version and deletes the one before it, in
+ * its own transaction, so every snapshot sees one row per (group, topic,
+ * partition) and the current one is found from the newest end of the
+ * primary key without visiting older versions.  (A row updated in place
+ * would keep a version per commit while some snapshot holds back xmin, and
+ * every later commit would walk them all.)  The unique primary key orders
+ * concurrent commits of one partition: the second inserter of a version
+ * waits for the first, and reads the newest again if the first committed.
+ */
+#define Anum_group_offset_group_id			1
+#define Anum_group_offset_topic_id			2
+#define Anum_group_offset_partition			3
+#define Anum_group_offset_version			4
+#define Anum_group_offset_committed_offset	5
+
+typedef struct OffsetLog
+{
+	Relation	rel;
+	Relation	index;			/* its primary key */
+} OffsetLog;
+
+static void
+offset_log_open(OffsetLog *log, LOCKMODE lockmode)
+{
+	Oid			relid = get_relname_relid("group_offset", get_namespace_oid(PGQ_SCHEMA, false));
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "table %s.group_offset does not exist", PGQ_SCHEMA);
+	log->rel = table_open(relid, lockmode);
+	log->index = index_open(RelationGetPrimaryKeyIndex(log->rel), lockmode);
+}
+
+static void
+offset_log_close(OffsetLog *log)
+{
+	index_close(log->index, NoLock);
+	table_close(log->rel, NoLock);
+}
+
+/*
+ * The newest version of a partition's committed offset visible to the
+ * active snapshot: false if there is none.
+ */
+static bool
+offset_log_newest(OffsetLog *log, const char *group_id, int32 topic_id, int32 partition,
+				  int64 *version, int64 *offset, ItemPointer tid)
+{
+	ScanKeyData keys[3];
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	bool		isnull;
+
+	/* compared in the index's collation, which orders the key */
+	ScanKeyEntryInitialize(&keys[0], 0, Anum_group_offset_group_id, BTEqualStrategyNumber,
+						   InvalidOid, log->index->rd_indcollation[0], F_TEXTEQ,
+						   CStringGetTextDatum(group_id));
+	ScanKeyInit(&keys[1], Anum_group_offset_topic_id, BTEqualStrategyNumber, F_INT4EQ,
+				Int32GetDatum(topic_id));
+	ScanKeyInit(&keys[2], Anum_group_offset_partition, BTEqualStrategyNumber, F_INT4EQ,
+				Int32GetDatum(partition));
+	scan = systable_beginscan_ordered(log->rel, log->index, GetActiveSnapshot(), 3, keys);
+	tuple = systable_getnext_ordered(scan, BackwardScanDirection);
+	if (tuple != NULL)
+	{
+		TupleDesc	desc = RelationGetDescr(log->rel);
+
+		*version = DatumGetInt64(heap_getattr(tuple, Anum_group_offset_version, desc, &isnull));
+		*offset = DatumGetInt64(heap_getattr(tuple, Anum_group_offset_committed_offset, desc, &isnull));
+		*tid = tuple->t_self;
+	}
+	systable_endscan_ordered(scan);
+	return tuple != NULL;
+}
+
+/*
+ * Deletes the version a commit replaced.  Only pgq_drop_group deletes
+ * versions otherwise; if it got there first, the offset it dropped is gone
+ * (under REPEATABLE READ that is a serialization failure, as for a
+ * concurrent update).
+ */
+static void
+offset_log_delete(OffsetLog *log, ItemPointer tid)
+{
+	TM_FailureData tmfd;
+	TM_Result	result;
+
+	result = table_tuple_delete(log->rel, tid, GetCurrentCommandId(true), GetActiveSnapshot(),
+								InvalidSnapshot, true, &tmfd, false);
+	switch (result)
+	{
+		case TM_Ok:
+			break;
+		case TM_Updated:
+		case TM_Deleted:
+			if (IsolationUsesXactSnapshot())
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not serialize access due to concurrent delete")));
+			break;
+		default:
+			elog(ERROR, "unexpected result %d deleting a committed offset", (int) result);
+	}
+}
+
+static SPIPlanPtr offsets_insert_plan = NULL;
 
 /*
  * Writes committed offsets (n of them, one per partition of the topic), then
- * checks that the member still owns each partition: the row locks taken by
- * the write make a new owner's start and this check see one order.
+ * checks that the member still owns each partition: the versions inserted
+ * make a concurrent commit of the same partition wait for this transaction,
+ * and a new owner's start and this check see one order.
  */
 static void
 offsets_write(const char *group_id, const char *member_id, PgqTopic *topic,
 			  int32 *partitions, int64 *offsets, int n, bool fence)
 {
-	Oid			argtypes[4] = {TEXTOID, INT4OID, INT4ARRAYOID, INT8ARRAYOID};
-	Datum		args[4];
+	Oid			argtypes[5] = {TEXTOID, INT4OID, INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
+	Datum		args[5];
 	Datum	   *pd = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *vd = palloc(sizeof(Datum) * Max(n, 1));
 	Datum	   *od = palloc(sizeof(Datum) * Max(n, 1));
+	int64	   *tried = palloc0(sizeof(int64) * Max(n, 1));
+	ItemPointerData *replaced = palloc(sizeof(ItemPointerData) * Max(n, 1));
+	bool	   *has_replaced = palloc(sizeof(bool) * Max(n, 1));
+	int32	   *todo = palloc(sizeof(int32) * Max(n, 1));	/* indexes into partitions */
+	int			ntodo = n;
+	OffsetLog	log;
 	int			i;
 
 	if (n == 0)
 		return;
 	for (i = 0; i < n; i++)
-	{
-		pd[i] = Int32GetDatum(partitions[i]);
-		od[i] = Int64GetDatum(offsets[i]);
-	}
+		todo[i] = i;
 	args[0] = CStringGetTextDatum(group_id);
 	args[1] = Int32GetDatum(topic->topic_id);
-	args[2] = PointerGetDatum(construct_array(pd, n, INT4OID, 4, true, TYPALIGN_INT));
-	args[3] = PointerGetDatum(construct_array(od, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 
 	SPI_connect();
-	group_query_saved(&offsets_write_plan,
-					  "INSERT INTO " PGQ_SCHEMA ".group_offset AS o"
-					  "       (group_id, topic_id, partition, committed_offset, committed_at)"
-					  " SELECT $1, $2, u.p, u.c, pg_catalog.clock_timestamp()"
-					  "   FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) AS u(p, c)"
-					  " ON CONFLICT (group_id, topic_id, partition) DO UPDATE"
-					  "   SET committed_offset = excluded.committed_offset,"
-					  "       committed_at = excluded.committed_at",
-					  4, argtypes, args);
+	offset_log_open(&log, RowExclusiveLock);
+	while (ntodo > 0)
+	{
+		Bitmapset  *inserted = NULL;
+		int			left = 0;
+		uint64		r;
+
+		/* the next version of each partition, from the newest now visible */
+		PushActiveSnapshot(GetTransactionSnapshot());
+		UpdateActiveSnapshotCommandId();
+		for (i = 0; i < ntodo; i++)
+		{
+			int			k = todo[i];
+			int64		version = 0;
+			int64		current;
+
+			has_replaced[k] = offset_log_newest(&log, group_id, topic->topic_id, partitions[k],
+												&version, &current, &replaced[k]);
+			/* each retry follows a commit of a newer version */
+			if (version + 1 <= tried[k])
+				elog(ERROR, "committed offset of partition %d of topic \"%s\" did not advance",
+					 partitions[k], topic->name);
+			tried[k] = version + 1;
+			pd[i] = Int32GetDatum(partitions[k]);
+			vd[i] = Int64GetDatum(version + 1);
+			od[i] = Int64GetDatum(offsets[k]);
+		}
+		PopActiveSnapshot();
+
+		args[2] = PointerGetDatum(construct_array(pd, ntodo, INT4OID, 4, true, TYPALIGN_INT));
+		args[3] = PointerGetDatum(construct_array(vd, ntodo, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[4] = PointerGetDatum(construct_array(od, ntodo, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		group_query_saved(&offsets_insert_plan,
+						  "INSERT INTO " PGQ_SCHEMA ".group_offset"
+						  "       (group_id, topic_id, partition, version, committed_offset, committed_at)"
+						  " SELECT $1, $2, u.p, u.v, u.c, pg_catalog.clock_timestamp()"
+						  "   FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4),"
+						  "                   pg_catalog.unnest($5)) AS u(p, v, c)"
+						  " ON CONFLICT DO NOTHING RETURNING partition",
+						  5, argtypes, args);
+		for (r = 0; r < SPI_processed; r++)
+		{
+			bool		isnull;
+
+			inserted = bms_add_member(inserted,
+									  DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[r],
+																  SPI_tuptable->tupdesc, 1, &isnull)));
+		}
+
+		/*
+		 * Replace the versions read; a partition whose version another
+		 * transaction committed meanwhile goes round again (READ COMMITTED:
+		 * under REPEATABLE READ the insert failed instead).
+		 */
+		PushActiveSnapshot(GetTransactionSnapshot());
+		for (i = 0; i < ntodo; i++)
+		{
+			int			k = todo[i];
+
+			if (!bms_is_member(partitions[k], inserted))
+				todo[left++] = k;
+			else if (has_replaced[k])
+				offset_log_delete(&log, &replaced[k]);
+		}
+		PopActiveSnapshot();
+		CommandCounterIncrement();
+		bms_free(inserted);
+		ntodo = left;
+	}
+	offset_log_close(&log);
 	SPI_finish();
 
 	if (fence)
@@ -708,36 +887,23 @@ positions_commit(const char *group_id, const char *member_id, PgqTopic *only_top
 static void
 offsets_read(const char *group_id, PgqTopic *topic, int32 *partitions, int64 *offsets, int n)
 {
-	Oid			argtypes[3] = {TEXTOID, INT4OID, INT4ARRAYOID};
-	Datum		args[3];
-	Datum	   *pd = palloc(sizeof(Datum) * Max(n, 1));
+	OffsetLog	log;
 	int			i;
-	uint64		r;
 
+	offset_log_open(&log, AccessShareLock);
+	PushActiveSnapshot(GetTransactionSnapshot());
+	UpdateActiveSnapshotCommandId();
 	for (i = 0; i < n; i++)
 	{
-		pd[i] = Int32GetDatum(partitions[i]);
-		offsets[i] = -1;
-	}
-	args[0] = CStringGetTextDatum(group_id);
-	args[1] = Int32GetDatum(topic->topic_id);
-	args[2] = PointerGetDatum(construct_array(pd, n, INT4OID, 4, true, TYPALIGN_INT));
+		int64		version;
+		ItemPointerData tid;
 
-	SPI_connect();
-	group_query("SELECT partition, committed_offset FROM " PGQ_SCHEMA ".group_offset"
-				" WHERE group_id OPERATOR(pg_catalog.=) $1 AND topic_id OPERATOR(pg_catalog.=) $2"
-				"   AND partition OPERATOR(pg_catalog.=) ANY ($3)", 3, argtypes, args);
-	for (r = 0; r < SPI_processed; r++)
-	{
-		bool		isnull;
-		int32		p = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
-		Datum		c = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull);
-
-		for (i = 0; i < n; i++)
-			if (partitions[i] == p && !isnull)
-				offsets[i] = DatumGetInt64(c);
+		if (!offset_log_newest(&log, group_id, topic->topic_id, partitions[i],
+							   &version, &offsets[i], &tid))
+			offsets[i] = -1;
 	}
-	SPI_finish();
+	PopActiveSnapshot();
+	offset_log_close(&log);
 }
 
 /* ----------------------------------------------------------------
