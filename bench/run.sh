@@ -3,7 +3,7 @@
 # physical limit of a log in a heap) and PgQ, on one throw-away server, in
 # the same run.  Not part of the tests or of CI.
 #
-#   bench/run.sh [--quick] [--runs N] [--held-xmin] [--only LIST] [--no-build] [--port P]
+#   bench/run.sh [--quick] [--runs N] [--held-xmin] [--only LIST] [--systems LIST] [--no-build] [--port P]
 #   bench/run.sh --report DIR     # rewrite DIR/results.md from DIR/results.tsv
 #
 # Duration on the project's 2-core VM (the suite prints its progress with
@@ -21,6 +21,9 @@
 #   --held-minutes M  how long the snapshot is held per system (default 10, --quick 1)
 #   --only LIST     only these workloads, comma-separated:
 #                   p1,p1off,p2,c1,e2e,partitions,members,topics,held
+#   --systems LIST  only these systems, comma-separated: pgqueue,plain,pgq
+#                   (ratios need pgqueue and plain; held compares each
+#                   system with itself)
 #   --no-build      use the pgqueue already installed (default: build and
 #                   install it first, like the other scripts)
 #   --port P        port of the throw-away server (default 5455)
@@ -112,7 +115,7 @@ source "$(dirname "$0")/../scripts/lib.sh"
 
 BENCH_DIR="$ROOT/bench"
 CMDLINE="bench/run.sh${*:+ $*}"
-QUICK=0 RUNS= HELD=0 HELD_MIN= ONLY= BUILD=1 PORT=5455 REPORT_ONLY=
+QUICK=0 RUNS= HELD=0 HELD_MIN= ONLY= ONLY_SYSTEMS= BUILD=1 PORT=5455 REPORT_ONLY=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) QUICK=1 ;;
@@ -120,6 +123,7 @@ while [ $# -gt 0 ]; do
 	--held-xmin) HELD=1 ;;
 	--held-minutes) HELD_MIN=$2; shift ;;
 	--only) ONLY=$2; shift ;;
+	--systems) ONLY_SYSTEMS=${2//,/ }; shift ;;
 	--no-build) BUILD=0 ;;
 	--port) PORT=$2; shift ;;
 	--report) REPORT_ONLY=$2; shift ;;
@@ -280,21 +284,28 @@ install_packages
 if [ "$BUILD" = 1 ]; then build_and_install; else set_paths; fi
 
 SYSTEMS="pgqueue plain pgq"
+if [ -n "$ONLY_SYSTEMS" ]; then
+	for s in $ONLY_SYSTEMS; do
+		case " $SYSTEMS " in *" $s "*) ;; *) echo "unknown system: $s" >&2; exit 2 ;; esac
+	done
+	SYSTEMS=$ONLY_SYSTEMS
+fi
 PGQ_NOTE=""
+if [[ " $SYSTEMS " != *" pgq "* ]]; then PGQ_NOTE="systems: $SYSTEMS (--systems)"; fi
 pgq_installed() {
 	local p
 	for p in postgresql-15-pgq3 pgqd; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || return 1
 	done
 }
-if ! pgq_installed; then
+if [[ " $SYSTEMS " == *" pgq "* ]] && ! pgq_installed; then
 	say "installing PgQ (postgresql-15-pgq3, pgqd)"
 	# no service of the package is started: policy-rc.d, or none to start
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15-pgq3 pgqd >/dev/null 2>&1 ||
 		{ apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15-pgq3 pgqd >/dev/null 2>&1; } || true
 fi
-if ! pgq_installed; then
-	SYSTEMS="pgqueue plain"
+if [[ " $SYSTEMS " == *" pgq "* ]] && ! pgq_installed; then
+	SYSTEMS=$(echo " $SYSTEMS " | sed "s/ pgq / /; s/^ //; s/ $//")
 	PGQ_NOTE="PgQ could not be installed (apt-get install postgresql-15-pgq3 pgqd failed): its column is empty."
 	echo "$PGQ_NOTE" >&2
 fi
@@ -310,8 +321,8 @@ progress() { printf '[%s] %s\n' "$(elapsed)" "$*"; }
 
 # estimate (seconds), from the rates measured on the 2-core VM
 est=$(awk -v runs="$RUNS" -v t="$T_P" -v m="$MSGS" -v e="$E2E_T" -v i="$E2E_IDLE" -v wl=" $WORKLOADS " \
-	-v hm="$HELD_MIN" -v pgq="$([[ $SYSTEMS == *pgq ]] && echo 1 || echo 0)" 'BEGIN {
-	ns = 2 + pgq; s = 20
+	-v hm="$HELD_MIN" -v pgq="$([[ " $SYSTEMS " == *" pgq "* ]] && echo 1 || echo 0)" -v sys="$SYSTEMS" 'BEGIN {
+	ns = split(sys, a, " "); s = 20
 	if (wl ~ / p1 /) s += runs * ns * 2 * (t + 2)
 	if (wl ~ / p1off /) s += runs * ns * 2 * (t + 2)
 	if (wl ~ / p2 /) s += runs * ns * 2 * (t + 3)
@@ -351,7 +362,7 @@ SO_PATH="$($PG_CONFIG --pkglibdir)/pgqueue.so"
 SO_STAT=$(stat -c '%i %Y' "$SO_PATH")
 start_server bench_suite "$PORT" "shared_buffers = 1GB" "max_wal_size = 8GB" "checkpoint_timeout = 30min"
 q -c "CREATE EXTENSION pgqueue" -c "CREATE TABLE plain_cursor (consumer text PRIMARY KEY, partition int, pos bigint)"
-if [[ $SYSTEMS == *pgq ]]; then
+if [[ " $SYSTEMS " == *" pgq "* ]]; then
 	q -c "CREATE EXTENSION pgq"
 	cat >"$SERVER_DIR/pgqd.ini" <<INI
 [pgqd]
@@ -375,7 +386,7 @@ fi
 	echo "- command: \`$CMDLINE\`; pgqueue commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src sql 2>/dev/null || echo ' (src/ or sql/ modified)')"
 	echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(free -g | awk '/Mem:/ { print $2 }') GiB"
 	echo "- server: $(q -c 'SELECT version()' | sed 's/ on .*//'), one throw-away cluster, Unix socket; fsync and synchronous_commit on, shared_buffers 1GB, max_wal_size 8GB, checkpoint_timeout 30min; CHECKPOINT before each measurement"
-	if [[ $SYSTEMS == *pgq ]]; then
+	if [[ " $SYSTEMS " == *" pgq "* ]]; then
 		echo "- PgQ $(q -c 'SELECT pgq.version()') (Debian postgresql-15-pgq3), ticker: pgqd $(dpkg-query -W -f='${Version}' pgqd) running against the server (ticker_period 1 s); drain batches of 1000 events cut by pgq.ticker() in the pre-load"
 	else
 		echo "- $PGQ_NOTE"
