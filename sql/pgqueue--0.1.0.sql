@@ -69,10 +69,12 @@ CREATE TABLE pgqueue.consumer_group (
 );
 
 -- The committed offset of each (group, partition) the group has consumed.
--- Append-only: a commit inserts the next version and deletes the one before
--- in the same transaction, so every snapshot sees one row per partition,
--- and the newest is read from the end of the primary key (src/poll.c), not
--- by walking the versions a held snapshot keeps, as an update in place would.
+-- Append-only: a commit deletes the newest version and inserts the next in
+-- the same transaction, so every snapshot sees one row per partition, and
+-- the newest is read from the end of the primary key, not by walking the
+-- versions a held snapshot keeps, as an update in place would.  Written
+-- directly by src/poll.c: no foreign key or trigger, and no index but the
+-- primary key.  pgq_drop_topic deletes a topic's rows.
 CREATE TABLE pgqueue.group_offset (
     group_id          text NOT NULL,
     topic_id          integer NOT NULL,
@@ -80,8 +82,7 @@ CREATE TABLE pgqueue.group_offset (
     version           bigint NOT NULL,       -- 1, 2, ... per partition
     committed_offset  bigint NOT NULL,       -- the next offset to process
     committed_at      timestamptz,
-    PRIMARY KEY (group_id, topic_id, partition, version),
-    FOREIGN KEY (topic_id, partition) REFERENCES pgqueue.partition ON DELETE CASCADE
+    PRIMARY KEY (group_id, topic_id, partition, version)
 );
 
 /*
@@ -367,7 +368,7 @@ COMMENT ON VIEW pgq_members IS 'live group members per topic, the partitions the
 
 CREATE VIEW pgq_groups AS
     WITH ids AS (SELECT group_id FROM pgqueue.consumer_group
-                 UNION SELECT group_id FROM pgqueue.group_offset
+                 UNION SELECT group_id FROM pgqueue.group_offset JOIN pgqueue.topic USING (topic_id)
                  UNION SELECT group_id FROM pgqueue.members_info())
     SELECT i.group_id, pgqueue.group_effective_config(coalesce(g.config, '{}')) AS config,
            (SELECT count(DISTINCT m.member_id) FROM pgqueue.members_info() m

@@ -39,11 +39,13 @@
 #include "pgqueue.h"
 
 #include "access/genam.h"
+#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
@@ -592,36 +594,56 @@ fenced_error(const char *group_id, const char *member_id, const char *topic, int
 
 /*
  * Committed offsets are an append-only log in pgqueue.group_offset: a commit
- * inserts the partition's next version and deletes the one before it, in
- * its own transaction, so every snapshot sees one row per (group, topic,
+ * deletes the partition's newest version and inserts the next one, in its
+ * own transaction, so every snapshot sees one row per (group, topic,
  * partition) and the current one is found from the newest end of the
  * primary key without visiting older versions.  (A row updated in place
  * would keep a version per commit while some snapshot holds back xmin, and
- * every later commit would walk them all.)  The unique primary key orders
- * concurrent commits of one partition: the second inserter of a version
- * waits for the first, and reads the newest again if the first committed.
+ * every later commit would walk them all.)
+ *
+ * Deleting the newest version first orders concurrent commits of one
+ * partition: the second waits on the first's delete and, if the first
+ * commits, reads the newest version again (READ COMMITTED) or fails with a
+ * serialization error (REPEATABLE READ), as an UPDATE would.  The first
+ * version of a partition has nothing to delete: it is inserted with ON
+ * CONFLICT DO NOTHING, and the loser of a race for it goes round again.
+ *
+ * Versions after the first are written here directly, not through the
+ * executor (a commit per batch of records is on the hot path of a
+ * consumer), so the table has no foreign key or trigger, and its only index
+ * is the primary key (checked).
  */
 #define Anum_group_offset_group_id			1
 #define Anum_group_offset_topic_id			2
 #define Anum_group_offset_partition			3
 #define Anum_group_offset_version			4
 #define Anum_group_offset_committed_offset	5
+#define Anum_group_offset_committed_at		6
+#define Natts_group_offset					6
 
 typedef struct OffsetLog
 {
 	Relation	rel;
-	Relation	index;			/* its primary key */
+	Relation	index;			/* its primary key, on the first 4 columns */
+	IndexInfo  *index_info;
 } OffsetLog;
 
 static void
 offset_log_open(OffsetLog *log, LOCKMODE lockmode)
 {
 	Oid			relid = get_relname_relid("group_offset", get_namespace_oid(PGQ_SCHEMA, false));
+	List	   *indexes;
 
 	if (!OidIsValid(relid))
 		elog(ERROR, "table %s.group_offset does not exist", PGQ_SCHEMA);
 	log->rel = table_open(relid, lockmode);
-	log->index = index_open(RelationGetPrimaryKeyIndex(log->rel), lockmode);
+	indexes = RelationGetIndexList(log->rel);
+	if (RelationGetDescr(log->rel)->natts != Natts_group_offset || list_length(indexes) != 1)
+		elog(ERROR, "table %s.group_offset does not have the expected columns and index",
+			 PGQ_SCHEMA);
+	log->index = index_open(linitial_oid(indexes), lockmode);
+	log->index_info = BuildIndexInfo(log->index);
+	list_free(indexes);
 }
 
 static void
@@ -666,140 +688,122 @@ offset_log_newest(OffsetLog *log, const char *group_id, int32 topic_id, int32 pa
 	return tuple != NULL;
 }
 
-/*
- * Deletes the version a commit replaced.  Only pgq_drop_group deletes
- * versions otherwise; if it got there first, the offset it dropped is gone
- * (under REPEATABLE READ that is a serialization failure, as for a
- * concurrent update).
- */
+/* Inserts a version (not the first: see offset_log_insert_first). */
 static void
-offset_log_delete(OffsetLog *log, ItemPointer tid)
+offset_log_insert(OffsetLog *log, const char *group_id, int32 topic_id, int32 partition,
+				  int64 version, int64 offset)
 {
-	TM_FailureData tmfd;
-	TM_Result	result;
+	Datum		values[Natts_group_offset];
+	bool		nulls[Natts_group_offset] = {false, false, false, false, false, false};
+	HeapTuple	tuple;
 
-	result = table_tuple_delete(log->rel, tid, GetCurrentCommandId(true), GetActiveSnapshot(),
-								InvalidSnapshot, true, &tmfd, false);
-	switch (result)
+	values[Anum_group_offset_group_id - 1] = CStringGetTextDatum(group_id);
+	values[Anum_group_offset_topic_id - 1] = Int32GetDatum(topic_id);
+	values[Anum_group_offset_partition - 1] = Int32GetDatum(partition);
+	values[Anum_group_offset_version - 1] = Int64GetDatum(version);
+	values[Anum_group_offset_committed_offset - 1] = Int64GetDatum(offset);
+	values[Anum_group_offset_committed_at - 1] = TimestampTzGetDatum(GetCurrentTimestamp());
+	tuple = heap_form_tuple(RelationGetDescr(log->rel), values, nulls);
+	heap_insert(log->rel, tuple, GetCurrentCommandId(true), 0, NULL);
+	/* the key is the first 4 columns */
+	(void) index_insert(log->index, values, nulls, &tuple->t_self, log->rel,
+						UNIQUE_CHECK_YES, false, log->index_info);
+	heap_freetuple(tuple);
+}
+
+static SPIPlanPtr offset_insert_first_plan = NULL;
+
+/* Inserts a partition's first version; false if a concurrent commit did. */
+static bool
+offset_log_insert_first(const char *group_id, int32 topic_id, int32 partition, int64 offset)
+{
+	Oid			argtypes[4] = {TEXTOID, INT4OID, INT4OID, INT8OID};
+	Datum		args[4];
+	bool		inserted;
+
+	args[0] = CStringGetTextDatum(group_id);
+	args[1] = Int32GetDatum(topic_id);
+	args[2] = Int32GetDatum(partition);
+	args[3] = Int64GetDatum(offset);
+	SPI_connect();
+	group_query_saved(&offset_insert_first_plan,
+					  "INSERT INTO " PGQ_SCHEMA ".group_offset"
+					  "       (group_id, topic_id, partition, version, committed_offset, committed_at)"
+					  " VALUES ($1, $2, $3, 1, $4, pg_catalog.clock_timestamp())"
+					  " ON CONFLICT DO NOTHING",
+					  4, argtypes, args);
+	inserted = SPI_processed == 1;
+	SPI_finish();
+	return inserted;
+}
+
+/*
+ * Replaces the newest version of a partition's committed offset with the
+ * next one; false if there is none yet.
+ */
+static bool
+offset_log_replace(OffsetLog *log, const char *group_id, PgqTopic *topic, int32 partition,
+				   int64 offset)
+{
+	for (;;)
 	{
-		case TM_Ok:
-			break;
-		case TM_Updated:
-		case TM_Deleted:
-			if (IsolationUsesXactSnapshot())
-				ereport(ERROR,
-						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-						 errmsg("could not serialize access due to concurrent delete")));
-			break;
-		default:
-			elog(ERROR, "unexpected result %d deleting a committed offset", (int) result);
+		int64		version;
+		int64		current;
+		ItemPointerData tid;
+		TM_FailureData tmfd;
+		TM_Result	result = TM_Ok;
+		bool		found;
+
+		PushActiveSnapshot(GetTransactionSnapshot());
+		UpdateActiveSnapshotCommandId();
+		found = offset_log_newest(log, group_id, topic->topic_id, partition,
+								  &version, &current, &tid);
+		if (found)
+			result = table_tuple_delete(log->rel, &tid, GetCurrentCommandId(true),
+										GetActiveSnapshot(), InvalidSnapshot, true, &tmfd, false);
+		PopActiveSnapshot();
+		if (!found)
+			return false;
+		if (result == TM_Ok)
+		{
+			offset_log_insert(log, group_id, topic->topic_id, partition, version + 1, offset);
+			CommandCounterIncrement();
+			return true;
+		}
+		if (result != TM_Updated && result != TM_Deleted)
+			elog(ERROR, "unexpected result %d replacing the committed offset of partition %d of topic \"%s\"",
+				 (int) result, partition, topic->name);
+		/* a concurrent commit (or pgq_drop_group) replaced it first */
+		if (IsolationUsesXactSnapshot())
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to concurrent update"),
+					 errdetail("Another transaction committed an offset of partition %d of topic \"%s\" meanwhile.",
+							   partition, topic->name)));
 	}
 }
 
-static SPIPlanPtr offsets_insert_plan = NULL;
-
 /*
  * Writes committed offsets (n of them, one per partition of the topic), then
- * checks that the member still owns each partition: the versions inserted
- * make a concurrent commit of the same partition wait for this transaction,
- * and a new owner's start and this check see one order.
+ * checks that the member still owns each partition: a concurrent commit of
+ * the same partition waits for this transaction, and a new owner's start
+ * and this check see one order.
  */
 static void
 offsets_write(const char *group_id, const char *member_id, PgqTopic *topic,
 			  int32 *partitions, int64 *offsets, int n, bool fence)
 {
-	Oid			argtypes[5] = {TEXTOID, INT4OID, INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
-	Datum		args[5];
-	Datum	   *pd = palloc(sizeof(Datum) * Max(n, 1));
-	Datum	   *vd = palloc(sizeof(Datum) * Max(n, 1));
-	Datum	   *od = palloc(sizeof(Datum) * Max(n, 1));
-	int64	   *tried = palloc0(sizeof(int64) * Max(n, 1));
-	ItemPointerData *replaced = palloc(sizeof(ItemPointerData) * Max(n, 1));
-	bool	   *has_replaced = palloc(sizeof(bool) * Max(n, 1));
-	int32	   *todo = palloc(sizeof(int32) * Max(n, 1));	/* indexes into partitions */
-	int			ntodo = n;
 	OffsetLog	log;
 	int			i;
 
 	if (n == 0)
 		return;
-	for (i = 0; i < n; i++)
-		todo[i] = i;
-	args[0] = CStringGetTextDatum(group_id);
-	args[1] = Int32GetDatum(topic->topic_id);
-
-	SPI_connect();
 	offset_log_open(&log, RowExclusiveLock);
-	while (ntodo > 0)
-	{
-		Bitmapset  *inserted = NULL;
-		int			left = 0;
-		uint64		r;
-
-		/* the next version of each partition, from the newest now visible */
-		PushActiveSnapshot(GetTransactionSnapshot());
-		UpdateActiveSnapshotCommandId();
-		for (i = 0; i < ntodo; i++)
-		{
-			int			k = todo[i];
-			int64		version = 0;
-			int64		current;
-
-			has_replaced[k] = offset_log_newest(&log, group_id, topic->topic_id, partitions[k],
-												&version, &current, &replaced[k]);
-			/* each retry follows a commit of a newer version */
-			if (version + 1 <= tried[k])
-				elog(ERROR, "committed offset of partition %d of topic \"%s\" did not advance",
-					 partitions[k], topic->name);
-			tried[k] = version + 1;
-			pd[i] = Int32GetDatum(partitions[k]);
-			vd[i] = Int64GetDatum(version + 1);
-			od[i] = Int64GetDatum(offsets[k]);
-		}
-		PopActiveSnapshot();
-
-		args[2] = PointerGetDatum(construct_array(pd, ntodo, INT4OID, 4, true, TYPALIGN_INT));
-		args[3] = PointerGetDatum(construct_array(vd, ntodo, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		args[4] = PointerGetDatum(construct_array(od, ntodo, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		group_query_saved(&offsets_insert_plan,
-						  "INSERT INTO " PGQ_SCHEMA ".group_offset"
-						  "       (group_id, topic_id, partition, version, committed_offset, committed_at)"
-						  " SELECT $1, $2, u.p, u.v, u.c, pg_catalog.clock_timestamp()"
-						  "   FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4),"
-						  "                   pg_catalog.unnest($5)) AS u(p, v, c)"
-						  " ON CONFLICT DO NOTHING RETURNING partition",
-						  5, argtypes, args);
-		for (r = 0; r < SPI_processed; r++)
-		{
-			bool		isnull;
-
-			inserted = bms_add_member(inserted,
-									  DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[r],
-																  SPI_tuptable->tupdesc, 1, &isnull)));
-		}
-
-		/*
-		 * Replace the versions read; a partition whose version another
-		 * transaction committed meanwhile goes round again (READ COMMITTED:
-		 * under REPEATABLE READ the insert failed instead).
-		 */
-		PushActiveSnapshot(GetTransactionSnapshot());
-		for (i = 0; i < ntodo; i++)
-		{
-			int			k = todo[i];
-
-			if (!bms_is_member(partitions[k], inserted))
-				todo[left++] = k;
-			else if (has_replaced[k])
-				offset_log_delete(&log, &replaced[k]);
-		}
-		PopActiveSnapshot();
-		CommandCounterIncrement();
-		bms_free(inserted);
-		ntodo = left;
-	}
+	for (i = 0; i < n; i++)
+		while (!offset_log_replace(&log, group_id, topic, partitions[i], offsets[i]))
+			if (offset_log_insert_first(group_id, topic->topic_id, partitions[i], offsets[i]))
+				break;
 	offset_log_close(&log);
-	SPI_finish();
 
 	if (fence)
 		for (i = 0; i < n; i++)

@@ -209,8 +209,12 @@ SELECT pgq_drop_group('g', if_exists => true);
 SELECT count(*) FROM pgq_consumer_lag WHERE group_id = 'g';
 -- dropping a topic drops its groups' offsets and members
 SELECT count(*) FROM pgq_poll('gmanual', 'gm', 1, 0, 'x');
+SELECT pgq_commit('gmanual', 'x');
+SELECT count(*) FROM pgqueue.group_offset JOIN pgqueue.topic USING (topic_id) WHERE name = 'gm';
 SELECT pgq_drop_topic('gm');
 SELECT count(*) FROM pgq_consumer_lag WHERE topic = 'gm';
+SELECT count(*) FROM pgqueue.group_offset o
+ WHERE NOT EXISTS (SELECT FROM pgqueue.topic t WHERE t.topic_id = o.topic_id);
 SELECT count(*) FROM pgq_members WHERE group_id = 'gmanual';
 SELECT pgq_drop_topic('gt');
 SELECT pgq_drop_group(group_id) FROM pgq_groups;
