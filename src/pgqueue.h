@@ -277,6 +277,7 @@ extern int64 partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
 							PgqRecordCallback callback, void *arg,
 							bool *stopped_pending);
 
+extern void records_result_init(FunctionCallInfo fcinfo);
 extern int64 partition_read(PgqTopic *topic, int32 partition, int64 from_offset,
 							int64 max_records, ReturnSetInfo *rsinfo, int64 *next_offset);
 extern void check_read_limits(int32 max_records, int32 timeout_ms);

@@ -1125,7 +1125,7 @@ pgq_poll(PG_FUNCTION_ARGS)
 				   (ms->join_epoch != old_epoch || other_session) ? NIL :
 				   list_concat(list_copy(owned), releasing));
 
-	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	records_result_init(fcinfo);
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	n = list_length(owned);
 	if (n == 0)
