@@ -29,7 +29,8 @@
 #   --port P        port of the throw-away server (default 5455)
 #
 # Everything goes to bench/results/<timestamp>/: results.md (the table, also
-# printed at the end), results.tsv (every measurement), raw/ (every pgbench
+# printed at the end), results.tsv (every measurement), held.svg (the
+# held-snapshot cycles, drawn by bench/plot_held.py), raw/ (every pgbench
 # and psql log, the generated pgbench scripts, the server and pgqd logs).
 #
 # The server: tmp/bench_suite (start_server from scripts/lib.sh: a fresh
@@ -263,6 +264,10 @@ write_report() {
 			echo
 			echo "Start and end: medians of the first and of the last 3 cycles (fewer when there are under 6). Every cycle's numbers are in results.tsv (workload held, run = cycle) and raw/held-*."
 			echo
+			if command -v python3 >/dev/null && python3 "$BENCH_DIR/plot_held.py" "$dir" >/dev/null; then
+				echo "Every cycle relative to the system's start: held.svg (bench/plot_held.py)."
+				echo
+			fi
 		fi
 		if grep -q "	NA	" "$tsv"; then
 			echo "Failed measurements (NA, left out of the medians): $(awk -F'\t' '$5 == "NA" { printf "%s %s %s run %s; ", $1, $2, $3, $4 }' "$tsv")see raw/."
