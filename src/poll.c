@@ -50,6 +50,7 @@
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/bitmapset.h"
@@ -626,6 +627,10 @@ typedef struct OffsetLog
 	Relation	rel;
 	Relation	index;			/* its primary key, on the first 4 columns */
 	IndexInfo  *index_info;
+	/* while reading (offset_log_begin_read): */
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	ScanKeyData keys[3];		/* group, topic, partition */
 } OffsetLog;
 
 static void
@@ -643,6 +648,7 @@ offset_log_open(OffsetLog *log, LOCKMODE lockmode)
 			 PGQ_SCHEMA);
 	log->index = index_open(linitial_oid(indexes), lockmode);
 	log->index_info = BuildIndexInfo(log->index);
+	log->scan = NULL;
 	list_free(indexes);
 }
 
@@ -654,38 +660,49 @@ offset_log_close(OffsetLog *log)
 }
 
 /*
- * The newest version of a partition's committed offset visible to the
- * active snapshot: false if there is none.
+ * Starts reading a group's offsets of a topic as of the active snapshot: one
+ * index scan, restarted for each partition looked up.
  */
-static bool
-offset_log_newest(OffsetLog *log, const char *group_id, int32 topic_id, int32 partition,
-				  int64 *version, int64 *offset, ItemPointer tid)
+static void
+offset_log_begin_read(OffsetLog *log, const char *group_id, int32 topic_id)
 {
-	ScanKeyData keys[3];
-	SysScanDesc scan;
-	HeapTuple	tuple;
-	bool		isnull;
-
-	/* compared in the index's collation, which orders the key */
-	ScanKeyEntryInitialize(&keys[0], 0, Anum_group_offset_group_id, BTEqualStrategyNumber,
+	/* index columns = table columns; group_id compared in the index's collation */
+	ScanKeyEntryInitialize(&log->keys[0], 0, Anum_group_offset_group_id, BTEqualStrategyNumber,
 						   InvalidOid, log->index->rd_indcollation[0], F_TEXTEQ,
 						   CStringGetTextDatum(group_id));
-	ScanKeyInit(&keys[1], Anum_group_offset_topic_id, BTEqualStrategyNumber, F_INT4EQ,
+	ScanKeyInit(&log->keys[1], Anum_group_offset_topic_id, BTEqualStrategyNumber, F_INT4EQ,
 				Int32GetDatum(topic_id));
-	ScanKeyInit(&keys[2], Anum_group_offset_partition, BTEqualStrategyNumber, F_INT4EQ,
-				Int32GetDatum(partition));
-	scan = systable_beginscan_ordered(log->rel, log->index, GetActiveSnapshot(), 3, keys);
-	tuple = systable_getnext_ordered(scan, BackwardScanDirection);
-	if (tuple != NULL)
-	{
-		TupleDesc	desc = RelationGetDescr(log->rel);
+	ScanKeyInit(&log->keys[2], Anum_group_offset_partition, BTEqualStrategyNumber, F_INT4EQ,
+				Int32GetDatum(0));
+	log->slot = table_slot_create(log->rel, NULL);
+	log->scan = index_beginscan(log->rel, log->index, GetActiveSnapshot(), 3, 0);
+}
 
-		*version = DatumGetInt64(heap_getattr(tuple, Anum_group_offset_version, desc, &isnull));
-		*offset = DatumGetInt64(heap_getattr(tuple, Anum_group_offset_committed_offset, desc, &isnull));
-		*tid = tuple->t_self;
-	}
-	systable_endscan_ordered(scan);
-	return tuple != NULL;
+static void
+offset_log_end_read(OffsetLog *log)
+{
+	index_endscan(log->scan);
+	ExecDropSingleTupleTableSlot(log->slot);
+	log->scan = NULL;
+}
+
+/*
+ * The newest version of a partition's committed offset visible to the
+ * snapshot of the read: false if there is none.
+ */
+static bool
+offset_log_newest(OffsetLog *log, int32 partition, int64 *version, int64 *offset, ItemPointer tid)
+{
+	bool		isnull;
+
+	log->keys[2].sk_argument = Int32GetDatum(partition);
+	index_rescan(log->scan, log->keys, 3, NULL, 0);
+	if (!index_getnext_slot(log->scan, BackwardScanDirection, log->slot))
+		return false;
+	*version = DatumGetInt64(slot_getattr(log->slot, Anum_group_offset_version, &isnull));
+	*offset = DatumGetInt64(slot_getattr(log->slot, Anum_group_offset_committed_offset, &isnull));
+	*tid = log->slot->tts_tid;
+	return true;
 }
 
 /* Inserts a version (not the first: see offset_log_insert_first). */
@@ -737,50 +754,49 @@ offset_log_insert_first(const char *group_id, int32 topic_id, int32 partition, i
 	return inserted;
 }
 
+typedef enum OffsetReplace
+{
+	OFFSET_REPLACED,
+	OFFSET_NONE_YET,			/* no version: insert the first */
+	OFFSET_CONCURRENT			/* another transaction replaced it first */
+} OffsetReplace;
+
 /*
- * Replaces the newest version of a partition's committed offset with the
- * next one; false if there is none yet.
+ * Replaces the newest version of a partition's committed offset (as of the
+ * read's snapshot) with the next one.  A concurrent commit that replaced it
+ * first is a serialization failure under REPEATABLE READ; under READ
+ * COMMITTED the caller reads again with a new snapshot.
  */
-static bool
+static OffsetReplace
 offset_log_replace(OffsetLog *log, const char *group_id, PgqTopic *topic, int32 partition,
 				   int64 offset)
 {
-	for (;;)
-	{
-		int64		version;
-		int64		current;
-		ItemPointerData tid;
-		TM_FailureData tmfd;
-		TM_Result	result = TM_Ok;
-		bool		found;
+	int64		version;
+	int64		current;
+	ItemPointerData tid;
+	TM_FailureData tmfd;
+	TM_Result	result;
 
-		PushActiveSnapshot(GetTransactionSnapshot());
-		UpdateActiveSnapshotCommandId();
-		found = offset_log_newest(log, group_id, topic->topic_id, partition,
-								  &version, &current, &tid);
-		if (found)
-			result = table_tuple_delete(log->rel, &tid, GetCurrentCommandId(true),
-										GetActiveSnapshot(), InvalidSnapshot, true, &tmfd, false);
-		PopActiveSnapshot();
-		if (!found)
-			return false;
-		if (result == TM_Ok)
-		{
-			offset_log_insert(log, group_id, topic->topic_id, partition, version + 1, offset);
-			CommandCounterIncrement();
-			return true;
-		}
-		if (result != TM_Updated && result != TM_Deleted)
-			elog(ERROR, "unexpected result %d replacing the committed offset of partition %d of topic \"%s\"",
-				 (int) result, partition, topic->name);
-		/* a concurrent commit (or pgq_drop_group) replaced it first */
-		if (IsolationUsesXactSnapshot())
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("could not serialize access due to concurrent update"),
-					 errdetail("Another transaction committed an offset of partition %d of topic \"%s\" meanwhile.",
-							   partition, topic->name)));
+	if (!offset_log_newest(log, partition, &version, &current, &tid))
+		return OFFSET_NONE_YET;
+	result = table_tuple_delete(log->rel, &tid, GetCurrentCommandId(true), GetActiveSnapshot(),
+								InvalidSnapshot, true, &tmfd, false);
+	if (result == TM_Ok)
+	{
+		offset_log_insert(log, group_id, topic->topic_id, partition, version + 1, offset);
+		return OFFSET_REPLACED;
 	}
+	if (result != TM_Updated && result != TM_Deleted)
+		elog(ERROR, "unexpected result %d replacing the committed offset of partition %d of topic \"%s\"",
+			 (int) result, partition, topic->name);
+	/* a concurrent commit (or pgq_drop_group) replaced it first */
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to concurrent update"),
+				 errdetail("Another transaction committed an offset of partition %d of topic \"%s\" meanwhile.",
+						   partition, topic->name)));
+	return OFFSET_CONCURRENT;
 }
 
 /*
@@ -794,15 +810,49 @@ offsets_write(const char *group_id, const char *member_id, PgqTopic *topic,
 			  int32 *partitions, int64 *offsets, int n, bool fence)
 {
 	OffsetLog	log;
+	int		   *todo = palloc(sizeof(int) * Max(n, 1));	/* indexes into partitions */
+	bool	   *none_yet = palloc(sizeof(bool) * Max(n, 1));
+	int			ntodo = n;
 	int			i;
 
 	if (n == 0)
 		return;
-	offset_log_open(&log, RowExclusiveLock);
 	for (i = 0; i < n; i++)
-		while (!offset_log_replace(&log, group_id, topic, partitions[i], offsets[i]))
-			if (offset_log_insert_first(group_id, topic->topic_id, partitions[i], offsets[i]))
-				break;
+		todo[i] = i;
+	offset_log_open(&log, RowExclusiveLock);
+	while (ntodo > 0)
+	{
+		int			left = 0;
+
+		PushActiveSnapshot(GetTransactionSnapshot());
+		UpdateActiveSnapshotCommandId();
+		offset_log_begin_read(&log, group_id, topic->topic_id);
+		for (i = 0; i < ntodo; i++)
+		{
+			int			k = todo[i];
+			OffsetReplace r = offset_log_replace(&log, group_id, topic, partitions[k], offsets[k]);
+
+			none_yet[k] = r == OFFSET_NONE_YET;
+			if (r != OFFSET_REPLACED)
+				todo[left++] = k;
+		}
+		offset_log_end_read(&log);
+		PopActiveSnapshot();
+		CommandCounterIncrement();
+
+		/* first versions; the rest go round again with a new snapshot */
+		ntodo = left;
+		left = 0;
+		for (i = 0; i < ntodo; i++)
+		{
+			int			k = todo[i];
+
+			if (!none_yet[k] ||
+				!offset_log_insert_first(group_id, topic->topic_id, partitions[k], offsets[k]))
+				todo[left++] = k;
+		}
+		ntodo = left;
+	}
 	offset_log_close(&log);
 
 	if (fence)
@@ -897,15 +947,16 @@ offsets_read(const char *group_id, PgqTopic *topic, int32 *partitions, int64 *of
 	offset_log_open(&log, AccessShareLock);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	UpdateActiveSnapshotCommandId();
+	offset_log_begin_read(&log, group_id, topic->topic_id);
 	for (i = 0; i < n; i++)
 	{
 		int64		version;
 		ItemPointerData tid;
 
-		if (!offset_log_newest(&log, group_id, topic->topic_id, partitions[i],
-							   &version, &offsets[i], &tid))
+		if (!offset_log_newest(&log, partitions[i], &version, &offsets[i], &tid))
 			offsets[i] = -1;
 	}
+	offset_log_end_read(&log);
 	PopActiveSnapshot();
 	offset_log_close(&log);
 }
