@@ -626,7 +626,7 @@ typedef struct OffsetLog
 {
 	Relation	rel;
 	Relation	index;			/* its primary key, on the first 4 columns */
-	IndexInfo  *index_info;
+	IndexInfo  *index_info;		/* for writing: set by offsets_write */
 	/* while reading (offset_log_begin_read): */
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
@@ -647,7 +647,7 @@ offset_log_open(OffsetLog *log, LOCKMODE lockmode)
 		elog(ERROR, "table %s.group_offset does not have the expected columns and index",
 			 PGQ_SCHEMA);
 	log->index = index_open(linitial_oid(indexes), lockmode);
-	log->index_info = BuildIndexInfo(log->index);
+	log->index_info = NULL;
 	log->scan = NULL;
 	list_free(indexes);
 }
@@ -820,6 +820,7 @@ offsets_write(const char *group_id, const char *member_id, PgqTopic *topic,
 	for (i = 0; i < n; i++)
 		todo[i] = i;
 	offset_log_open(&log, RowExclusiveLock);
+	log.index_info = BuildIndexInfo(log.index);
 	while (ntodo > 0)
 	{
 		int			left = 0;

@@ -215,6 +215,13 @@ SELECT pgq_drop_topic('gm');
 SELECT count(*) FROM pgq_consumer_lag WHERE topic = 'gm';
 SELECT count(*) FROM pgqueue.group_offset o
  WHERE NOT EXISTS (SELECT FROM pgqueue.topic t WHERE t.topic_id = o.topic_id);
+-- offsets a commit racing with a drop leaves behind: no view shows them,
+-- and dropping their group removes them
+INSERT INTO pgqueue.group_offset VALUES ('ghost', 999999, 0, 1, 5, now());
+SELECT count(*) FROM pgq_groups WHERE group_id = 'ghost';
+SELECT count(*) FROM pgq_consumer_lag WHERE group_id = 'ghost';
+SELECT pgq_drop_group('ghost');
+SELECT count(*) FROM pgqueue.group_offset WHERE group_id = 'ghost';
 SELECT count(*) FROM pgq_members WHERE group_id = 'gmanual';
 SELECT pgq_drop_topic('gt');
 SELECT pgq_drop_group(group_id) FROM pgq_groups;
