@@ -161,13 +161,14 @@ segment_index(Relation rel)
 
 /*
  * Takes RowExclusiveLock on a segment's TOAST table and its index, as
- * inserting a record too big to stay inline does.  send.c calls it before
- * taking the append lock, so that a conflicting lock (a REINDEX of the TOAST
- * table, say) makes the sender wait there, interruptibly, rather than inside
- * heap_insert with the append lock held, which would block every other
- * sender to the partition uncancellably.  The acquisitions inside
- * heap_insert are then satisfied from the local lock table.  The locks are
- * kept until the end of the transaction, like those heap_insert takes.
+ * inserting a record too big to stay inline does.  send.c calls it, when a
+ * record is big enough to be TOASTed, before taking the append lock, so
+ * that a conflicting lock (a REINDEX of the TOAST table, say) makes the
+ * sender wait there, interruptibly, rather than inside heap_insert with the
+ * append lock held, which would block every other sender to the partition
+ * uncancellably.  The acquisitions inside heap_insert are then satisfied
+ * from the local lock table.  The locks are kept until the end of the
+ * transaction, like those heap_insert takes.
  */
 void
 segment_lock_toast(Relation rel)

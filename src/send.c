@@ -24,6 +24,7 @@
 
 #include "access/genam.h"
 #include "access/heapam.h"
+#include "access/heaptoast.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/index.h"
@@ -50,6 +51,7 @@ typedef struct PgqRecord
 	Datum		value;			/* bytea, or 0 if null (a tombstone) */
 	Datum		headers;		/* jsonb, or 0 if null */
 	TimestampTz timestamp;
+	int64		bytes;			/* of key, value and headers */
 	int32		partition;
 	int64		offset;			/* assigned by partition_append */
 } PgqRecord;
@@ -130,13 +132,12 @@ datum_len(Datum d)
 static void
 record_prepare(PgqTopic *topic, PgqRecord *rec, bool explicit_partition)
 {
-	int64		size = datum_len(rec->key) + datum_len(rec->value) + datum_len(rec->headers);
-
-	if (size > topic->max_message_bytes)
+	rec->bytes = datum_len(rec->key) + datum_len(rec->value) + datum_len(rec->headers);
+	if (rec->bytes > topic->max_message_bytes)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("record of %lld bytes is larger than max.message.bytes of topic \"%s\"",
-						(long long) size, topic->name),
+						(long long) rec->bytes, topic->name),
 				 errdetail("max.message.bytes is %lld.", (long long) topic->max_message_bytes),
 				 errhint("Raise it with pgq_alter_topic() or send a smaller record.")));
 
@@ -188,8 +189,9 @@ offset_floor_read(Oid seq)
  * caller does not hold already: the caller opened the sequence.
  */
 static void
-offset_floor_raise(Oid seq, int64 floor, Oid owner)
+offset_floor_raise(Oid seq, int64 floor)
 {
+	Oid			owner = catalog_owner();
 	Oid			save_userid;
 	int			save_sec;
 
@@ -252,11 +254,45 @@ partition_ensure_loaded(PgqTopic *topic, int32 partition, PgqPartitionState *sta
 #define PGQ_APPEND_CHUNK		1000
 
 /*
+ * An upper bound of how much bigger a record's segment row is than its
+ * bytes (key, value and headers): the tuple header with its null bitmap,
+ * the two 8-byte columns, and for each of the three varlena columns a 4-byte
+ * length word and up to 3 bytes of alignment padding.
+ */
+#define SEG_ROW_OVERHEAD_MAX \
+	(MAXALIGN(offsetof(HeapTupleHeaderData, t_bits) + BITMAPLEN(SEG_NATTS)) + \
+	 2 * sizeof(int64) + 3 * (VARHDRSZ + 3))
+
+/*
+ * Whether heap_insert may TOAST one of the records: whether a row may be
+ * larger than TOAST_TUPLE_THRESHOLD, above which it does.  The fields are
+ * never external (send detoasts its arguments), so the size decides.
+ */
+static bool
+records_may_toast(PgqRecord **recs, int nrecs)
+{
+	int			i;
+
+	for (i = 0; i < nrecs; i++)
+		if (recs[i]->bytes + SEG_ROW_OVERHEAD_MAX > TOAST_TUPLE_THRESHOLD)
+			return true;
+	return false;
+}
+
+/*
  * Appends records (all of one partition, in the given order) and sets their
  * offsets.  The append lock is held across offset assignment and the inserts.
  * nahead is the number of records of the partition that the caller will
  * append next (the rest of a batch), so that one raise of the offset floor
  * may cover them too.
+ *
+ * No heavyweight lock may be taken while holding the append lock, so every
+ * relation the inserts may touch is opened and locked before: the segment
+ * and its index; its TOAST table if a record is big enough to be TOASTed
+ * (see segment_lock_toast); and the offset floor's sequence if the records
+ * reach the floor, which happens once per PGQ_OFFSET_FLOOR_STEP offsets, so
+ * that it is found out under the lock: then the lock is let go, the sequence
+ * opened and the lock taken again.
  */
 static void
 partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs,
@@ -268,8 +304,8 @@ partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs,
 	IndexInfo  *index_info;
 	TupleDesc	desc;
 	CommandId	cid = GetCurrentCommandId(true);
-	Relation	floor_seq;
-	Oid			owner = catalog_owner();
+	Relation	floor_seq = NULL;
+	bool		may_toast = records_may_toast(recs, nrecs);
 	int			i;
 
 	/*
@@ -284,25 +320,32 @@ partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs,
 
 		rel = segment_open(topic, relid, RowExclusiveLock);
 		index = index_open(segment_index(rel), RowExclusiveLock);
-
-		/* heap_insert may TOAST a big record: see segment_lock_toast */
-		segment_lock_toast(rel);
-		/* setval under the append lock then finds the sequence open and locked */
-		floor_seq = relation_open(info->offset_floor, RowExclusiveLock);
+		if (may_toast)
+			segment_lock_toast(rel);
 		state = partition_state_lookup(topic->topic_id, partition, true);
 		partition_ensure_loaded(topic, partition, state);
 
-		/* no heavyweight lock may be taken while holding the append lock */
 		LWLockAcquire(&state->append_lock, LW_EXCLUSIVE);
-		if (!state->rolling && state->active_relid == relid)
-			break;
-		LWLockRelease(&state->append_lock);
-		/* wait while still holding the segment's lock, which keeps state valid */
-		partition_wait_roll(topic->topic_id, state);
-		relation_close(floor_seq, RowExclusiveLock);
-		index_close(index, RowExclusiveLock);
-		table_close(rel, RowExclusiveLock);
-		topic_partition_info_forget(topic, partition);
+		if (state->rolling || state->active_relid != relid)
+		{
+			LWLockRelease(&state->append_lock);
+			/* wait while still holding the segment's lock, which keeps state valid */
+			partition_wait_roll(topic->topic_id, state);
+			index_close(index, RowExclusiveLock);
+			table_close(rel, RowExclusiveLock);
+			topic_partition_info_forget(topic, partition);
+			continue;
+		}
+		if (floor_seq == NULL &&
+			(int64) pg_atomic_read_u64(&state->next_offset) + nrecs > state->floor)
+		{
+			LWLockRelease(&state->append_lock);
+			floor_seq = relation_open(info->offset_floor, RowExclusiveLock);
+			index_close(index, NoLock);
+			table_close(rel, NoLock);
+			continue;
+		}
+		break;
 	}
 	index_info = BuildIndexInfo(index);
 	desc = RelationGetDescr(rel);
@@ -325,7 +368,8 @@ partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs,
 			/* one raise covers the rest of the batch */
 			int64		floor = rec->offset + (nrecs - i) + nahead + PGQ_OFFSET_FLOOR_STEP;
 
-			offset_floor_raise(RelationGetRelid(floor_seq), floor, owner);
+			Assert(floor_seq != NULL);
+			offset_floor_raise(RelationGetRelid(floor_seq), floor);
 			state->floor = floor;
 		}
 		pg_atomic_write_u64(&state->next_offset, (uint64) (rec->offset + 1));
@@ -350,7 +394,8 @@ partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs,
 	LWLockRelease(&state->append_lock);
 	send_wakeup_register(topic->topic_id);
 
-	relation_close(floor_seq, NoLock);
+	if (floor_seq != NULL)
+		relation_close(floor_seq, NoLock);
 	index_close(index, NoLock);
 	table_close(rel, NoLock);
 }
@@ -369,6 +414,7 @@ arg_partition(FunctionCallInfo fcinfo, int argno, bool *given)
 	return *given ? PG_GETARG_INT32(argno) : -1;
 }
 
+/* pgq_send_batch's rows, in materialize mode */
 static void
 return_offsets(FunctionCallInfo fcinfo, PgqRecord *recs, int nrecs)
 {
@@ -385,6 +431,31 @@ return_offsets(FunctionCallInfo fcinfo, PgqRecord *recs, int nrecs)
 		values[1] = Int64GetDatum(recs[i].offset);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
+}
+
+/*
+ * pgq_send's one row, in value-per-call mode: a function that returns a
+ * value and leaves isDone alone has returned a one-row set (see the fmgr
+ * README), which spares the tuplestore that materialize mode needs.  The
+ * executor passes the expected row type wherever a set may be returned.
+ */
+static Datum
+return_offset(FunctionCallInfo fcinfo, PgqRecord *rec)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TupleDesc	desc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		!(rsinfo->allowedModes & SFRM_ValuePerCall) || rsinfo->expectedDesc == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	desc = BlessTupleDesc(CreateTupleDescCopy(rsinfo->expectedDesc));
+	values[0] = Int32GetDatum(rec->partition);
+	values[1] = Int64GetDatum(rec->offset);
+	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
 }
 
 /*
@@ -420,8 +491,7 @@ pgq_send(PG_FUNCTION_ARGS)
 	record_prepare(topic, &rec, explicit_partition);
 	partition_append(topic, rec.partition, &recp, 1, 0);
 
-	return_offsets(fcinfo, &rec, 1);
-	return (Datum) 0;
+	return return_offset(fcinfo, &rec);
 }
 
 static int
