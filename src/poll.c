@@ -373,7 +373,8 @@ position_save(const PositionKey *key)
 	MemoryContextSwitchTo(old);
 }
 
-static void
+/* Sets a position and returns its entry, which stays put until dropped. */
+static Position *
 position_set(const char *group_id, const char *member_id, int32 topic_id, int32 partition,
 			 int64 position, int64 committed)
 {
@@ -385,6 +386,7 @@ position_set(const char *group_id, const char *member_id, int32 topic_id, int32 
 	pos = hash_search(positions, &key, HASH_ENTER, NULL);
 	pos->position = position;
 	pos->committed = committed;
+	return pos;
 }
 
 static void
@@ -1030,6 +1032,7 @@ typedef struct PollStep
 	const char *member_id;
 	PgqTopic   *topic;
 	List	   *owned;
+	Position  **positions;		/* of the owned partitions, in that order */
 	int32		max_records;
 	MemberState *ms;
 	ReturnSetInfo *rsinfo;
@@ -1087,18 +1090,18 @@ poll_step(void *arg)
 
 			if (!active[k])
 				continue;
-			pos = position_find(ps->group_id, ps->member_id, ps->topic->topic_id, p);
+			pos = ps->positions[k];
 			if (pos->position < topic_partition_info(ps->topic, p)->log_start_offset)
 			{
 				/* retention removed the records at the position */
-				position_set(ps->group_id, ps->member_id, ps->topic->topic_id, p,
-							 start_position(ps->topic, p, -1, ps->gc), pos->committed);
-				pos = position_find(ps->group_id, ps->member_id, ps->topic->topic_id, p);
+				pos = position_set(ps->group_id, ps->member_id, ps->topic->topic_id, p,
+								   start_position(ps->topic, p, -1, ps->gc), pos->committed);
 			}
 			got = partition_read(ps->topic, p, pos->position, ask, ps->rsinfo, &next);
 			if (next != pos->position)
-				position_set(ps->group_id, ps->member_id, ps->topic->topic_id, p,
-							 next, pos->committed);
+				pos = position_set(ps->group_id, ps->member_id, ps->topic->topic_id, p,
+								   next, pos->committed);
+			ps->positions[k] = pos;
 			remaining -= got;
 			ps->served += got;
 			if (got > 0)
@@ -1197,18 +1200,31 @@ pgq_poll(PG_FUNCTION_ARGS)
 		return (Datum) 0;
 	}
 
-	/* partitions without a position start from their committed offset */
+	/*
+	 * The owned partitions' positions, looked up once for every read of this
+	 * call; those without one start from their committed offset.
+	 */
+	ps.positions = palloc(sizeof(Position *) * n);
 	parts = palloc(sizeof(int32) * n);
 	committed = palloc(sizeof(int64) * n);
 	for (i = 0; i < n; i++)
-		if (position_find(group_id, member_id, topic->topic_id, list_nth_int(owned, i)) == NULL)
+		if ((ps.positions[i] = position_find(group_id, member_id, topic->topic_id,
+											 list_nth_int(owned, i))) == NULL)
 			parts[nneed++] = list_nth_int(owned, i);
 	if (nneed > 0)
 	{
+		int			j = 0;
+
 		offsets_read(group_id, topic, parts, committed, nneed);
-		for (i = 0; i < nneed; i++)
-			position_set(group_id, member_id, topic->topic_id, parts[i],
-						 start_position(topic, parts[i], committed[i], gc), committed[i]);
+		for (i = 0; i < n; i++)
+			if (ps.positions[i] == NULL)
+			{
+				Assert(parts[j] == list_nth_int(owned, i));
+				ps.positions[i] = position_set(group_id, member_id, topic->topic_id, parts[j],
+											   start_position(topic, parts[j], committed[j], gc),
+											   committed[j]);
+				j++;
+			}
 	}
 
 	ps.gc = gc;
