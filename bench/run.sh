@@ -8,11 +8,11 @@
 #
 # Duration on the project's 2-core VM (the suite prints its progress with
 # the elapsed time, and its estimate at the start):
-#   default (3 runs, medians) .......... about 35 min
+#   default (3 runs, medians) .......... about 30 min
 #   --quick (1 run, short durations) ... about 4 min (a smoke test, not numbers)
 #   --held-xmin adds 3 x 10 min plus the last cycles (about 33 min);
 #               with --quick 3 x 1 min (about 4 min)
-#   --runs N scales the non-held part linearly (about 11-12 min per run).
+#   --runs N scales the non-held part linearly (about 10 min per run).
 #
 # Options:
 #   --quick         1 run; 3 s pgbench runs, 100,000-message drains, 1-minute held snapshot
