@@ -283,22 +283,23 @@ partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
 	/*
 	 * No offset at or above from_offset has been assigned yet: nothing to
 	 * read, and no segment to open.  A poll over many partitions mostly
-	 * meets such partitions, and this keeps their cost to a lookup.  A
-	 * record assigned after the check belongs to a transaction that had not
+	 * meets such partitions, and this keeps their cost to a look at shared
+	 * memory, through the pointer partition_state_peek keeps.  A record
+	 * assigned after the check belongs to a transaction that had not
 	 * committed when our snapshot was taken, so it would be pending anyway.
 	 * Only a primary keeps the counter (loaded once per server start, as a
 	 * send would).
 	 *
 	 * The first check takes no lock at all, against the pattern of
-	 * partition_state.c: without a segment lock a concurrent drop may
-	 * recycle the entry under us, but then the answer can only be wrong
+	 * partition_state.c: without a segment lock a concurrent drop may remove
+	 * or recycle the entry under us, but then the answer can only be wrong
 	 * towards "nothing now", which serves nothing and moves no position,
 	 * for a topic that is gone anyway.
 	 */
 	*stopped_pending = false;
 	if (!RecoveryInProgress())
 	{
-		state = partition_state_lookup(topic->topic_id, partition, false);
+		state = partition_state_peek(topic->topic_id, partition, &info->state_hint);
 		if (state != NULL && state->loaded)
 		{
 			pg_read_barrier();	/* next_offset was set before loaded */
@@ -358,7 +359,8 @@ partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
 typedef struct FetchState
 {
 	ReturnSetInfo *rsinfo;
-	Datum		topic_name;
+	PgqTopic   *topic;
+	Datum		topic_name;		/* made at the first record served */
 	int32		partition;
 	int64		served;
 } FetchState;
@@ -387,6 +389,8 @@ fetch_emit(void *arg, int64 offset, HeapTuple tuple, TupleDesc desc)
 
 	/* one pass over the record: the columns after key are not at fixed offsets */
 	heap_deform_tuple(tuple, desc, cols, colnulls);
+	if (fs->topic_name == (Datum) 0)
+		fs->topic_name = PointerGetDatum(cstring_to_text(fs->topic->name));
 	values[0] = fs->topic_name;
 	values[1] = Int32GetDatum(fs->partition);
 	values[2] = Int64GetDatum(offset);
@@ -441,7 +445,8 @@ partition_read(PgqTopic *topic, int32 partition, int64 from_offset, int64 max_re
 	bool		pending;
 
 	fs.rsinfo = rsinfo;
-	fs.topic_name = PointerGetDatum(cstring_to_text(topic->name));
+	fs.topic = topic;
+	fs.topic_name = (Datum) 0;
 	fs.partition = partition;
 	fs.served = 0;
 	*next_offset = partition_scan(topic, partition, from_offset, max_records,

@@ -163,6 +163,31 @@ partition_state_lookup(int32 topic_id, int32 partition, bool create)
 }
 
 /*
+ * The shared state of a partition for a look that tolerates a stale answer
+ * (partition_scan's first check), without the lock: the entry kept in *hint
+ * if it still has this partition's key, else the one looked up (then kept).
+ * The table's entries are allocated once (HASH_FIXED_SIZE) and removed only
+ * when their topic is dropped or the creation of the topic or partition is
+ * rolled back, so a kept pointer always points into the table; at worst at
+ * an entry reused for another partition (its key tells), or at this
+ * partition's removed entry, for a partition that no longer exists.  *hint
+ * lives in the backend's topic cache (PgqPartitionInfo), which is reloaded
+ * after any topic is dropped or changed.
+ */
+PgqPartitionState *
+partition_state_peek(int32 topic_id, int32 partition, PgqPartitionState **hint)
+{
+	PgqPartitionState *state = *hint;
+
+	if (state != NULL && state->key.dbid == MyDatabaseId &&
+		state->key.topic_id == topic_id && state->key.partition == partition)
+		return state;
+	state = partition_state_lookup(topic_id, partition, false);
+	*hint = state;
+	return state;
+}
+
+/*
  * Removes the entries of partitions >= from_partition of a topic.  Called at
  * the commit of a transaction that dropped the topic, or at the abort of one
  * that created the topic or added the partitions.

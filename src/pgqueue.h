@@ -137,6 +137,8 @@ extern void pgq_shmem_startup(void);
 extern void pgq_shmem_request(void);
 extern PgqPartitionState *partition_state_lookup(int32 topic_id, int32 partition,
 												 bool create);
+extern PgqPartitionState *partition_state_peek(int32 topic_id, int32 partition,
+											   PgqPartitionState **hint);
 extern void partition_state_forget(Oid dbid, int32 topic_id, int32 from_partition);
 extern ConditionVariable *topic_wakeup_cv(int32 topic_id);
 extern uint64 pgq_catalog_generation(void);
@@ -163,6 +165,7 @@ typedef struct PgqPartitionInfo
 	Oid			offset_floor;	/* the partition's offset floor sequence */
 	int			nsegments;
 	PgqSegment *segments;		/* in base_offset order */
+	PgqPartitionState *state_hint;	/* see partition_state_peek */
 } PgqPartitionInfo;
 
 typedef struct PgqTopic
