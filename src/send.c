@@ -189,9 +189,8 @@ offset_floor_read(Oid seq)
  * caller does not hold already: the caller opened the sequence.
  */
 static void
-offset_floor_raise(Oid seq, int64 floor)
+offset_floor_raise(Oid seq, int64 floor, Oid owner)
 {
-	Oid			owner = catalog_owner();
 	Oid			save_userid;
 	int			save_sec;
 
@@ -292,7 +291,8 @@ records_may_toast(PgqRecord **recs, int nrecs)
  * (see segment_lock_toast); and the offset floor's sequence if the records
  * reach the floor, which happens once per PGQ_OFFSET_FLOOR_STEP offsets, so
  * that it is found out under the lock: then the lock is let go, the sequence
- * opened and the lock taken again.
+ * opened (and the catalog owner, who may set it, looked up) and the lock
+ * taken again.
  */
 static void
 partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs,
@@ -305,6 +305,7 @@ partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs,
 	TupleDesc	desc;
 	CommandId	cid = GetCurrentCommandId(true);
 	Relation	floor_seq = NULL;
+	Oid			owner = InvalidOid;
 	bool		may_toast = records_may_toast(recs, nrecs);
 	int			i;
 
@@ -341,6 +342,7 @@ partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs,
 		{
 			LWLockRelease(&state->append_lock);
 			floor_seq = relation_open(info->offset_floor, RowExclusiveLock);
+			owner = catalog_owner();	/* a catalog lookup: not under the lock */
 			index_close(index, NoLock);
 			table_close(rel, NoLock);
 			continue;
@@ -369,7 +371,7 @@ partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs,
 			int64		floor = rec->offset + (nrecs - i) + nahead + PGQ_OFFSET_FLOOR_STEP;
 
 			Assert(floor_seq != NULL);
-			offset_floor_raise(RelationGetRelid(floor_seq), floor);
+			offset_floor_raise(RelationGetRelid(floor_seq), floor, owner);
 			state->floor = floor;
 		}
 		pg_atomic_write_u64(&state->next_offset, (uint64) (rec->offset + 1));
