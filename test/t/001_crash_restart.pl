@@ -31,8 +31,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use IPC::Run;
-use Time::HiRes qw(usleep);
+use FindBin;
+use lib $FindBin::RealBin;
+use PgqueueTap;
 
 my $topic = 'crash_t';
 my $npartitions = 3;
@@ -41,6 +42,7 @@ my $producer_sends = 60000;  # far more than can run before the crash
 my $txn_producer_txns = 20000;
 my $reader_rounds = 40000;
 my $process_timeout = 45;    # seconds any helper process may live
+$PgqueueTap::client_timeout = $process_timeout;
 my $gid = 'pgq_crash_prepared';
 
 my $node = PostgreSQL::Test::Cluster->new('crash');
@@ -55,77 +57,6 @@ $node->start;
 
 $node->safe_psql('postgres', 'CREATE EXTENSION pgqueue');
 $node->safe_psql('postgres', "SELECT pgq_create_topic('$topic', $npartitions)");
-
-my $workdir = PostgreSQL::Test::Utils::tempdir('crash');
-my $connstr = $node->connstr('postgres');
-
-# Write a psql script to a file and return its path.
-sub write_script
-{
-	my ($name, $text) = @_;
-	my $path = "$workdir/$name.sql";
-	open my $fh, '>', $path or die "could not write $path: $!";
-	print $fh $text;
-	close $fh;
-	return $path;
-}
-
-# Start psql on a script, its output going to files, so that it runs on its
-# own while we do other things.  Returns a handle for finish_client().
-sub start_client
-{
-	my ($name, $script) = @_;
-	my $out = "$workdir/$name.out";
-	my $err = "$workdir/$name.err";
-	my $h = IPC::Run::start(
-		[
-			$node->installed_command('psql'), '-XAtq',
-			'-v', 'ON_ERROR_STOP=1',
-			'-d', $connstr,
-			'-f', $script
-		],
-		'<', '/dev/null',
-		'>', $out,
-		'2>', $err,
-		IPC::Run::timeout($process_timeout));
-	return { name => $name, h => $h, out => $out, err => $err };
-}
-
-# Wait for a client to exit (killing it if it outlives its timeout); return
-# (exit code, complete output lines, stderr).  A line cut short by a kill is
-# dropped, so that a truncated number is never taken for an offset.
-sub finish_client
-{
-	my ($c) = @_;
-	my $rc;
-	if (eval { $c->{h}->finish; 1 })
-	{
-		$rc = $c->{h}->result(0);
-	}
-	else
-	{
-		diag("$c->{name} did not exit in time: $@");
-		$c->{h}->kill_kill;
-		$rc = -1;
-	}
-	my $out = slurp_file($c->{out});
-	my @lines = split /\n/, $out, -1;
-	pop @lines;    # what follows the last newline: empty, or a cut-off line
-	return ($rc, \@lines, slurp_file($c->{err}));
-}
-
-# Poll a query until it returns 't', for at most $seconds.
-sub wait_for
-{
-	my ($query, $seconds) = @_;
-	for (my $i = 0; $i < $seconds * 10; $i++)
-	{
-		my ($ret, $out) = $node->psql('postgres', $query);
-		return 1 if $ret == 0 && $out eq 't';
-		usleep(100_000);
-	}
-	return 0;
-}
 
 # Read a whole partition from offset 0 with pgq_fetch, as a list of
 # [offset, value] in the order served.  Stops at the first empty fetch.
@@ -160,28 +91,6 @@ sub read_partition
 	return \@records;
 }
 
-# A partition's offsets are strictly increasing in the order served.
-sub strictly_increasing
-{
-	my ($offsets) = @_;
-	for my $i (1 .. $#$offsets)
-	{
-		return 0 unless $offsets->[$i] > $offsets->[ $i - 1 ];
-	}
-	return 1;
-}
-
-# Report a check over many items: pass if @$bad is empty, else show a few.
-sub none_bad
-{
-	my ($bad, $name) = @_;
-	my $ok = ok(@$bad == 0, $name);
-	diag(scalar(@$bad) . " violation(s), first ones:\n  "
-		  . join("\n  ", @$bad[ 0 .. ($#$bad < 9 ? $#$bad : 9) ]))
-	  unless $ok;
-	return $ok;
-}
-
 ###########################################################################
 # Load: producers and a reader.
 ###########################################################################
@@ -196,7 +105,7 @@ for my $i (1 .. $nproducers)
 	my $s = "PREPARE snd(text, text) AS\n"
 	  . "  SELECT 'sent', partition, msg_offset, \$1 FROM pgq_send('$topic', \$1, \$2);\n";
 	$s .= "EXECUTE snd('v-$i-$_', 'k-$_');\n" for 1 .. $producer_sends;
-	push @producers, start_client("producer$i", write_script("producer$i", $s));
+	push @producers, start_client($node, "producer$i", write_script("producer$i", $s));
 }
 
 # A transactional producer: two records per transaction, one placed by key,
@@ -218,7 +127,7 @@ for my $i (1 .. $nproducers)
 		  . uc($end) . ";\n"
 		  . "\\echo end|$end|$n\n";
 	}
-	push @producers, start_client('txproducer', write_script('txproducer', $s));
+	push @producers, start_client($node, 'txproducer', write_script('txproducer', $s));
 }
 
 # The reader: follows every partition with pgq_fetch, printing what it was
@@ -241,11 +150,12 @@ my $reader;
 			$s .= "EXECUTE rd($p, :n$p) \\gset\n\\set n$p :next\n\\echo :rows\n";
 		}
 	}
-	$reader = start_client('reader', write_script('reader', $s));
+	$reader = start_client($node, 'reader', write_script('reader', $s));
 }
 
 # Let the load build up until every partition has stable records.
 ok( wait_for(
+		$node,
 		"SELECT bool_and(EXISTS (SELECT FROM pgq_fetch('$topic', p, 49, 1))) "
 		  . "FROM generate_series(0, $npartitions - 1) p",
 		20),

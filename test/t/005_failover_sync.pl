@@ -43,8 +43,10 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use IPC::Run;
-use Time::HiRes qw(time usleep);
+use FindBin;
+use lib $FindBin::RealBin;
+use PgqueueTap;
+use Time::HiRes qw(time);
 
 my $topic = 'fo_t';
 my $group = 'fo_g';
@@ -55,6 +57,7 @@ my $producer_sends = 40000;    # far more than can run before the crash
 my $member_rounds = 20000;
 my $reader_rounds = 20000;
 my $process_timeout = 45;      # seconds any helper process may live
+$PgqueueTap::client_timeout = $process_timeout;
 my @members = ('m1', 'm2');
 my $gid = 'pgq_failover_prepared';
 
@@ -90,20 +93,6 @@ synchronous_standby_names = ''
 ");
 $standby->start;
 
-# Poll a query on a node until it returns 't', for at most $seconds.
-sub wait_for
-{
-	my ($node, $query, $seconds) = @_;
-	my $deadline = time + $seconds;
-	while (time < $deadline)
-	{
-		my ($ret, $out) = $node->psql('postgres', $query);
-		return 1 if $ret == 0 && $out eq 't';
-		usleep(100_000);
-	}
-	return 0;
-}
-
 ok( wait_for($primary,
 		q{SELECT sync_state = 'sync' AND state = 'streaming' FROM pg_stat_replication
 		   WHERE application_name = 'standby1'}, 60),
@@ -132,60 +121,6 @@ ok( wait_for($primary,
 # Helpers
 ###########################################################################
 
-my $workdir = PostgreSQL::Test::Utils::tempdir('failover');
-my $connstr = $primary->connstr('postgres');
-
-sub write_script
-{
-	my ($name, $text) = @_;
-	my $path = "$workdir/$name.sql";
-	open my $fh, '>', $path or die "could not write $path: $!";
-	print $fh $text;
-	close $fh;
-	return $path;
-}
-
-# Start psql on a script against the primary, its output going to files.
-sub start_client
-{
-	my ($name, $script) = @_;
-	my $out = "$workdir/$name.out";
-	my $err = "$workdir/$name.err";
-	my $h = IPC::Run::start(
-		[
-			$primary->installed_command('psql'), '-XAtq',
-			'-v', 'ON_ERROR_STOP=1',
-			'-d', $connstr,
-			'-f', $script
-		],
-		'<', '/dev/null',
-		'>', $out,
-		'2>', $err,
-		IPC::Run::timeout($process_timeout));
-	return { name => $name, h => $h, out => $out, err => $err };
-}
-
-# Wait for a client to exit; return (exit code, complete output lines,
-# stderr).  A line cut short is dropped.
-sub finish_client
-{
-	my ($c) = @_;
-	my $rc;
-	if (eval { $c->{h}->finish; 1 })
-	{
-		$rc = $c->{h}->result(0);
-	}
-	else
-	{
-		diag("$c->{name} did not exit in time: $@");
-		$c->{h}->kill_kill;
-		$rc = -1;
-	}
-	my @lines = split /\n/, slurp_file($c->{out}), -1;
-	pop @lines;
-	return ($rc, \@lines, slurp_file($c->{err}));
-}
-
 # Read a whole partition on a node with pgq_fetch, as [offset, value] pairs.
 sub read_partition
 {
@@ -208,26 +143,6 @@ sub read_partition
 	return \@records;
 }
 
-sub strictly_increasing
-{
-	my ($offsets) = @_;
-	for my $i (1 .. $#$offsets)
-	{
-		return 0 unless $offsets->[$i] > $offsets->[ $i - 1 ];
-	}
-	return 1;
-}
-
-sub none_bad
-{
-	my ($bad, $name) = @_;
-	my $ok = ok(@$bad == 0, $name);
-	diag(scalar(@$bad) . " violation(s), first ones:\n  "
-		  . join("\n  ", @$bad[ 0 .. ($#$bad < 9 ? $#$bad : 9) ]))
-	  unless $ok;
-	return $ok;
-}
-
 ###########################################################################
 # Load: producers, a consumer group of two, a plain reader
 ###########################################################################
@@ -238,7 +153,7 @@ for my $i (1 .. $nproducers)
 	my $s = "PREPARE snd(text, text) AS\n"
 	  . "  SELECT 'sent', partition, msg_offset, \$1 FROM pgq_send('$topic', \$1, \$2);\n";
 	$s .= "EXECUTE snd('v-$i-$_', 'k-$_');\n" for 1 .. $producer_sends;
-	push @producers, start_client("producer$i", write_script("producer$i", $s));
+	push @producers, start_client($primary, "producer$i", write_script("producer$i", $s));
 }
 
 # Group members (enable.auto.commit off): poll, commit explicitly, then print
@@ -260,7 +175,7 @@ foreach my $m (@members)
 	# backlog to resume on the new primary
 	$s .= "EXECUTE pl;\n" . ($_ % 3 == 0 ? "EXECUTE cm;\nEXECUTE co;\n" : '') . "SELECT FROM pg_sleep(0.05);\n"
 	  for 1 .. $member_rounds;
-	push @member_clients, start_client("member_$m", write_script("member_$m", $s));
+	push @member_clients, start_client($primary, "member_$m", write_script("member_$m", $s));
 }
 
 # The plain reader follows every partition with pgq_fetch.
@@ -282,7 +197,7 @@ my $reader;
 			$s .= "EXECUTE rd($p, :n$p) \\gset\n\\set n$p :next\n\\echo :rows\n";
 		}
 	}
-	$reader = start_client('reader', write_script('reader', $s));
+	$reader = start_client($primary, 'reader', write_script('reader', $s));
 }
 
 ok( wait_for($primary,

@@ -53,6 +53,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use PgqueueTap;
 use IPC::Run;
 use Time::HiRes qw(time usleep);
 
@@ -80,20 +83,6 @@ my $standby = PostgreSQL::Test::Cluster->new('sr_standby');
 $standby->init_from_backup($primary, 'sr_backup', has_streaming => 1);
 my $standby_log_start = -s $standby->logfile // 0;
 $standby->start;
-
-# Poll a query on a node until it returns 't', for at most $seconds.
-sub wait_for
-{
-	my ($node, $query, $seconds) = @_;
-	my $deadline = time + $seconds;
-	while (time < $deadline)
-	{
-		my ($ret, $out) = $node->psql('postgres', $query);
-		return 1 if $ret == 0 && $out eq 't';
-		usleep(100_000);
-	}
-	return 0;
-}
 
 # Start a psql running one query on a node, on its own, with its own
 # application_name.  Returns a handle for bg_done/bg_finish.

@@ -55,8 +55,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use IPC::Run;
-use Time::HiRes qw(usleep);
+use FindBin;
+use lib $FindBin::RealBin;
+use PgqueueTap;
 
 my $topic = 'fo_t';
 my $npartitions = 3;
@@ -65,79 +66,11 @@ my $producer_sends = 60000;  # far more than can run before the crash
 my $txn_producer_txns = 20000;
 my $reader_rounds = 30000;   # each round waits up to 10 ms per idle partition
 my $process_timeout = 60;    # seconds any helper process may live
+$PgqueueTap::client_timeout = $process_timeout;
 
 ###########################################################################
 # Helpers
 ###########################################################################
-
-my $workdir = PostgreSQL::Test::Utils::tempdir('failover_async');
-
-# Write a psql script to a file and return its path.
-sub write_script
-{
-	my ($name, $text) = @_;
-	my $path = "$workdir/$name.sql";
-	open my $fh, '>', $path or die "could not write $path: $!";
-	print $fh $text;
-	close $fh;
-	return $path;
-}
-
-# Start psql on a script against a node, its output going to files, so that
-# it runs on its own while we do other things.
-sub start_client
-{
-	my ($node, $name, $script) = @_;
-	my $out = "$workdir/$name.out";
-	my $err = "$workdir/$name.err";
-	my $h = IPC::Run::start(
-		[
-			$node->installed_command('psql'), '-XAtq',
-			'-v', 'ON_ERROR_STOP=1',
-			'-d', $node->connstr('postgres'),
-			'-f', $script
-		],
-		'<', '/dev/null',
-		'>', $out,
-		'2>', $err,
-		IPC::Run::timeout($process_timeout));
-	return { name => $name, h => $h, out => $out, err => $err };
-}
-
-# Wait for a client to exit (killing it if it outlives its timeout); return
-# (exit code, complete output lines, stderr).  A line cut short is dropped.
-sub finish_client
-{
-	my ($c) = @_;
-	my $rc;
-	if (eval { $c->{h}->finish; 1 })
-	{
-		$rc = $c->{h}->result(0);
-	}
-	else
-	{
-		diag("$c->{name} did not exit in time: $@");
-		$c->{h}->kill_kill;
-		$rc = -1;
-	}
-	my $out = slurp_file($c->{out});
-	my @lines = split /\n/, $out, -1;
-	pop @lines;
-	return ($rc, \@lines, slurp_file($c->{err}));
-}
-
-# Poll a query on a node until it returns 't', for at most $seconds.
-sub wait_for
-{
-	my ($node, $query, $seconds) = @_;
-	for (my $i = 0; $i < $seconds * 10; $i++)
-	{
-		my ($ret, $out) = $node->psql('postgres', $query);
-		return 1 if $ret == 0 && $out eq 't';
-		usleep(100_000);
-	}
-	return 0;
-}
 
 # Read a whole partition from offset 0 with pgq_fetch: [offset, value] pairs.
 sub read_partition
@@ -168,68 +101,6 @@ sub read_partition
 		}
 	}
 	return \@records;
-}
-
-# The highest offset per partition in the partition's offset index (every
-# entry, whatever the state of its record's transaction: dead and pending
-# records too; separator keys of inner pages never exceed the leaves' keys),
-# read with pageinspect; with $heap, in the heap pages instead.  The two
-# differ only when the standby's WAL ended between a record's heap and index
-# insertions: such a record never committed and no reader can ever reach it.
-# partition => offset (-1: none).
-sub max_offsets_present
-{
-	my ($node, $t, $heap) = @_;
-	my %max = map { $_ => -1 } 0 .. $npartitions - 1;
-	my $sql = $heap
-	  ? qq{
-		SELECT s.partition, max(o.off)
-		  FROM pgqueue.segment s JOIN pgqueue.topic t USING (topic_id),
-		       generate_series(0, pg_relation_size(s.relid) / current_setting('block_size')::int - 1) b,
-		       heap_page_items(get_raw_page(s.relid::text, b)) h,
-		       LATERAL (SELECT sum(get_byte(h.t_data, i)::bigint << (8 * i)) AS off
-		                  FROM generate_series(0, 7) i) o
-		 WHERE t.name = '$t' AND h.t_data IS NOT NULL
-		 GROUP BY s.partition}
-	  : qq{
-		SELECT s.partition, max(o.off)
-		  FROM pgqueue.segment s JOIN pgqueue.topic t USING (topic_id)
-		       JOIN pg_index x ON x.indrelid = s.relid,
-		       generate_series(1, pg_relation_size(x.indexrelid) / current_setting('block_size')::int - 1) b,
-		       bt_page_items(x.indexrelid::regclass::text, b) it,
-		       LATERAL (SELECT sum(('x' || byte)::bit(8)::int::bigint << (8 * (n - 1))::int)::bigint AS off
-		                  FROM unnest(string_to_array(it.data, ' ')) WITH ORDINALITY u(byte, n)
-		                 WHERE n <= 8) o
-		 WHERE t.name = '$t'
-		 GROUP BY s.partition};
-	foreach my $line (split /\n/, $node->safe_psql('postgres', $sql))
-	{
-		my ($p, $o) = split /\|/, $line;
-		$max{$p} = $o;
-	}
-	return \%max;
-}
-
-# A partition's offsets are strictly increasing in the order served.
-sub strictly_increasing
-{
-	my ($offsets) = @_;
-	for my $i (1 .. $#$offsets)
-	{
-		return 0 unless $offsets->[$i] > $offsets->[ $i - 1 ];
-	}
-	return 1;
-}
-
-# Pass if @$bad is empty, else show the first few.
-sub none_bad
-{
-	my ($bad, $name) = @_;
-	my $ok = ok(@$bad == 0, $name);
-	diag(scalar(@$bad) . " violation(s), first ones:\n  "
-		  . join("\n  ", @$bad[ 0 .. ($#$bad < 9 ? $#$bad : 9) ]))
-	  unless $ok;
-	return $ok;
 }
 
 # A tailing reader of every partition: prints each record it is served as
@@ -432,8 +303,8 @@ my $new = $standby;
 
 # Before anything is sent to the new primary: what is in its segments, and
 # what pgq_partitions says.
-my $present_max = max_offsets_present($new, $topic, 0);
-my $heap_max = max_offsets_present($new, $topic, 1);
+my $present_max = max_offsets_present($new, $topic, $npartitions, 0);
+my $heap_max = max_offsets_present($new, $topic, $npartitions, 1);
 my %view;
 foreach my $line (split /\n/, $new->safe_psql('postgres',
 		"SELECT partition, high_watermark, last_stable_offset FROM pgq_partitions WHERE topic = '$topic'"))

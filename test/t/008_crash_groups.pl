@@ -48,8 +48,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use PgqueueTap;
 use IPC::Run;
-use Time::HiRes qw(time usleep);
+use Time::HiRes qw(time);
 
 my $topic = 'cg_t';
 my $npartitions = 4;
@@ -57,6 +60,7 @@ my $nproducers = 3;
 my $producer_sends = 60000;  # far more than can run before the crash
 my $polls = 40000;           # per consumer script, likewise
 my $process_timeout = 60;    # seconds any helper process may live
+$PgqueueTap::client_timeout = $process_timeout;
 my $gid = 'pgq_crash_groups_prepared';
 my @auto_members = qw(a1 a2 a3);
 my @manual_members = qw(m1 m2);
@@ -78,61 +82,9 @@ $node->safe_psql('postgres', q{SELECT pgq_alter_group('g_manual', '{"enable.auto
 $node->safe_psql('postgres',
 	'CREATE TABLE processed (partition int NOT NULL, msg_offset bigint NOT NULL, value text)');
 
-my $workdir = PostgreSQL::Test::Utils::tempdir('crash_groups');
-
 ###########################################################################
 # Helpers
 ###########################################################################
-
-sub write_script
-{
-	my ($name, $text) = @_;
-	my $path = "$workdir/$name.sql";
-	open my $fh, '>', $path or die "could not write $path: $!";
-	print $fh $text;
-	close $fh;
-	return $path;
-}
-
-# psql on a script, its output going to files.
-sub start_client
-{
-	my ($name, $script) = @_;
-	my $out = "$workdir/$name.out";
-	my $err = "$workdir/$name.err";
-	my $h = IPC::Run::start(
-		[
-			$node->installed_command('psql'), '-XAtq',
-			'-v', 'ON_ERROR_STOP=1',
-			'-d', $node->connstr('postgres'),
-			'-f', $script
-		],
-		'<', '/dev/null',
-		'>', $out,
-		'2>', $err,
-		IPC::Run::timeout($process_timeout));
-	return { name => $name, h => $h, out => $out, err => $err };
-}
-
-# Wait for a client to exit; return (exit code, complete lines, stderr).
-sub finish_client
-{
-	my ($c) = @_;
-	my $rc;
-	if (eval { $c->{h}->finish; 1 })
-	{
-		$rc = $c->{h}->result(0);
-	}
-	else
-	{
-		diag("$c->{name} did not exit in time: $@");
-		$c->{h}->kill_kill;
-		$rc = -1;
-	}
-	my @lines = split /\n/, slurp_file($c->{out}), -1;
-	pop @lines;    # empty, or a line cut short
-	return ($rc, \@lines, slurp_file($c->{err}));
-}
 
 # A quiet interactive psql session (one database session), for members that
 # must keep their session across polls.
@@ -177,18 +129,6 @@ sub session_end
 	eval { $s->{h}->finish; 1 } or $s->{h}->kill_kill;
 }
 
-sub wait_for
-{
-	my ($query, $seconds) = @_;
-	for (my $i = 0; $i < $seconds * 10; $i++)
-	{
-		my ($ret, $out) = $node->psql('postgres', $query);
-		return 1 if $ret == 0 && $out eq 't';
-		usleep(100_000);
-	}
-	return 0;
-}
-
 # A whole partition from offset 0 (up to, not including, $upto if given).
 sub read_partition
 {
@@ -215,54 +155,6 @@ sub read_partition
 		last unless $advanced;
 	}
 	return \@records;
-}
-
-# The highest offset per partition in the partition's offset index (every
-# entry, whatever the state of its record's transaction; separator keys of
-# inner pages never exceed the leaves' keys), read with pageinspect; with $heap, in the heap pages instead.  The two differ only
-# when the crash cut the WAL between a record's heap and index insertions:
-# such a record was never committed and no reader can ever reach it.
-sub max_offsets_present
-{
-	my ($heap) = @_;
-	my %max = map { $_ => -1 } 0 .. $npartitions - 1;
-	my $sql = $heap
-	  ? qq{
-		SELECT s.partition, max(o.off)
-		  FROM pgqueue.segment s JOIN pgqueue.topic t USING (topic_id),
-		       generate_series(0, pg_relation_size(s.relid) / current_setting('block_size')::int - 1) b,
-		       heap_page_items(get_raw_page(s.relid::text, b)) h,
-		       LATERAL (SELECT sum(get_byte(h.t_data, i)::bigint << (8 * i)) AS off
-		                  FROM generate_series(0, 7) i) o
-		 WHERE t.name = '$topic' AND h.t_data IS NOT NULL
-		 GROUP BY s.partition}
-	  : qq{
-		SELECT s.partition, max(o.off)
-		  FROM pgqueue.segment s JOIN pgqueue.topic t USING (topic_id)
-		       JOIN pg_index x ON x.indrelid = s.relid,
-		       generate_series(1, pg_relation_size(x.indexrelid) / current_setting('block_size')::int - 1) b,
-		       bt_page_items(x.indexrelid::regclass::text, b) it,
-		       LATERAL (SELECT sum(('x' || byte)::bit(8)::int::bigint << (8 * (n - 1))::int)::bigint AS off
-		                  FROM unnest(string_to_array(it.data, ' ')) WITH ORDINALITY u(byte, n)
-		                 WHERE n <= 8) o
-		 WHERE t.name = '$topic'
-		 GROUP BY s.partition};
-	foreach my $line (split /\n/, $node->safe_psql('postgres', $sql))
-	{
-		my ($p, $o) = split /\|/, $line;
-		$max{$p} = $o;
-	}
-	return \%max;
-}
-
-sub none_bad
-{
-	my ($bad, $name) = @_;
-	my $ok = ok(@$bad == 0, $name);
-	diag(scalar(@$bad) . " violation(s), first ones:\n  "
-		  . join("\n  ", @$bad[ 0 .. ($#$bad < 9 ? $#$bad : 9) ]))
-	  unless $ok;
-	return $ok;
 }
 
 # group => { member => [ partitions ] } from pgq_members
@@ -324,7 +216,7 @@ for my $i (1 .. $nproducers)
 	my $s = "PREPARE snd(text, text) AS\n"
 	  . "  SELECT 'sent', partition, msg_offset, \$1 FROM pgq_send('$topic', \$1, \$2);\n";
 	$s .= "EXECUTE snd('v-$i-$_', 'k-$_');\n" for 1 .. $producer_sends;
-	push @producers, start_client("producer$i", write_script("producer$i", $s));
+	push @producers, start_client($node, "producer$i", write_script("producer$i", $s));
 }
 
 my @consumers;
@@ -333,14 +225,14 @@ foreach my $m (@auto_members)
 	my $s = "PREPARE pl AS SELECT 'got', partition, msg_offset, convert_from(value, 'UTF8')\n"
 	  . "  FROM pgq_poll('g_auto', '$topic', 50, 100, '$m');\n";
 	$s .= "EXECUTE pl;\n\\echo end|$_\n" for 1 .. $polls;
-	push @consumers, start_client($m, write_script($m, $s));
+	push @consumers, start_client($node, $m, write_script($m, $s));
 }
 foreach my $m (@manual_members)
 {
 	my $s = "PREPARE pl AS SELECT 'got', partition, msg_offset, convert_from(value, 'UTF8')\n"
 	  . "  FROM pgq_poll('g_manual', '$topic', 50, 100, '$m');\n";
 	$s .= "EXECUTE pl;\nSELECT pgq_commit('g_manual', '$m') \\gset\n\\echo end|$_\n" for 1 .. $polls;
-	push @consumers, start_client($m, write_script($m, $s));
+	push @consumers, start_client($node, $m, write_script($m, $s));
 }
 {
 	my $s = "PREPARE pl AS INSERT INTO processed\n"
@@ -353,10 +245,11 @@ foreach my $m (@manual_members)
 		$s .= "BEGIN;\nEXECUTE pl;\nSELECT pgq_commit('g_txn', 't1') \\gset\n"
 		  . uc($end) . ";\n\\echo end|$end|$k\n";
 	}
-	push @consumers, start_client('t1', write_script('t1', $s));
+	push @consumers, start_client($node, 't1', write_script('t1', $s));
 }
 
 ok( wait_for(
+		$node,
 		"SELECT count(*) = 3 * $npartitions FROM pgqueue.group_offset o "
 		  . "JOIN pgqueue.topic t USING (topic_id) WHERE t.name = '$topic' AND o.committed_offset >= 20",
 		30),
@@ -600,8 +493,8 @@ foreach my $line (split /\n/, $node->safe_psql('postgres',
 	my ($p, $hw, $lso) = split /\|/, $line;
 	$view{$p} = [ $hw, $lso ];
 }
-my $index_max = max_offsets_present(0);
-my $heap_max = max_offsets_present(1);
+my $index_max = max_offsets_present($node, $topic, $npartitions, 0);
+my $heap_max = max_offsets_present($node, $topic, $npartitions, 1);
 
 # The highest offset per partition anyone was told of before the crash.
 my %known_max = map { $_ => -1 } 0 .. $npartitions - 1;
