@@ -58,39 +58,6 @@ $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION pgqueue');
 $node->safe_psql('postgres', "SELECT pgq_create_topic('$topic', $npartitions)");
 
-# Read a whole partition from offset 0 with pgq_fetch, as a list of
-# [offset, value] in the order served.  Stops at the first empty fetch.
-sub read_partition
-{
-	my ($p) = @_;
-	my @records;
-	my $next = 0;
-	for (my $round = 0; $round < 10000; $round++)
-	{
-		my $out = $node->safe_psql('postgres',
-			"SELECT msg_offset, convert_from(value, 'UTF8') FROM pgq_fetch('$topic', $p, $next, 1000)"
-		);
-		last if $out eq '';
-		my $advanced = 0;
-		foreach my $line (split /\n/, $out)
-		{
-			my ($off, $val) = split /\|/, $line, 2;
-			push @records, [ $off, $val ];
-			if ($off >= $next)
-			{
-				$next = $off + 1;
-				$advanced = 1;
-			}
-		}
-		if (!$advanced)
-		{
-			diag("pgq_fetch('$topic', $p, $next) returned only offsets below $next");
-			last;
-		}
-	}
-	return \@records;
-}
-
 ###########################################################################
 # Load: producers and a reader.
 ###########################################################################
@@ -299,7 +266,7 @@ is( $node->safe_psql('postgres',
 	'the prepared transaction survived the crash');
 
 {
-	my $p0 = read_partition(0);
+	my $p0 = read_partition($node, $topic, 0);
 	none_bad([ map { "offset $_->[0]" } grep { $_->[0] >= $prepared_off } @$p0 ],
 		"after restart, readers of partition 0 still stop at the prepared send (offset $prepared_off)");
 	is( $node->safe_psql('postgres',
@@ -362,7 +329,7 @@ my @dup_offsets;
 my @dup_values;
 for my $p (0 .. $npartitions - 1)
 {
-	my $records = read_partition($p);
+	my $records = read_partition($node, $topic, $p);
 	ok(strictly_increasing([ map { $_->[0] } @$records ]),
 		"after restart, partition $p is served in strictly increasing offsets");
 	foreach my $r (@$records)

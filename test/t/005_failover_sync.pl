@@ -121,28 +121,6 @@ ok( wait_for($primary,
 # Helpers
 ###########################################################################
 
-# Read a whole partition on a node with pgq_fetch, as [offset, value] pairs.
-sub read_partition
-{
-	my ($node, $p) = @_;
-	my @records;
-	my $next = $node->safe_psql('postgres',
-		"SELECT log_start_offset FROM pgq_partitions WHERE topic = '$topic' AND partition = $p");
-	for (my $round = 0; $round < 10000; $round++)
-	{
-		my $out = $node->safe_psql('postgres',
-			"SELECT msg_offset, convert_from(value, 'UTF8') FROM pgq_fetch('$topic', $p, $next, 5000)");
-		last if $out eq '';
-		foreach my $line (split /\n/, $out)
-		{
-			my ($off, $val) = split /\|/, $line, 2;
-			push @records, [ $off, $val ];
-			$next = $off + 1 if $off >= $next;
-		}
-	}
-	return \@records;
-}
-
 ###########################################################################
 # Load: producers, a consumer group of two, a plain reader
 ###########################################################################
@@ -357,7 +335,11 @@ my (%log, %where, @dup_offsets, @dup_values);
 my @max_log = (-1) x $npartitions;
 for my $p (0 .. $npartitions - 1)
 {
-	my $records = read_partition($new, $p);
+	my $records = read_partition(
+		$new, $topic, $p,
+		from => $new->safe_psql(
+			'postgres',
+			"SELECT log_start_offset FROM pgq_partitions WHERE topic = '$topic' AND partition = $p"));
 	ok(strictly_increasing([ map { $_->[0] } @$records ]),
 		"on the new primary, partition $p is served in strictly increasing offsets");
 	foreach my $r (@$records)

@@ -72,37 +72,6 @@ $PgqueueTap::client_timeout = $process_timeout;
 # Helpers
 ###########################################################################
 
-# Read a whole partition from offset 0 with pgq_fetch: [offset, value] pairs.
-sub read_partition
-{
-	my ($node, $t, $p) = @_;
-	my @records;
-	my $next = 0;
-	for (my $round = 0; $round < 10000; $round++)
-	{
-		my $out = $node->safe_psql('postgres',
-			"SELECT msg_offset, convert_from(value, 'UTF8') FROM pgq_fetch('$t', $p, $next, 1000)");
-		last if $out eq '';
-		my $advanced = 0;
-		foreach my $line (split /\n/, $out)
-		{
-			my ($off, $val) = split /\|/, $line, 2;
-			push @records, [ $off, $val ];
-			if ($off >= $next)
-			{
-				$next = $off + 1;
-				$advanced = 1;
-			}
-		}
-		if (!$advanced)
-		{
-			diag("pgq_fetch('$t', $p, $next) returned only offsets below $next");
-			last;
-		}
-	}
-	return \@records;
-}
-
 # A tailing reader of every partition: prints each record it is served as
 # served|partition|offset|value|in_recovery, waits up to 10 ms on an idle
 # partition, and quits once the table fo_stop_<name> exists.

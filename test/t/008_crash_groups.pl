@@ -129,34 +129,6 @@ sub session_end
 	eval { $s->{h}->finish; 1 } or $s->{h}->kill_kill;
 }
 
-# A whole partition from offset 0 (up to, not including, $upto if given).
-sub read_partition
-{
-	my ($p, $upto) = @_;
-	my @records;
-	my $next = 0;
-	for (my $round = 0; $round < 10000; $round++)
-	{
-		my $out = $node->safe_psql('postgres',
-			"SELECT msg_offset, convert_from(value, 'UTF8') FROM pgq_fetch('$topic', $p, $next, 1000)");
-		last if $out eq '';
-		my $advanced = 0;
-		foreach my $line (split /\n/, $out)
-		{
-			my ($off, $val) = split /\|/, $line, 2;
-			return \@records if defined $upto && $off >= $upto;
-			push @records, [ $off, $val ];
-			if ($off >= $next)
-			{
-				$next = $off + 1;
-				$advanced = 1;
-			}
-		}
-		last unless $advanced;
-	}
-	return \@records;
-}
-
 # group => { member => [ partitions ] } from pgq_members
 sub members_now
 {
@@ -457,7 +429,7 @@ foreach my $g (qw(g_auto g_manual g_txn))
 	for my $p (0 .. $npartitions - 1)
 	{
 		my $c = $committed{g_txn}{$p} // 0;
-		$expected{"$p/$_->[0]"} = $_->[1] foreach @{ read_partition($p, $c) };
+		$expected{"$p/$_->[0]"} = $_->[1] foreach @{ read_partition($node, $topic, $p, upto => $c) };
 	}
 	foreach my $k (sort keys %expected)
 	{
@@ -645,7 +617,7 @@ session_end($_) foreach values %sessions;
 my %log;
 for my $p (0 .. $npartitions - 1)
 {
-	$log{"$p/$_->[0]"} = $_->[1] foreach @{ read_partition($p) };
+	$log{"$p/$_->[0]"} = $_->[1] foreach @{ read_partition($node, $topic, $p) };
 }
 note(scalar(keys %log) . ' records in the log after draining');
 

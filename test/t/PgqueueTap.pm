@@ -3,9 +3,9 @@
 # PgqueueTap.pm
 #	  What the TAP tests that run clients against a crashing or failing-over
 #	  server share: psql scripts run in the background (write_script,
-#	  start_client, finish_client), waiting for a condition (wait_for), and
-#	  checks over what clients saw (none_bad, strictly_increasing,
-#	  max_offsets_present).
+#	  start_client, finish_client), waiting for a condition (wait_for),
+#	  reading a partition whole (read_partition), and checks over what
+#	  clients saw (none_bad, strictly_increasing, max_offsets_present).
 #
 #	  A test sets $PgqueueTap::client_timeout to the seconds a background
 #	  client may live, if the default does not suit it.
@@ -21,8 +21,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-our @EXPORT = qw(write_script start_client finish_client wait_for none_bad
-  strictly_increasing max_offsets_present);
+our @EXPORT = qw(write_script start_client finish_client wait_for
+  read_partition none_bad strictly_increasing max_offsets_present);
 
 our $client_timeout = 60;
 
@@ -101,6 +101,41 @@ sub wait_for
 		usleep(100_000);
 	}
 	return 0;
+}
+
+# Read a partition of a topic with pgq_fetch, as a list of [offset, value]
+# in the order served: from offset $opt{from} (default 0), up to but not
+# including offset $opt{upto} if given.  Stops at the first empty fetch, or
+# at one that returned only offsets below where it started.
+sub read_partition
+{
+	my ($node, $topic, $p, %opt) = @_;
+	my @records;
+	my $next = $opt{from} // 0;
+	for (my $round = 0; $round < 10000; $round++)
+	{
+		my $out = $node->safe_psql('postgres',
+			"SELECT msg_offset, convert_from(value, 'UTF8') FROM pgq_fetch('$topic', $p, $next, 1000)");
+		last if $out eq '';
+		my $advanced = 0;
+		foreach my $line (split /\n/, $out)
+		{
+			my ($off, $val) = split /\|/, $line, 2;
+			return \@records if defined $opt{upto} && $off >= $opt{upto};
+			push @records, [ $off, $val ];
+			if ($off >= $next)
+			{
+				$next = $off + 1;
+				$advanced = 1;
+			}
+		}
+		if (!$advanced)
+		{
+			diag("pgq_fetch('$topic', $p, $next) returned only offsets below $next");
+			last;
+		}
+	}
+	return \@records;
 }
 
 # A partition's offsets are strictly increasing in the order served.
