@@ -127,11 +127,16 @@ record_status(HeapTuple tuple, Snapshot snapshot, Buffer buffer)
  * (*stopped_pending) or the range ends.  Returns the offset to continue
  * from: past the last record seen, or the pending one.  Segments are locked
  * with AccessShareLock only while they are scanned.
+ *
+ * If retention drops a segment under the scan and the position turns out to
+ * be below the new log start, the records there are gone: an error, unless
+ * gone is given, which is then set (and the position returned unchanged).
  */
 static int64
 scan_segments(PgqTopic *topic, int32 partition, int64 from_offset, int64 upto_offset,
 			  int64 max_records, Snapshot snapshot,
-			  PgqRecordCallback callback, void *arg, bool *stopped_pending)
+			  PgqRecordCallback callback, void *arg, bool *stopped_pending,
+			  bool *gone)
 {
 	PgqPartitionInfo *info = topic_partition_info(topic, partition);
 	int64		position = from_offset;
@@ -173,6 +178,11 @@ restart:
 						 errdetail("It was dropped concurrently.")));
 			topic_partition_info_forget(topic, partition);
 			info = topic_partition_info(topic, partition);
+			if (gone != NULL && position < info->log_start_offset)
+			{
+				*gone = true;
+				return position;
+			}
 			check_offset_in_range(topic, partition, position);
 			reloaded = true;
 			goto restart;
@@ -267,12 +277,14 @@ scan_skip(void *arg, int64 offset, HeapTuple tuple, TupleDesc desc)
  * cheap: only the offsets between the hint and from_offset need checking,
  * and the hint moves up with every scan that starts at or below it.  The
  * partition's newest segment stays locked meanwhile, which keeps its shared
- * state in place (partition_state.c).
+ * state in place (partition_state.c).  gone: see scan_segments (NULL: an
+ * error).
  */
 int64
 partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
 			   int64 max_records, Snapshot snapshot,
-			   PgqRecordCallback callback, void *arg, bool *stopped_pending)
+			   PgqRecordCallback callback, void *arg, bool *stopped_pending,
+			   bool *gone)
 {
 	PgqPartitionInfo *info = topic_partition_info(topic, partition);
 	Oid			newest = info->segments[info->nsegments - 1].relid;
@@ -325,7 +337,7 @@ partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
 	if (from_offset > hint)
 	{
 		int64		stop = scan_segments(topic, partition, hint, from_offset, PG_INT64_MAX,
-										 snapshot, scan_skip, NULL, stopped_pending);
+										 snapshot, scan_skip, NULL, stopped_pending, NULL);
 
 		/*
 		 * Everything below stop is settled, but not necessarily what lies
@@ -344,7 +356,7 @@ partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
 	}
 
 	position = scan_segments(topic, partition, from_offset, PG_INT64_MAX, max_records,
-							 snapshot, callback, arg, stopped_pending);
+							 snapshot, callback, arg, stopped_pending, gone);
 	if (from_offset <= hint)
 		partition_state_advance_stable_hint(state, position);
 	UnlockRelationOid(newest, AccessShareLock);
@@ -436,10 +448,11 @@ records_result_init(FunctionCallInfo fcinfo)
  * Reads up to max_records visible records of a partition from from_offset
  * into the result tuplestore of a pgq_fetch-shaped function.  Returns how
  * many it served and sets *next_offset to where the next read continues.
+ * gone: see scan_segments (NULL: an error).
  */
 int64
 partition_read(PgqTopic *topic, int32 partition, int64 from_offset, int64 max_records,
-			   ReturnSetInfo *rsinfo, int64 *next_offset)
+			   ReturnSetInfo *rsinfo, int64 *next_offset, bool *gone)
 {
 	FetchState	fs;
 	bool		pending;
@@ -450,7 +463,7 @@ partition_read(PgqTopic *topic, int32 partition, int64 from_offset, int64 max_re
 	fs.partition = partition;
 	fs.served = 0;
 	*next_offset = partition_scan(topic, partition, from_offset, max_records,
-								  GetActiveSnapshot(), fetch_emit, &fs, &pending);
+								  GetActiveSnapshot(), fetch_emit, &fs, &pending, gone);
 	return fs.served;
 }
 
@@ -536,7 +549,7 @@ fetch_step(void *arg)
 	int64		next;
 
 	fs->served = partition_read(fs->topic, fs->partition, fs->offset, fs->max_records,
-								fs->rsinfo, &next);
+								fs->rsinfo, &next, NULL);
 	return fs->served;
 }
 
@@ -617,7 +630,7 @@ partition_offset_for_time(PgqTopic *topic, int32 partition, TimestampTz target)
 	bool		pending;
 
 	partition_scan(topic, partition, topic_partition_info(topic, partition)->log_start_offset,
-				   PG_INT64_MAX, GetActiveSnapshot(), time_search_step, &ts, &pending);
+				   PG_INT64_MAX, GetActiveSnapshot(), time_search_step, &ts, &pending, NULL);
 	return ts.found;
 }
 
@@ -693,7 +706,7 @@ partition_last_stable_offset(PgqTopic *topic, int32 partition, int64 *hwm)
 	UnlockRelationOid(newest->relid, AccessShareLock);
 
 	stop = partition_scan(topic, partition, from, PG_INT64_MAX, GetActiveSnapshot(),
-						  scan_skip, NULL, &pending);
+						  scan_skip, NULL, &pending, NULL);
 	return pending ? stop : *hwm;
 }
 

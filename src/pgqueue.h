@@ -278,11 +278,12 @@ typedef bool (*PgqRecordCallback) (void *arg, int64 offset, HeapTuple tuple,
 extern int64 partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
 							int64 max_records, Snapshot snapshot,
 							PgqRecordCallback callback, void *arg,
-							bool *stopped_pending);
+							bool *stopped_pending, bool *gone);
 
 extern void records_result_init(FunctionCallInfo fcinfo);
 extern int64 partition_read(PgqTopic *topic, int32 partition, int64 from_offset,
-							int64 max_records, ReturnSetInfo *rsinfo, int64 *next_offset);
+							int64 max_records, ReturnSetInfo *rsinfo, int64 *next_offset,
+							bool *gone);
 extern void check_read_limits(int32 max_records, int32 timeout_ms);
 
 /*

@@ -1087,6 +1087,7 @@ poll_step(void *arg)
 			int64		ask = Min(share, remaining);
 			int64		got;
 			int64		next;
+			bool		gone = false;
 
 			if (!active[k])
 				continue;
@@ -1097,7 +1098,19 @@ poll_step(void *arg)
 				pos = position_set(ps->group_id, ps->member_id, ps->topic->topic_id, p,
 								   start_position(ps->topic, p, -1, ps->gc), pos->committed);
 			}
-			got = partition_read(ps->topic, p, pos->position, ask, ps->rsinfo, &next);
+			got = partition_read(ps->topic, p, pos->position, ask, ps->rsinfo, &next, &gone);
+			if (gone)
+			{
+				/*
+				 * Retention removed them while we read (the check above saw
+				 * the partition as it was): start again from the new log
+				 * start, or the end, in the next round.
+				 */
+				ps->positions[k] = position_set(ps->group_id, ps->member_id, ps->topic->topic_id, p,
+												start_position(ps->topic, p, -1, ps->gc),
+												pos->committed);
+				continue;
+			}
 			if (next != pos->position)
 				pos = position_set(ps->group_id, ps->member_id, ps->topic->topic_id, p,
 								   next, pos->committed);
