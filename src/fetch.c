@@ -128,9 +128,10 @@ record_status(HeapTuple tuple, Snapshot snapshot, Buffer buffer)
  * from: past the last record seen, or the pending one.  Segments are locked
  * with AccessShareLock only while they are scanned.
  *
- * If retention drops a segment under the scan and the position turns out to
- * be below the new log start, the records there are gone: an error, unless
- * gone is given, which is then set (and the position returned unchanged).
+ * A position below the partition's log start (as last loaded, or as loaded
+ * again when retention dropped a segment under the scan) means that the
+ * records there are gone: an error, unless gone is given, which is then set
+ * (and the position returned unchanged).
  */
 static int64
 scan_segments(PgqTopic *topic, int32 partition, int64 from_offset, int64 upto_offset,
@@ -148,6 +149,14 @@ scan_segments(PgqTopic *topic, int32 partition, int64 from_offset, int64 upto_of
 	*stopped_pending = false;
 
 restart:
+	if (position < info->log_start_offset)
+	{
+		if (gone == NULL)
+			check_offset_in_range(topic, partition, position);
+		*gone = true;
+		return position;
+	}
+
 	/* skip the segments that end before the position */
 	first = 0;
 	while (first + 1 < info->nsegments && info->segments[first + 1].base_offset <= position)
@@ -168,8 +177,7 @@ restart:
 		{
 			/*
 			 * Retention dropped the segment after we looked the partition
-			 * up: look again.  A position now below the log start is out of
-			 * range (the records are gone).
+			 * up: look again.
 			 */
 			if (reloaded)
 				ereport(ERROR,
@@ -178,12 +186,6 @@ restart:
 						 errdetail("It was dropped concurrently.")));
 			topic_partition_info_forget(topic, partition);
 			info = topic_partition_info(topic, partition);
-			if (gone != NULL && position < info->log_start_offset)
-			{
-				*gone = true;
-				return position;
-			}
-			check_offset_in_range(topic, partition, position);
 			reloaded = true;
 			goto restart;
 		}

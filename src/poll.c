@@ -1092,19 +1092,13 @@ poll_step(void *arg)
 			if (!active[k])
 				continue;
 			pos = ps->positions[k];
-			if (pos->position < topic_partition_info(ps->topic, p)->log_start_offset)
-			{
-				/* retention removed the records at the position */
-				pos = position_set(ps->group_id, ps->member_id, ps->topic->topic_id, p,
-								   start_position(ps->topic, p, -1, ps->gc), pos->committed);
-			}
 			got = partition_read(ps->topic, p, pos->position, ask, ps->rsinfo, &next, &gone);
 			if (gone)
 			{
 				/*
-				 * Retention removed them while we read (the check above saw
-				 * the partition as it was): start again from the new log
-				 * start, or the end, in the next round.
+				 * Retention removed the records at the position (before this
+				 * poll or while it read): start again from the log start, or
+				 * the end, in the next round.
 				 */
 				ps->positions[k] = position_set(ps->group_id, ps->member_id, ps->topic->topic_id, p,
 												start_position(ps->topic, p, -1, ps->gc),

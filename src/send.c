@@ -439,7 +439,8 @@ return_offsets(FunctionCallInfo fcinfo, PgqRecord *recs, int nrecs)
  * pgq_send's one row, in value-per-call mode: a function that returns a
  * value and leaves isDone alone has returned a one-row set (see the fmgr
  * README), which spares the tuplestore that materialize mode needs.  The
- * executor passes the expected row type wherever a set may be returned.
+ * executor passes the expected row type wherever a set may be returned; its
+ * blessed copy is kept for the query's later calls in fn_extra.
  */
 static Datum
 return_offset(FunctionCallInfo fcinfo, PgqRecord *rec)
@@ -454,7 +455,15 @@ return_offset(FunctionCallInfo fcinfo, PgqRecord *rec)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("set-valued function called in context that cannot accept a set")));
-	desc = BlessTupleDesc(CreateTupleDescCopy(rsinfo->expectedDesc));
+	desc = (TupleDesc) fcinfo->flinfo->fn_extra;
+	if (desc == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		desc = BlessTupleDesc(CreateTupleDescCopy(rsinfo->expectedDesc));
+		MemoryContextSwitchTo(old);
+		fcinfo->flinfo->fn_extra = desc;
+	}
 	values[0] = Int32GetDatum(rec->partition);
 	values[1] = Int64GetDatum(rec->offset);
 	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));

@@ -106,3 +106,10 @@ ROLLBACK;
 SELECT pgq_drop_topic('s');
 SELECT pgq_drop_topic('b');
 DROP FUNCTION readable(text);
+
+-- in the select list: one row per call, for every row of the outer query
+SELECT pgq_create_topic('sel', 1);
+SELECT pgq_send('sel', v) FROM (VALUES ('a'), ('b'), ('c')) t(v);
+SELECT (pgq_send('sel', 'd')).msg_offset;
+SELECT msg_offset, convert_from(value, 'UTF8') FROM pgq_fetch('sel', 0, 0);
+SELECT pgq_drop_topic('sel');
