@@ -78,28 +78,28 @@ _PG_init(void)
 							0,
 							NULL, NULL, NULL);
 
-	DefineCustomStringVariable("pgqueue.database",
-							   gettext_noop("Databases, separated by commas, in which a pgqueue background worker applies retention (one worker per database)."),
+	DefineCustomStringVariable("pgqueue.databases",
+							   gettext_noop("Databases, separated by commas, in each of which a pgqueue background worker does maintenance."),
 							   NULL,
-							   &pgq_database,
+							   &pgq_databases,
 							   "postgres",
 							   PGC_POSTMASTER,
 							   GUC_SUPERUSER_ONLY | GUC_LIST_INPUT,
-							   pgq_database_check_hook, NULL, NULL);
+							   pgq_databases_check_hook, NULL, NULL);
 
-	DefineCustomIntVariable("pgqueue.retention_check_interval",
+	DefineCustomIntVariable("pgqueue.maintenance_interval",
 							gettext_noop("Time between two maintenance rounds of the pgqueue worker (retention, segment rolling, expired members)."),
 							NULL,
-							&pgq_retention_check_interval,
+							&pgq_maintenance_interval,
 							10000, 10, INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
-	DefineCustomBoolVariable("pgqueue.retention",
-							 gettext_noop("Whether the pgqueue worker applies retention and rolls segments."),
-							 NULL,
-							 &pgq_retention_enabled,
+	DefineCustomBoolVariable("pgqueue.segment_maintenance",
+							 gettext_noop("Whether the pgqueue workers roll segments over and apply retention."),
+							 gettext_noop("Expired group members are cleared either way."),
+							 &pgq_segment_maintenance,
 							 true,
 							 PGC_SIGHUP,
 							 0,

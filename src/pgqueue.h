@@ -225,10 +225,10 @@ extern void group_forget_topic(Oid dbid, int32 topic_id);
 extern void group_expire_members(void);
 
 /* worker.c and retention.c: the background workers, one per database */
-extern char *pgq_database;
-extern int	pgq_retention_check_interval;
-extern bool pgq_retention_enabled;
-extern bool pgq_database_check_hook(char **newval, void **extra, GucSource source);
+extern char *pgq_databases;
+extern int	pgq_maintenance_interval;
+extern bool pgq_segment_maintenance;
+extern bool pgq_databases_check_hook(char **newval, void **extra, GucSource source);
 extern Size worker_shmem_size(void);
 extern void worker_shmem_startup(void);
 extern void pgq_worker_register(void);

@@ -4,10 +4,10 @@
  *	  The pgqueue background workers: retention, segment rolling, and the
  *	  clean-up of expired group members.
  *
- * pgqueue.database is a comma-separated list of databases (as pg_cron's
+ * pgqueue.databases is a comma-separated list of databases (as pg_cron's
  * cron.database_name names one).  _PG_init registers one worker per listed
  * database, "pgqueue worker for <database>"; each connects to its database
- * and every pgqueue.retention_check_interval runs a maintenance round there:
+ * and every pgqueue.maintenance_interval runs a maintenance round there:
  * it drops the shared-memory entries of group members whose lease expired
  * (in every database: that state is cluster-wide, and removing an expired
  * member twice is harmless) and applies retention to the topics of its
@@ -54,11 +54,11 @@
 
 PGDLLEXPORT void pgq_worker_main(Datum main_arg);
 
-char	   *pgq_database = NULL;
-int			pgq_retention_check_interval = 10000;
-bool		pgq_retention_enabled = true;
+char	   *pgq_databases = NULL;
+int			pgq_maintenance_interval = 10000;
+bool		pgq_segment_maintenance = true;
 
-/* the databases of pgqueue.database, parsed by _PG_init in the postmaster */
+/* the databases of pgqueue.databases, parsed by _PG_init in the postmaster */
 static List *worker_databases = NIL;
 
 /*
@@ -74,7 +74,7 @@ static List *worker_databases = NIL;
 static pg_atomic_uint32 *worker_slots = NULL;
 
 /*
- * Splits a pgqueue.database value into database names, without duplicates.
+ * Splits a pgqueue.databases value into database names, without duplicates.
  * Returns false if the list is malformed (the names are as in SQL: double
  * quotes keep commas and spaces; unquoted names keep their case).
  */
@@ -100,15 +100,15 @@ worker_database_list(const char *value, List **names)
 	return true;
 }
 
-/* GUC check hook of pgqueue.database. */
+/* GUC check hook of pgqueue.databases. */
 bool
-pgq_database_check_hook(char **newval, void **extra, GucSource source)
+pgq_databases_check_hook(char **newval, void **extra, GucSource source)
 {
 	List	   *names;
 
 	if (!worker_database_list(*newval, &names))
 	{
-		GUC_check_errdetail("pgqueue.database must be a comma-separated list of database names, each shorter than %d bytes.",
+		GUC_check_errdetail("pgqueue.databases must be a comma-separated list of database names, each shorter than %d bytes.",
 							NAMEDATALEN);
 		return false;
 	}
@@ -134,14 +134,14 @@ worker_shmem_startup(void)
 			pg_atomic_init_u32(&worker_slots[i], WORKER_FRESH);
 }
 
-/* Registers one worker per database of pgqueue.database (from _PG_init). */
+/* Registers one worker per database of pgqueue.databases (from _PG_init). */
 void
 pgq_worker_register(void)
 {
 	ListCell   *lc;
 
 	/* the check hook accepted the value */
-	(void) worker_database_list(pgq_database, &worker_databases);
+	(void) worker_database_list(pgq_databases, &worker_databases);
 	foreach(lc, worker_databases)
 	{
 		const char *dbname = strVal(lfirst(lc));
@@ -171,7 +171,7 @@ worker_round(void)
 	PG_TRY();
 	{
 		group_expire_members();
-		if (pgq_retention_enabled)
+		if (pgq_segment_maintenance)
 			retention_round();
 	}
 	PG_CATCH();
@@ -200,7 +200,7 @@ static bool
 worker_wait(void)
 {
 	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 pgq_retention_check_interval, PG_WAIT_EXTENSION);
+					 pgq_maintenance_interval, PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
 
@@ -240,14 +240,14 @@ worker_wait_for_database(const char *dbname, pg_atomic_uint32 *slot)
 	{
 		ereport(WARNING,
 				(errcode(ERRCODE_UNDEFINED_DATABASE),
-				 errmsg("database \"%s\" listed in pgqueue.database does not exist", dbname),
+				 errmsg("database \"%s\" listed in pgqueue.databases does not exist", dbname),
 				 errdetail("The pgqueue worker for it waits until the database is created; its topics get no retention meanwhile."),
-				 errhint("Create the database, or remove it from pgqueue.database and restart the server.")));
+				 errhint("Create the database, or remove it from pgqueue.databases and restart the server.")));
 		do
 			(void) worker_wait();
 		while (!database_exists(dbname));
 		ereport(LOG,
-				(errmsg("database \"%s\" listed in pgqueue.database now exists; its pgqueue worker restarts to connect to it",
+				(errmsg("database \"%s\" listed in pgqueue.databases now exists; its pgqueue worker restarts to connect to it",
 						dbname)));
 	}
 	pg_atomic_write_u32(slot, WORKER_FRESH);

@@ -16,7 +16,7 @@ my $node = PostgreSQL::Test::Cluster->new('retention');
 $node->init;
 $node->append_conf('postgresql.conf', q{
 shared_preload_libraries = 'pgqueue'
-pgqueue.retention_check_interval = 200
+pgqueue.maintenance_interval = 200
 autovacuum = off
 });
 $node->start;
@@ -181,7 +181,7 @@ my $sends = $node->safe_psql('postgres',
 is($sends, '10', 'sending works after the restart');
 
 # --- the switch and the interval are reloadable ----------------------------
-$node->safe_psql('postgres', q{ALTER SYSTEM SET pgqueue.retention = off});
+$node->safe_psql('postgres', q{ALTER SYSTEM SET pgqueue.segment_maintenance = off});
 $node->reload;
 usleep(500_000);
 my $frozen = $node->safe_psql('postgres',
@@ -190,7 +190,7 @@ $node->safe_psql('postgres', q{SELECT pgq_send('steady', 'while off')});
 sleep(2);
 is($node->safe_psql('postgres',
 		q{SELECT max(segment_no) FROM pgqueue.segment s JOIN pgqueue.topic t USING (topic_id) WHERE t.name = 'steady'}),
-	$frozen, 'with pgqueue.retention = off the worker leaves segments alone');
+	$frozen, 'with pgqueue.segment_maintenance = off the worker leaves segments alone');
 
 $node->stop;
 done_testing();

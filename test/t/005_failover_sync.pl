@@ -73,7 +73,7 @@ shared_preload_libraries = 'pgqueue'
 max_prepared_transactions = 10
 synchronous_standby_names = 'standby1'
 synchronous_commit = on
-pgqueue.retention_check_interval = 200
+pgqueue.maintenance_interval = 200
 });
 $primary->start;
 

@@ -71,7 +71,7 @@ $primary->init(allows_streaming => 1);
 $primary->append_conf(
 	'postgresql.conf', q{
 shared_preload_libraries = 'pgqueue'
-pgqueue.retention_check_interval = 200
+pgqueue.maintenance_interval = 200
 });
 $primary->start;
 $primary->safe_psql('postgres', 'CREATE EXTENSION pgqueue');

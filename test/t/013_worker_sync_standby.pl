@@ -23,7 +23,7 @@ my $node = PostgreSQL::Test::Cluster->new('worker_sync_standby');
 $node->init(allows_streaming => 1);
 $node->append_conf('postgresql.conf', q{
 shared_preload_libraries = 'pgqueue'
-pgqueue.retention_check_interval = 100
+pgqueue.maintenance_interval = 100
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION pgqueue');

@@ -23,8 +23,8 @@ my $node = PostgreSQL::Test::Cluster->new('worker_stats');
 $node->init;
 $node->append_conf('postgresql.conf', q{
 shared_preload_libraries = 'pgqueue'
-pgqueue.retention_check_interval = 100
-pgqueue.database = 'postgres, quiet'
+pgqueue.maintenance_interval = 100
+pgqueue.databases = 'postgres, quiet'
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE DATABASE quiet');

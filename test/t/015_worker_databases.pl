@@ -1,7 +1,7 @@
 # Copyright (c) pgqueue contributors
 #
 # 015_worker_databases.pl
-#	  pgqueue.database lists several databases, and a worker runs in each
+#	  pgqueue.databases lists several databases, and a worker runs in each
 #	  (src/worker.c):
 #	1. topics in two listed databases both get retention;
 #	2. a listed database that does not exist gets one clear warning, not a
@@ -21,8 +21,8 @@ my $node = PostgreSQL::Test::Cluster->new('worker_databases');
 $node->init;
 $node->append_conf('postgresql.conf', q{
 shared_preload_libraries = 'pgqueue'
-pgqueue.retention_check_interval = 100
-pgqueue.database = 'postgres, db_two, "Later db"'
+pgqueue.maintenance_interval = 100
+pgqueue.databases = 'postgres, db_two, "Later db"'
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE DATABASE db_two');
