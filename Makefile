@@ -1,10 +1,12 @@
 EXTENSION = pgqueue
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 
 MODULE_big = pgqueue
-OBJS = src/pgqueue.o src/partition_state.o src/topic.o src/segment.o \
-       src/send.o src/fetch.o src/acl.o src/murmur2.o src/config.o \
-       src/group.o src/poll.o src/wait.o \
+OBJS = src/pgqueue.o src/catalog.o src/acl.o src/config.o \
+       src/partition_state.o src/topic.o src/segment.o \
+       src/send.o src/murmur2.o src/fetch.o src/wait.o \
+       src/group.o src/group_admin.o src/position.o src/commit.o \
+       src/poll.o src/seek.o \
        src/worker.o src/retention.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
@@ -21,8 +23,9 @@ EXTRA_CLEAN = test/results test/regression.diffs test/regression.out \
               test/isolation test/tmp_check test/stress/stress \
               test/stress/group_stress
 
-PG_CPPFLAGS = -I$(srcdir)/src
-PG_CFLAGS = -Wall -Wmissing-prototypes -Wpointer-arith -Werror=vla
+PG_CPPFLAGS = -I$(srcdir)/src -DPGQ_EXTVERSION='"$(EXTVERSION)"'
+PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter \
+            -Wmissing-prototypes -Wpointer-arith -Werror=vla
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -46,5 +49,5 @@ test/stress/group_stress: test/stress/group_stress.c \
 prove_installcheck:
 	$(prove_installcheck)
 
-# every source file includes the shared header
-$(OBJS): src/pgqueue.h
+# every source file includes the shared header and some module headers
+$(OBJS): $(wildcard src/*.h)

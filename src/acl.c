@@ -1,11 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * acl.c
- *	  Per-topic rights, and running catalog work as the catalog owner.
+ *	  Per-topic rights.
  *
  * A topic has an owner (the role that created it) and rights granted with
  * pgq_grant: produce (pgq_send*), consume (pgq_fetch, pgq_offsets_for_time,
- * later groups) and admin (drop, alter, add partitions, grant and revoke;
+ * pgq_poll and the other group functions) and admin (drop, alter, add partitions, grant and revoke;
  * admin implies the other two).  Superusers and members of the owning role
  * have every right.  Grants to a role apply to its members; grants to
  * "public" apply to everyone.  Who may create topics at all is controlled
@@ -13,7 +13,7 @@
  *
  * The catalog tables and segment tables belong to the extension owner and
  * nobody else has rights on them; the pgq_* functions switch to that role
- * for their catalog work after checking the caller's rights here.
+ * for their catalog work (catalog.c) after checking the caller's rights here.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,7 +21,6 @@
 
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
-#include "catalog/pg_namespace.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -29,47 +28,8 @@
 #include "utils/guc.h"
 #include "utils/syscache.h"
 
-/*
- * Switches to the owner of the pgqueue schema (the extension owner) for
- * catalog work, with search_path set to pg_catalog, pg_temp so that no
- * object of the caller's can shadow what our SQL means.  Errors restore the
- * previous user and search_path at (sub)transaction abort.
- */
-/* The owner of the pgqueue schema: the extension owner. */
-Oid
-catalog_owner(void)
-{
-	Oid			nsp = get_namespace_oid(PGQ_SCHEMA, false);
-	HeapTuple	tuple;
-	Oid			owner;
-
-	tuple = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
-	if (!HeapTupleIsValid(tuple))
-		elog(ERROR, "cache lookup failed for schema %u", nsp);
-	owner = ((Form_pg_namespace) GETSTRUCT(tuple))->nspowner;
-	ReleaseSysCache(tuple);
-	return owner;
-}
-
-void
-catalog_owner_switch(PgqCatalogContext *save)
-{
-	Oid			owner = catalog_owner();
-
-	GetUserIdAndSecContext(&save->userid, &save->sec_context);
-	SetUserIdAndSecContext(owner, save->sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	save->guc_nest_level = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
-}
-
-void
-catalog_owner_restore(PgqCatalogContext *save)
-{
-	AtEOXact_GUC(true, save->guc_nest_level);
-	SetUserIdAndSecContext(save->userid, save->sec_context);
-}
+#include "catalog.h"
+#include "topic.h"
 
 static const char *
 privilege_name(int priv)
@@ -89,7 +49,6 @@ privilege_name(int priv)
 static int
 topic_privileges_of(PgqTopic *topic, Oid user)
 {
-	PgqCatalogContext save;
 	Oid			argtypes[2] = {INT4OID, OIDOID};
 	Datum		args[2];
 	int			granted = 0;
@@ -102,13 +61,11 @@ topic_privileges_of(PgqTopic *topic, Oid user)
 	args[1] = ObjectIdGetDatum(user);
 
 	SPI_connect();
-	catalog_owner_switch(&save);
-	if (SPI_execute_with_args("SELECT privilege FROM " PGQ_SCHEMA ".topic_grant"
-							  " WHERE topic_id OPERATOR(pg_catalog.=) $1"
-							  " AND (grantee::pg_catalog.oid OPERATOR(pg_catalog.=) 0"
-							  "      OR pg_catalog.pg_has_role($2, grantee, 'USAGE'))",
-							  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the rights on topic \"%s\"", topic->name);
+	catalog_query("SELECT privilege FROM " PGQ_SCHEMA ".topic_grant"
+				  " WHERE topic_id OPERATOR(pg_catalog.=) $1"
+				  " AND (grantee::pg_catalog.oid OPERATOR(pg_catalog.=) 0"
+				  "      OR pg_catalog.pg_has_role($2, grantee, 'USAGE'))",
+				  2, argtypes, args, NULL, true);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		char	   *priv = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
@@ -120,7 +77,6 @@ topic_privileges_of(PgqTopic *topic, Oid user)
 		else if (strcmp(priv, "admin") == 0)
 			granted |= PGQ_PRIV_PRODUCE | PGQ_PRIV_CONSUME | PGQ_PRIV_ADMIN;
 	}
-	catalog_owner_restore(&save);
 	SPI_finish();
 	return granted;
 }

@@ -15,6 +15,8 @@
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 
+#include "config.h"
+
 PG_FUNCTION_INFO_V1(pgq_effective_config);
 PG_FUNCTION_INFO_V1(pgq_group_effective_config);
 
@@ -42,7 +44,7 @@ config_key_find(const PgqConfigKeys *keys, const char *name, int len)
 	int			i;
 
 	for (i = 0; i < keys->nkeys; i++)
-		if (strlen(keys->keys[i].name) == len &&
+		if (strlen(keys->keys[i].name) == (size_t) len &&
 			strncmp(keys->keys[i].name, name, len) == 0)
 			return &keys->keys[i];
 	return NULL;

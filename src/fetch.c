@@ -60,6 +60,10 @@
 #include "utils/syscache.h"
 #include "utils/tuplestore.h"
 
+#include "catalog.h"
+#include "fetch.h"
+#include "segment.h"
+
 PG_FUNCTION_INFO_V1(pgq_fetch);
 PG_FUNCTION_INFO_V1(pgq_offsets_for_time);
 PG_FUNCTION_INFO_V1(pgq_partitions_info);
@@ -171,6 +175,8 @@ restart:
 		TupleTableSlot *slot;
 		TupleDesc	desc;
 		bool		done = false;
+
+		CHECK_FOR_INTERRUPTS();
 
 		rel = try_table_open(info->segments[i].relid, AccessShareLock);
 		if (rel == NULL)
@@ -656,9 +662,12 @@ pgq_offsets_for_time(PG_FUNCTION_ARGS)
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	for (p = 0; p < topic->partitions; p++)
 	{
-		int64		found = partition_offset_for_time(topic, p, target);
+		int64		found;
 		Datum		values[2];
 		bool		nulls[2] = {false, false};
+
+		CHECK_FOR_INTERRUPTS();
+		found = partition_offset_for_time(topic, p, target);
 
 		values[0] = Int32GetDatum(p);
 		values[1] = Int64GetDatum(found);
@@ -724,16 +733,12 @@ pgq_partitions_info(PG_FUNCTION_ARGS)
 	List	   *names = NIL;
 	ListCell   *lc;
 	uint64		i;
-	PgqCatalogContext save;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
 	SPI_connect();
-	catalog_owner_switch(&save);
-	if (SPI_execute("SELECT name FROM " PGQ_SCHEMA ".topic ORDER BY name", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not list topics");
-	catalog_owner_restore(&save);
+	catalog_query("SELECT name FROM " PGQ_SCHEMA ".topic ORDER BY name", 0, NULL, NULL, NULL, true);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		MemoryContext old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
@@ -762,6 +767,7 @@ pgq_partitions_info(PG_FUNCTION_ARGS)
 			bool		nulls[7] = {false, false, false, false, false, false, false};
 			int			s;
 
+			CHECK_FOR_INTERRUPTS();
 			for (s = 0; s < info->nsegments; s++)
 				bytes += segment_size(info->segments[s].relid);
 

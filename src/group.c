@@ -17,7 +17,7 @@
  * members at once, and after a restart or failover every member simply
  * joins again (as in Kafka, where the group coordinator keeps them in
  * memory).  Committed offsets, which must survive, are in the table
- * pgqueue.group_offset (poll.c).
+ * pgqueue.group_offset (commit.c).
  *
  * Assignment is balanced and sticky, computed by each member for itself
  * when it polls and something changed (a member joined, left or expired, or
@@ -40,7 +40,7 @@
  *	  release; it reads no more from it meanwhile), and pgq_leave takes
  *	  effect when its transaction commits;
  *	- a transaction that committed offsets pins its member at COMMIT
- *	  (poll.c checks, just before, that the member still owns those
+ *	  (position.c checks, just before, that the member still owns those
  *	  partitions with a fresh lease, and fails the commit if not): a pinned
  *	  member's lease cannot expire until the commit is done and visible.
  * Together: a new owner reads the committed offset only after the last
@@ -66,6 +66,9 @@
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "group.h"
 
 PG_FUNCTION_INFO_V1(pgq_members_info);
 
@@ -200,6 +203,45 @@ group_id_validate(const char *id, const char *what)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_NAME),
 					 errmsg("invalid %s: must not contain control characters", what)));
+}
+
+/* A group_id argument of a SQL function: not null, and valid. */
+char *
+group_arg_group_id(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *id = text_to_cstring(DatumGetTextPP(pgq_require_arg(fcinfo, argno, "group_id")));
+
+	group_id_validate(id, "group_id");
+	return id;
+}
+
+/* A member_id argument of a SQL function: valid, or NULL for the session's. */
+const char *
+group_arg_member_id(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *id;
+
+	if (PG_ARGISNULL(argno))
+		return group_session_member_id();
+	id = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	group_id_validate(id, "member_id");
+	return id;
+}
+
+/*
+ * The error of a member acting on a partition it does not own (Kafka's
+ * zombie fencing): a commit, a seek, or a transaction that committed.
+ */
+void
+member_fenced_error(const char *group_id, const char *member_id, const char *topic,
+					int32 partition)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("member \"%s\" of group \"%s\" does not own partition %d of topic \"%s\"",
+					member_id, group_id, partition, topic),
+			 errdetail("Its lease expired, the partition was reassigned, or the member left the group."),
+			 errhint("Poll again to rejoin; the records after the committed offset will be delivered again.")));
 }
 
 /* The member id of this database session, used when member_id is NULL. */

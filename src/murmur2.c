@@ -16,6 +16,8 @@
 
 #include "utils/builtins.h"
 
+#include "murmur2.h"
+
 PG_FUNCTION_INFO_V1(pgq_murmur2);
 PG_FUNCTION_INFO_V1(pgq_partition_for_key);
 

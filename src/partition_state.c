@@ -38,6 +38,8 @@
 #include "storage/shmem.h"
 #include "utils/hsearch.h"
 
+#include "partition_state.h"
+
 /*
  * Readers waiting for records (long polls) sleep on a condition variable
  * chosen by hashing (database, topic); a sending transaction broadcasts on
@@ -57,40 +59,27 @@ typedef struct PgqShared
 	ConditionVariable wakeup[PGQ_WAKEUP_SLOTS]; /* see above; no lock */
 } PgqShared;
 
-PG_FUNCTION_INFO_V1(pgq_forget_shared_state);
-
 static PgqShared *pgq_shared = NULL;
 static HTAB *pgq_partitions = NULL;
 
 Size
-pgq_shmem_size(void)
+partition_state_shmem_size(void)
 {
-	Size		size = MAXALIGN(sizeof(PgqShared));
-
-	size = add_size(size, hash_estimate_size(pgq_max_partitions, sizeof(PgqPartitionState)));
-	return add_size(size, group_shmem_size());
+	return add_size(MAXALIGN(sizeof(PgqShared)),
+					hash_estimate_size(pgq_max_partitions, sizeof(PgqPartitionState)));
 }
 
+/* Called from the shmem startup hook, holding AddinShmemInitLock. */
 void
-pgq_shmem_request(void)
-{
-	RequestAddinShmemSpace(pgq_shmem_size());
-	RequestNamedLWLockTranche("pgqueue", 2);
-}
-
-void
-pgq_shmem_startup(void)
+partition_state_shmem_startup(LWLock *lock)
 {
 	bool		found;
 	HASHCTL		info;
-	LWLockPadded *locks = GetNamedLWLockTranche("pgqueue");
-
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 
 	pgq_shared = ShmemInitStruct("pgqueue", sizeof(PgqShared), &found);
 	if (!found)
 	{
-		pgq_shared->lock = &locks[0].lock;
+		pgq_shared->lock = lock;
 		pgq_shared->append_tranche = LWLockNewTrancheId();
 		pg_atomic_init_u64(&pgq_shared->catalog_generation, 1);
 		for (int i = 0; i < PGQ_WAKEUP_SLOTS; i++)
@@ -103,9 +92,6 @@ pgq_shmem_startup(void)
 	pgq_partitions = ShmemInitHash("pgqueue partitions",
 								   pgq_max_partitions, pgq_max_partitions,
 								   &info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
-	group_shmem_startup(&locks[1].lock);
-
-	LWLockRelease(AddinShmemInitLock);
 
 	LWLockRegisterTranche(pgq_shared->append_tranche, "pgqueue_append");
 }
@@ -210,21 +196,6 @@ partition_state_forget(Oid dbid, int32 topic_id, int32 from_partition)
 	LWLockRelease(pgq_shared->lock);
 }
 
-/*
- * SQL, run once by the install script: forget every shared state of this
- * database.  An earlier installation of the extension here may have left
- * some behind (DROP EXTENSION cannot clear it), and topic ids start again at
- * 1, so a new topic would meet an old topic's counters and members.  No
- * topic exists yet while the script runs.
- */
-Datum
-pgq_forget_shared_state(PG_FUNCTION_ARGS)
-{
-	partition_state_forget(MyDatabaseId, 0, 0);
-	group_forget_topic(MyDatabaseId, 0);
-	PG_RETURN_VOID();
-}
-
 /* The condition variable that readers of a topic wait on. */
 ConditionVariable *
 topic_wakeup_cv(int32 topic_id)
@@ -236,20 +207,32 @@ topic_wakeup_cv(int32 topic_id)
 }
 
 /*
- * The catalog generation lets backends cache topic metadata: a cache entry
- * loaded at generation g is valid while the generation is still g.  It is
- * bumped after a transaction that changed topic metadata has committed.
+ * The catalog generation lets backends cache catalog data (topic metadata,
+ * group configs): a cache entry loaded at generation g is valid while the
+ * generation is still g.  The shared counter is bumped after a transaction
+ * that changed the catalog has committed; a backend's own changes bump its
+ * local counter at once, so that it does not use what it cached before them
+ * (the sum only ever grows, which is all a cache needs).
  */
+static uint64 catalog_local_changes = 0;
+
 uint64
 pgq_catalog_generation(void)
 {
-	return pg_atomic_read_u64(&pgq_shared->catalog_generation);
+	return pg_atomic_read_u64(&pgq_shared->catalog_generation) + catalog_local_changes;
 }
 
 void
 pgq_catalog_generation_bump(void)
 {
 	pg_atomic_fetch_add_u64(&pgq_shared->catalog_generation, 1);
+}
+
+/* Forgets everything this backend cached from the catalog. */
+void
+pgq_catalog_invalidate_local(void)
+{
+	catalog_local_changes++;
 }
 
 int64

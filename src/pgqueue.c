@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * pgqueue.c
- *	  Module set-up: _PG_init, GUCs and the shared-memory hooks.
+ *	  Module set-up: _PG_init, GUCs and the shared-memory hooks; and
+ *	  pgq_require_arg, which every SQL function uses.
  *
  * pgqueue keeps per-partition state (the offset counter and the append
  * lock) in shared memory, so it must be loaded at server start through
@@ -17,6 +18,11 @@
 #include "storage/shmem.h"
 #include "utils/guc.h"
 
+#include "fetch.h"
+#include "group.h"
+#include "topic.h"
+#include "worker.h"
+
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
@@ -25,28 +31,34 @@ void		_PG_init(void);
 int			pgq_max_partitions = 8192;
 
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-#if PG_VERSION_NUM >= 150000
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
-#endif
 
+/*
+ * The shared memory of every module, and one named LWLock each for the
+ * partition table and the group tables (their own tranche names, so that
+ * pg_stat_activity tells their waits apart).
+ */
 static void
 pgq_shmem_request_hook(void)
 {
-#if PG_VERSION_NUM >= 150000
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-#endif
-	pgq_shmem_request();
+	RequestAddinShmemSpace(partition_state_shmem_size());
+	RequestAddinShmemSpace(group_shmem_size());
 	RequestAddinShmemSpace(worker_shmem_size());
+	RequestNamedLWLockTranche("pgqueue_partitions", 1);
+	RequestNamedLWLockTranche("pgqueue_groups", 1);
 }
 
+/* Every module's shared memory is set up here, under AddinShmemInitLock. */
 static void
 pgq_shmem_startup_hook(void)
 {
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
-	pgq_shmem_startup();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	partition_state_shmem_startup(&GetNamedLWLockTranche("pgqueue_partitions")->lock);
+	group_shmem_startup(&GetNamedLWLockTranche("pgqueue_groups")->lock);
 	worker_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -107,16 +119,27 @@ _PG_init(void)
 
 	MarkGUCPrefixReserved("pgqueue");
 
-#if PG_VERSION_NUM >= 150000
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = pgq_shmem_request_hook;
-#else
-	pgq_shmem_request_hook();
-#endif
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = pgq_shmem_startup_hook;
 
 	pgq_worker_register();
-	pgq_register_xact_callbacks();
+	topic_register_xact_callbacks();
 	wait_register_xact_callback();
+}
+
+/*
+ * Returns an argument, raising null_value_not_allowed if it is NULL: the
+ * pgq_* functions are not STRICT, so that a NULL gets an error rather than
+ * silently no result.
+ */
+Datum
+pgq_require_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", argname)));
+	return PG_GETARG_DATUM(argno);
 }

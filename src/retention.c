@@ -20,10 +20,12 @@
  * the new segment's base; senders that come meanwhile wait
  * (partition_wait_roll).  The new segment's catalog row then commits, and
  * only after that does the worker make it the active segment and let the
- * senders go.  A crash anywhere leaves the catalog right: either the new
- * segment committed (empty, base = the next offset) or it did not exist.
- * If the worker dies in between, the server keeps running with the flag set:
- * the restarted worker clears such flags first (partition_state_reset_rolling).
+ * senders go.  Every way out of a roll clears the flag: an error before the
+ * commit goes on with the old segment, and nothing after the commit can
+ * fail.  A crash anywhere leaves the catalog right: either the new segment
+ * committed (empty, base = the next offset) or it did not exist.  A worker
+ * killed in the middle of a roll leaves the flag set; the restarted worker
+ * clears such flags first (partition_state_reset_rolling).
  *
  * Locks are short: a segment is dropped only if ConditionalLockRelationOid
  * gets its AccessExclusiveLock at once (no reader is scanning it and no
@@ -38,6 +40,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "common/int.h"
 #include "executor/spi.h"
@@ -47,6 +50,11 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+
+#include "catalog.h"
+#include "config.h"
+#include "segment.h"
+#include "worker.h"
 
 typedef struct SegmentRow
 {
@@ -66,20 +74,16 @@ typedef struct SegmentRow
 static SegmentRow *
 segments_list(int *nrows)
 {
-	PgqCatalogContext save;
 	SegmentRow *rows;
 	uint64		i;
 
 	SPI_connect();
-	catalog_owner_switch(&save);
-	if (SPI_execute("SELECT t.topic_id, s.partition, s.segment_no, s.base_offset, s.relid,"
-					"       s.created_at, t.config"
-					"  FROM " PGQ_SCHEMA ".topic t, " PGQ_SCHEMA ".segment s"
-					" WHERE s.topic_id OPERATOR(pg_catalog.=) t.topic_id"
-					" ORDER BY t.topic_id, s.partition, s.base_offset, s.segment_no",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not list the segments");
-	catalog_owner_restore(&save);
+	catalog_query("SELECT t.topic_id, s.partition, s.segment_no, s.base_offset, s.relid,"
+				  "       s.created_at, t.config"
+				  "  FROM " PGQ_SCHEMA ".topic t, " PGQ_SCHEMA ".segment s"
+				  " WHERE s.topic_id OPERATOR(pg_catalog.=) t.topic_id"
+				  " ORDER BY t.topic_id, s.partition, s.base_offset, s.segment_no",
+				  0, NULL, NULL, NULL, true);
 
 	rows = MemoryContextAlloc(TopTransactionContext, sizeof(SegmentRow) * Max(SPI_processed, 1));
 	for (i = 0; i < SPI_processed; i++)
@@ -115,7 +119,6 @@ segment_drop_old(SegmentRow *seg, int64 next_base)
 {
 	Oid			argtypes[3] = {INT4OID, INT4OID, INT8OID};
 	Datum		args[3];
-	PgqCatalogContext save;
 	bool		dropped = false;
 
 	SetCurrentStatementStartTimestamp();
@@ -128,17 +131,19 @@ segment_drop_old(SegmentRow *seg, int64 next_base)
 		args[1] = Int32GetDatum(seg->partition);
 		args[2] = Int64GetDatum(next_base);
 		SPI_connect();
-		catalog_owner_switch(&save);
-		SPI_execute_with_args("UPDATE " PGQ_SCHEMA ".partition"
-							  "   SET log_start_offset = GREATEST(log_start_offset, $3)"
-							  " WHERE topic_id OPERATOR(pg_catalog.=) $1"
-							  "   AND partition OPERATOR(pg_catalog.=) $2",
-							  3, argtypes, args, NULL, false, 0);
+		catalog_query("UPDATE " PGQ_SCHEMA ".partition"
+					  "   SET log_start_offset = GREATEST(log_start_offset, $3)"
+					  " WHERE topic_id OPERATOR(pg_catalog.=) $1"
+					  "   AND partition OPERATOR(pg_catalog.=) $2",
+					  3, argtypes, args, NULL, false);
 		args[0] = ObjectIdGetDatum(seg->relid);
 		argtypes[0] = OIDOID;
-		SPI_execute_with_args("DELETE FROM " PGQ_SCHEMA ".segment WHERE relid OPERATOR(pg_catalog.=) $1",
-							  1, argtypes, args, NULL, false, 0);
-		catalog_owner_restore(&save);
+		catalog_query("DELETE FROM " PGQ_SCHEMA ".segment WHERE relid OPERATOR(pg_catalog.=) $1",
+					  1, argtypes, args, NULL, false);
+		/* its lock is ours and its table exists: so does its row */
+		if (SPI_processed != 1)
+			elog(ERROR, "segment %u of partition %d of topic %d has no catalog row",
+				 seg->relid, seg->partition, seg->topic_id);
 		SPI_finish();
 		segment_drop(seg->relid);
 		catalog_change_register();
@@ -171,6 +176,7 @@ segment_roll(SegmentRow *active)
 	PgqTopic   *topic;
 	PgqPartitionState *state;
 	Oid			new_relid;
+	LockRelId	new_lock;
 	int64		base;
 
 	SetCurrentStatementStartTimestamp();
@@ -193,6 +199,8 @@ segment_roll(SegmentRow *active)
 	catalog_owner_switch(&save);
 	new_relid = segment_create(active->topic_id, active->partition, active->segment_no + 1, 0);
 	catalog_owner_restore(&save);
+	new_lock.relId = new_relid;
+	new_lock.dbId = MyDatabaseId;
 
 	LWLockAcquire(&state->append_lock, LW_EXCLUSIVE);
 	if (state->active_relid != active->relid)
@@ -205,6 +213,13 @@ segment_roll(SegmentRow *active)
 	base = (int64) pg_atomic_read_u64(&state->next_offset);
 	LWLockRelease(&state->append_lock);
 
+	/*
+	 * From here until segment_roll_finish the partition's senders wait, so
+	 * every way out must finish the roll.  The new segment's session lock,
+	 * taken before the commit and kept after it, keeps the partition's
+	 * state in place (a drop of the topic needs AccessExclusiveLock on every
+	 * segment) without a second transaction, which could fail in turn.
+	 */
 	PG_TRY();
 	{
 		args[0] = Int32GetDatum(active->topic_id);
@@ -212,14 +227,13 @@ segment_roll(SegmentRow *active)
 		args[2] = Int32GetDatum(active->segment_no + 1);
 		args[3] = Int64GetDatum(base);
 		args[4] = ObjectIdGetDatum(new_relid);
-		catalog_owner_switch(&save);
-		SPI_execute_with_args("INSERT INTO " PGQ_SCHEMA ".segment"
-							  " (topic_id, partition, segment_no, base_offset, relid, created_at)"
-							  " VALUES ($1, $2, $3, $4, $5, pg_catalog.clock_timestamp())",
-							  5, argtypes, args, NULL, false, 0);
-		catalog_owner_restore(&save);
+		catalog_query("INSERT INTO " PGQ_SCHEMA ".segment"
+					  " (topic_id, partition, segment_no, base_offset, relid, created_at)"
+					  " VALUES ($1, $2, $3, $4, $5, pg_catalog.clock_timestamp())",
+					  5, argtypes, args, NULL, false);
 		SPI_finish();
 		catalog_change_register();
+		LockRelationIdForSession(&new_lock, AccessShareLock);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 	}
@@ -231,14 +245,11 @@ segment_roll(SegmentRow *active)
 	}
 	PG_END_TRY();
 
-	/* committed: switch, holding the new segment's lock to keep state valid */
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	LockRelationOid(new_relid, AccessShareLock);
+	/* committed: switch to the new segment (unless the topic was dropped) */
 	state = partition_state_lookup(active->topic_id, active->partition, false);
 	if (state != NULL)
 		segment_roll_finish(state, active->topic_id, new_relid);
-	CommitTransactionCommand();
+	UnlockRelationIdForSession(&new_lock, AccessShareLock);
 }
 
 /*
@@ -304,6 +315,27 @@ segment_roll_due(SegmentRow *active, int64 bytes, TimestampTz now)
 }
 
 /*
+ * Is the extension here at the version of this library?  If not (it has not
+ * been updated yet), the worker leaves it alone, and says so once.
+ */
+static bool
+retention_layout_ok(void)
+{
+	static bool warned = false;
+
+	if (catalog_layout_ok())
+		return true;
+	if (!warned)
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pgqueue worker skips database \"%s\" until its extension is updated",
+						get_database_name(MyDatabaseId)),
+				 errhint("Run ALTER EXTENSION pgqueue UPDATE in that database.")));
+	warned = true;
+	return false;
+}
+
+/*
  * One retention round over every partition of every topic of the current
  * database: drop what expired, roll what is due.  Runs outside any
  * transaction; each change is a transaction of its own.
@@ -314,14 +346,14 @@ retention_round(void)
 	SegmentRow *rows;
 	int			nrows;
 	int			i;
-	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "pgqueue retention",
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "pgqueue retention",
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	if (!OidIsValid(get_extension_oid("pgqueue", true)))
+	if (!OidIsValid(get_extension_oid("pgqueue", true)) || !retention_layout_ok())
 	{
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -339,7 +371,10 @@ retention_round(void)
 		memcpy(copy, rows, sizeof(SegmentRow) * nrows);
 		rows = copy;
 		for (i = 0; i < nrows; i++)
+		{
+			CHECK_FOR_INTERRUPTS();
 			bytes[i] = segment_size(rows[i].relid);
+		}
 		/* the last segment of each partition is its active one */
 		for (i = 0; i < nrows; i++)
 			if (i + 1 == nrows || rows[i + 1].topic_id != rows[i].topic_id ||
@@ -357,6 +392,7 @@ retention_round(void)
 			TimestampTz now = GetCurrentTimestamp();
 			int			s;
 
+			CHECK_FOR_INTERRUPTS();
 			while (i < nrows && rows[i].topic_id == rows[first].topic_id &&
 				   rows[i].partition == rows[first].partition)
 				total += bytes[i++];

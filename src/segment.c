@@ -32,6 +32,9 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "catalog.h"
+#include "segment.h"
+
 /*
  * Creates the table of one segment and returns its OID.  The caller must be
  * connected to SPI and running as the catalog owner (catalog_owner_switch).

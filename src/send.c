@@ -37,9 +37,15 @@
 #include "utils/array.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+
+#include "catalog.h"
+#include "fetch.h"
+#include "murmur2.h"
+#include "segment.h"
 
 PG_FUNCTION_INFO_V1(pgq_send);
 PG_FUNCTION_INFO_V1(pgq_send_batch);

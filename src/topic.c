@@ -40,12 +40,18 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
+#include "catalog.h"
+#include "config.h"
+#include "group.h"
+#include "segment.h"
+
 PG_FUNCTION_INFO_V1(pgq_create_topic);
 PG_FUNCTION_INFO_V1(pgq_drop_topic);
 PG_FUNCTION_INFO_V1(pgq_add_partitions);
 PG_FUNCTION_INFO_V1(pgq_alter_topic);
 PG_FUNCTION_INFO_V1(pgq_grant);
 PG_FUNCTION_INFO_V1(pgq_revoke);
+PG_FUNCTION_INFO_V1(pgq_forget_shared_state);
 
 static HTAB *topic_cache = NULL;
 
@@ -77,20 +83,6 @@ static int	ddl_alloc = 0;
  * ----------------------------------------------------------------
  */
 
-/*
- * Returns an argument, raising null_value_not_allowed if it is NULL: the
- * pgq_* functions are not STRICT, so that a NULL gets an error rather than
- * silently no result.
- */
-Datum
-pgq_require_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", argname)));
-	return PG_GETARG_DATUM(argno);
-}
 
 /*
  * Kafka's rule: 1 to 249 characters of [A-Za-z0-9._-], and not "." or "..".
@@ -126,42 +118,9 @@ topic_name_validate(const char *name, int len)
 }
 
 /* ----------------------------------------------------------------
- * Catalog access through SPI
+ * Reading SPI results
  * ----------------------------------------------------------------
  */
-
-/*
- * Runs a catalog query as the catalog owner.  Reads use the latest snapshot
- * (like catalog lookups in Postgres itself), so that the cache never stores
- * what an old REPEATABLE READ snapshot saw.  The caller is connected to SPI.
- */
-static int
-catalog_query(const char *sql, int nargs, Oid *argtypes, Datum *args,
-			  const char *nulls, bool read_only)
-{
-	PgqCatalogContext save;
-	int			ret;
-
-	catalog_owner_switch(&save);
-	if (read_only)
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
-				 SPI_result_code_string(SPI_result));
-		ret = SPI_execute_snapshot(plan, args, nulls, GetLatestSnapshot(),
-								   InvalidSnapshot, true, false, 0);
-		SPI_freeplan(plan);
-	}
-	else
-		ret = SPI_execute_with_args(sql, nargs, argtypes, args, nulls, false, 0);
-	catalog_owner_restore(&save);
-
-	if (ret < 0)
-		elog(ERROR, "catalog query failed: %s", SPI_result_code_string(ret));
-	return ret;
-}
 
 static int64
 spi_int64(int row, int col)
@@ -215,22 +174,6 @@ topic_cache_init(void)
 	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, topic_cache_role_callback, (Datum) 0);
 }
 
-/* Forgets everything cached about every topic (and group). */
-void
-topic_cache_invalidate(void)
-{
-	HASH_SEQ_STATUS seq;
-	PgqTopic   *topic;
-
-	group_config_cache_invalidate();
-
-	if (topic_cache == NULL)
-		return;
-	hash_seq_init(&seq, topic_cache);
-	while ((topic = hash_seq_search(&seq)) != NULL)
-		topic->valid = false;
-}
-
 /*
  * Returns the cached metadata of a topic, (re)loading it from the catalog if
  * needed.  Raises invalid_name for a malformed name and undefined_object for
@@ -276,6 +219,7 @@ topic_lookup(text *name, bool missing_ok)
 	MemoryContextReset(topic->cxt);
 	topic->parts = NULL;
 
+	catalog_check_layout();
 	args[0] = PointerGetDatum(name);
 	SPI_connect();
 	catalog_query("SELECT topic_id, partitions, owner, config FROM " PGQ_SCHEMA ".topic"
@@ -476,7 +420,7 @@ topic_ddl_register(PgqDdlKind kind, int32 topic_id, int32 from_partition)
 	ddl->topic_id = topic_id;
 	ddl->from_partition = from_partition;
 	ddl->nest_level = GetCurrentTransactionNestLevel();
-	topic_cache_invalidate();
+	pgq_catalog_invalidate_local();
 }
 
 /*
@@ -515,7 +459,7 @@ pgq_xact_callback(XactEvent event, void *arg)
 					group_forget_topic(MyDatabaseId, ddl_list[i].topic_id);
 				}
 			pgq_catalog_generation_bump();
-			topic_cache_invalidate();
+			pgq_catalog_invalidate_local();
 			ddl_count = 0;
 			break;
 		case XACT_EVENT_ABORT:
@@ -524,7 +468,7 @@ pgq_xact_callback(XactEvent event, void *arg)
 				if (ddl_list[i].kind == PGQ_DDL_CREATED)
 					partition_state_forget(MyDatabaseId, ddl_list[i].topic_id,
 										   ddl_list[i].from_partition);
-			topic_cache_invalidate();
+			pgq_catalog_invalidate_local();
 			ddl_count = 0;
 			break;
 		default:
@@ -561,15 +505,32 @@ pgq_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 									   ddl_list[i].from_partition);
 		}
 		ddl_count = kept;
-		topic_cache_invalidate();
+		pgq_catalog_invalidate_local();
 	}
 }
 
 void
-pgq_register_xact_callbacks(void)
+topic_register_xact_callbacks(void)
 {
 	RegisterXactCallback(pgq_xact_callback, NULL);
 	RegisterSubXactCallback(pgq_subxact_callback, NULL);
+}
+
+/*
+ * SQL, run once by the install script: forget every shared state of this
+ * database.  An earlier installation of the extension here may have left
+ * some behind (DROP EXTENSION cannot clear it), and topic ids start again at
+ * 1, so a new topic would meet an old topic's counters and members.  No
+ * topic exists yet while the script runs.  Other backends' caches may hold
+ * the old installation's topics: they are invalidated at commit.
+ */
+Datum
+pgq_forget_shared_state(PG_FUNCTION_ARGS)
+{
+	partition_state_forget(MyDatabaseId, 0, 0);
+	group_forget_topic(MyDatabaseId, 0);
+	catalog_change_register();
+	PG_RETURN_VOID();
 }
 
 /* ----------------------------------------------------------------
@@ -595,7 +556,7 @@ topic_lookup_for_ddl(text *name, bool missing_ok)
 {
 	PgqTopic   *topic;
 
-	topic_cache_invalidate();
+	pgq_catalog_invalidate_local();
 	topic = topic_lookup(name, missing_ok);
 	if (topic != NULL)
 		topic_check_privilege(topic, PGQ_PRIV_ADMIN);

@@ -53,6 +53,8 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "fetch.h"
+
 /* topics this transaction sent to, to wake their readers at its end */
 static int32 *sent_topics = NULL;
 static int	nsent_topics = 0;

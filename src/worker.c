@@ -14,8 +14,8 @@
  * database (retention.c).  Topics in databases not listed get no retention.
  *
  * A worker waits on its latch between rounds (never a bare sleep), reloads
- * the configuration on SIGHUP, exits on SIGTERM, and is restarted by the
- * postmaster five seconds after it died.  On a hot standby it only waits:
+ * the configuration on SIGHUP, exits on SIGTERM or on an error, and is
+ * restarted by the postmaster five seconds after it died.  On a hot standby it only waits:
  * its first round runs after promotion.  A round with nothing to do costs one
  * catalog query and a size lookup per segment.
  *
@@ -51,6 +51,10 @@
 #include "utils/memutils.h"
 #include "utils/varlena.h"
 #include "utils/wait_event.h"
+
+#include "group.h"
+#include "partition_state.h"
+#include "worker.h"
 
 PGDLLEXPORT void pgq_worker_main(Datum main_arg);
 
@@ -161,27 +165,20 @@ pgq_worker_register(void)
 	}
 }
 
-/* One maintenance round; an error is reported and the round abandoned. */
+/*
+ * One maintenance round.  An error ends the worker (a background worker has
+ * no outer error handler, so ERROR becomes FATAL) and the postmaster starts
+ * it again after bgw_restart_time, as contrib's worker_spi does: whatever
+ * the round had in hand (memory, locks, a half-done transaction) goes with
+ * the process, and the new worker starts clean (partition_state_reset_rolling).
+ */
 static void
 worker_round(void)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-
 	pgstat_report_activity(STATE_RUNNING, "pgqueue maintenance");
-	PG_TRY();
-	{
-		group_expire_members();
-		if (pgq_segment_maintenance)
-			retention_round();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortOutOfAnyTransaction();
-	}
-	PG_END_TRY();
+	group_expire_members();
+	if (pgq_segment_maintenance)
+		retention_round();
 
 	/*
 	 * Send the round's table and transaction statistics (segments created

@@ -1,0 +1,80 @@
+/*-------------------------------------------------------------------------
+ *
+ * consumer.h
+ *	  Consuming in a group, as the SQL functions see it: the group config
+ *	  cache (group_admin.c), members' positions and what the current
+ *	  transaction did to them (position.c), and committed offsets
+ *	  (commit.c).  Membership itself is group.h.
+ *
+ * Vocabulary:
+ *	position			where this session's next poll reads a partition its
+ *						member owns: the offset after the last record it was
+ *						given.  Kept in backend memory, so a new session (or
+ *						another session polling as the same member, as under
+ *						a transaction-mode pooler) starts from the committed
+ *						offset.
+ *	committed offset	per (group, topic, partition), in pgqueue.group_offset:
+ *						the offset of the next record to process (Kafka's
+ *						convention).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGQ_CONSUMER_H
+#define PGQ_CONSUMER_H
+
+#include "group.h"
+
+/* group_admin.c: a group's config, cached like topic metadata */
+typedef struct GroupConfig
+{
+	char		group_id[PGQ_GROUP_ID_MAX + 1]; /* hash key */
+	bool		valid;
+	uint64		generation;		/* pgq_catalog_generation() when loaded */
+	int			session_timeout_ms;
+	bool		auto_commit;
+	bool		reset_latest;
+} GroupConfig;
+
+extern GroupConfig *group_config_get(const char *group_id);
+
+/* position.c */
+typedef struct PositionKey
+{
+	char		group_id[PGQ_GROUP_ID_MAX + 1];
+	char		member_id[PGQ_GROUP_ID_MAX + 1];
+	int32		topic_id;
+	int32		partition;
+} PositionKey;
+
+typedef struct Position
+{
+	PositionKey key;
+	int64		position;		/* the next offset to read */
+	int64		committed;		/* the last offset this session committed, or -1 */
+} Position;
+
+extern void positions_init(void);
+extern Position *position_find(const char *group_id, const char *member_id,
+							   int32 topic_id, int32 partition);
+extern Position *position_set(const char *group_id, const char *member_id,
+							  int32 topic_id, int32 partition, int64 position,
+							  int64 committed);
+extern void position_drop(Position *pos);
+extern List *positions_of_member(const char *group_id, const char *member_id,
+								 int32 topic_id);
+extern void positions_drop(const char *group_id, const char *member_id, int32 topic_id,
+						   List *keep);
+extern Bitmapset *positions_busy(const char *group_id, const char *member_id,
+								 int32 topic_id);
+extern void offset_committed_remember(const char *group_id, const char *member_id,
+									  int32 topic_id, int32 partition);
+
+/* commit.c */
+extern void offsets_write(const char *group_id, const char *member_id, PgqTopic *topic,
+						  int32 *partitions, int64 *offsets, int n, bool fence);
+extern void offsets_read(const char *group_id, PgqTopic *topic, int32 *partitions,
+						 int64 *offsets, int n);
+extern void positions_commit(const char *group_id, const char *member_id,
+							 PgqTopic *only_topic, bool fence);
+
+#endif							/* PGQ_CONSUMER_H */

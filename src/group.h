@@ -1,0 +1,48 @@
+/*-------------------------------------------------------------------------
+ *
+ * group.h
+ *	  Consumer-group membership, leases and assignment in shared memory
+ *	  (group.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGQ_GROUP_H
+#define PGQ_GROUP_H
+
+#include "nodes/bitmapset.h"
+#include "nodes/pg_list.h"
+#include "topic.h"
+
+#define PGQ_GROUP_ID_MAX		127
+
+extern int	pgq_max_group_members;
+extern Size group_shmem_size(void);
+extern void group_shmem_startup(LWLock *lock);
+extern void group_id_validate(const char *id, const char *what);
+extern char *group_arg_group_id(FunctionCallInfo fcinfo, int argno);
+extern const char *group_arg_member_id(FunctionCallInfo fcinfo, int argno);
+extern const char *group_session_member_id(void);
+extern List *group_member_poll(const char *group_id, const char *member_id, PgqTopic *topic,
+							   int session_timeout_ms, const Bitmapset *busy,
+							   uint64 *generation, uint64 *join_epoch, bool *other_session,
+							   List **releasing);
+extern bool group_member_owns(const char *group_id, const char *member_id,
+							  int32 topic_id, int32 partition);
+extern List *group_member_owned(const char *group_id, const char *member_id,
+								int32 topic_id);
+extern bool group_member_heartbeat(const char *group_id, const char *member_id,
+								   int session_timeout_ms);
+extern bool group_member_leave(const char *group_id, const char *member_id);
+extern bool group_member_leave_at_commit(const char *group_id, const char *member_id);
+extern bool group_member_pin(const char *group_id, const char *member_id,
+							 int32 topic_id, int32 partition);
+extern List *group_member_topics(const char *group_id, const char *member_id);
+extern bool group_member_polled_elsewhere(const char *group_id, const char *member_id,
+										  int32 topic_id);
+extern bool group_has_live_members(const char *group_id, int32 topic_id);
+extern void group_forget_topic(Oid dbid, int32 topic_id);
+extern void group_expire_members(void);
+extern void member_fenced_error(const char *group_id, const char *member_id,
+								const char *topic, int32 partition) pg_attribute_noreturn();
+
+#endif							/* PGQ_GROUP_H */

@@ -1,0 +1,38 @@
+/*-------------------------------------------------------------------------
+ *
+ * segment.h
+ *	  Segment tables and offset floors (segment.c), and loading a
+ *	  partition's shared state from them (send.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGQ_SEGMENT_H
+#define PGQ_SEGMENT_H
+
+#include "storage/lockdefs.h"
+#include "utils/relcache.h"
+#include "topic.h"
+
+/* the columns of a segment table (0-based, as in values arrays) */
+#define SEG_NATTS		5
+#define SEG_OFFSET		0
+#define SEG_TIMESTAMP	1
+#define SEG_KEY			2
+#define SEG_VALUE		3
+#define SEG_HEADERS		4
+
+extern Oid	segment_create(int32 topic_id, int32 partition, int32 segment_no,
+						   int64 base_offset);
+extern void segment_drop(Oid relid);
+extern Oid	offset_floor_create(int32 topic_id, int32 partition);
+extern Relation segment_open(PgqTopic *topic, Oid relid, LOCKMODE lockmode);
+extern int64 segment_max_offset(Oid relid);
+extern int64 segment_size(Oid relid);
+extern Oid	segment_index(Relation rel);
+extern void segment_lock_toast(Relation rel);
+
+/* send.c */
+extern void partition_ensure_loaded(PgqTopic *topic, int32 partition,
+									PgqPartitionState *state);
+
+#endif							/* PGQ_SEGMENT_H */
