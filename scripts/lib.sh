@@ -79,3 +79,34 @@ stop_server() {
 		runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
 	fi
 }
+
+# The last commit of release 0.1.0, whose library and SQL the upgrade test
+# (test/t/023_upgrade.pl) installs before updating to the current version.
+OLD_RELEASE=0.1.0
+OLD_RELEASE_COMMIT=5142dd4
+
+# build_old_release DIR: a copy of this machine's PostgreSQL installation
+# under DIR (Debian's layout; PostgreSQL finds its files relative to its
+# binaries) with pgqueue $OLD_RELEASE built from git history and installed
+# into it.  Prints the installation's path (for PostgreSQL::Test::Cluster's
+# install_path).
+build_old_release() {
+	local dir=$1
+	local bindir libdir sharedir incdir
+	bindir=$($PG_CONFIG --bindir)
+	libdir=$(dirname "$bindir")
+	sharedir=$($PG_CONFIG --sharedir)
+	incdir=$($PG_CONFIG --includedir)
+	rm -rf "$dir"
+	mkdir -p "$dir/usr/lib/postgresql" "$dir/usr/share/postgresql" "$dir/usr/include" "$dir/src"
+	cp -a "$libdir" "$dir/usr/lib/postgresql/"
+	cp -a "$sharedir" "$dir/usr/share/postgresql/"
+	cp -a "$incdir" "$dir/usr/include/"
+	ln -s /usr/lib/x86_64-linux-gnu "$dir/usr/lib/x86_64-linux-gnu"
+	git -C "$ROOT" archive "$OLD_RELEASE_COMMIT" | tar -x -C "$dir/src"
+	local old_pg_config
+	old_pg_config="$dir/usr/lib/postgresql/$(basename "$libdir")/bin/pg_config"
+	make -C "$dir/src" -s with_llvm=no PG_CONFIG="$old_pg_config" >/dev/null
+	make -C "$dir/src" -s with_llvm=no PG_CONFIG="$old_pg_config" install >/dev/null
+	dirname "$(dirname "$old_pg_config")"
+}

@@ -58,6 +58,10 @@ group_stress() {
 }
 
 tap() {
+	# the upgrade test starts from the library and SQL of the last release
+	PGQ_OLD_INSTALL=$(build_old_release "$RUN_DIR/pgqueue-$OLD_RELEASE") || return 1
+	export PGQ_OLD_INSTALL
+
 	# PostgreSQL::Test::Cluster runs initdb as the calling user: run as
 	# postgres over a copy of the tree that user owns.
 	local copy="$RUN_DIR/tap"
