@@ -100,7 +100,7 @@
  * under $TMPDIR or /tmp), removed after a passing run and kept (its path
  * printed) after a failing one:
  *
- *	producer-N:	S <txn> <partition> <offset> <value>	a send returned
+ *	producer-N:	S <txn> <i> <partition> <offset> <value>	a send returned
  *				E <txn> C|R|U <us>		transaction committed, rolled back or
  *										ended in an unknown state
  *				DONE <txns> <errors>
@@ -314,7 +314,7 @@ producer_send(PGconn *conn, FILE *out, int id, long txn, int idx,
 	if (!send_record(conn, topic, value, key, to_partition, &partition,
 					 &offset, err, errlen))
 		return false;
-	fprintf(out, "S %ld %d %lld %s\n", txn, partition, offset, value);
+	fprintf(out, "S %ld %d %d %lld %s\n", txn, idx, partition, offset, value);
 	if (partition < 0 || partition >= opts.partitions || offset < 0)
 	{
 		snprintf(err, errlen, "pgq_send of %s returned partition %d offset %lld",
@@ -340,13 +340,9 @@ run_producer(int id, const char *path, int64_t end_mono)
 	long		errors = 0;
 	int			in_a_row = 0;
 
-	out = fopen(path, "w");
+	out = open_child_log("producer ", id, path);
 	if (out == NULL)
-	{
-		fprintf(stderr, "group_stress: producer %d: cannot write %s: %s\n",
-				id, path, strerror(errno));
 		return 1;
-	}
 	snprintf(appname, sizeof(appname), "group_stress %ld producer %d",
 			 (long) parent_pid, id);
 	conn = connect_local(appname, err, sizeof(err));
@@ -819,13 +815,9 @@ run_member(int id, const char *path, int ctl_fd)
 	m.session = -1;
 	m.rnd = opts.seed ^ (UINT64_C(0x3E3B000000000000) + (uint64_t) id);
 	m.last = xmalloc((size_t) opts.partitions * sizeof(long long));
-	m.out = fopen(path, "w");
+	m.out = open_child_log("member m", id, path);
 	if (m.out == NULL)
-	{
-		fprintf(stderr, "group_stress: member m%d: cannot write %s: %s\n",
-				id, path, strerror(errno));
 		return 1;
-	}
 	if (fcntl(ctl_fd, F_SETFL, O_NONBLOCK) != 0)
 	{
 		fprintf(stderr, "group_stress: member m%d: fcntl: %s\n", id,
@@ -910,18 +902,6 @@ run_member(int id, const char *path, int ctl_fd)
  * ---------------------------------------------------------------------
  */
 
-/* one pgq_send, as the parent learns it from a producer's file */
-typedef struct SendRec
-{
-	char		value[VALUE_MAX];
-	int			producer;
-	long		txn;
-	int			partition;
-	long long	offset;
-	char		fate;			/* 'C' committed, 'R' rolled back, 'U' unknown */
-	long long	end_us;			/* when its transaction ended; -1 if unknown */
-} SendRec;
-
 /* one poll that returned records */
 typedef struct Poll
 {
@@ -951,12 +931,6 @@ typedef struct LossRec
 	long long	at_us;
 	char		message[256];
 } LossRec;
-
-typedef struct ProducerLog
-{
-	bool		done;
-	long		errors;
-} ProducerLog;
 
 typedef struct MemberLog
 {
@@ -997,76 +971,12 @@ typedef struct Child
 	bool		killed_by_parent;
 } Child;
 
-static SendRec *sends;
-static size_t nsends;
-static size_t sends_cap;
-static long txns_ended[3];		/* committed, rolled back, unknown */
 static Poll *polls;
 static size_t npolls;
 static size_t polls_cap;
 static Delivery *deliveries;
 static size_t ndeliveries;
 static size_t deliveries_cap;
-
-static void
-load_producer(int id, ProducerLog *log)
-{
-	char		path[PATH_MAX + 32];
-	char		line[512];
-	FILE	   *in;
-	size_t		txn_first = nsends;
-	long		cur_txn = -1;
-
-	memset(log, 0, sizeof(*log));
-	child_path(path, sizeof(path), "producer", id);
-	in = fopen(path, "r");
-	if (in == NULL)
-		return;
-	while (fgets(line, sizeof(line), in))
-	{
-		long		txn;
-		int			partition;
-		long long	offset,
-					at;
-		char		value[VALUE_MAX];
-		char		fate;
-		size_t		i;
-
-		if (sscanf(line, "S %ld %d %lld %63s", &txn, &partition, &offset,
-				   value) == 4)
-		{
-			SendRec    *s;
-
-			if (txn != cur_txn)
-			{
-				cur_txn = txn;
-				txn_first = nsends;
-			}
-			sends = grow_array(sends, &sends_cap, nsends + 1, sizeof(SendRec));
-			s = &sends[nsends++];
-			snprintf(s->value, sizeof(s->value), "%s", value);
-			s->producer = id;
-			s->txn = txn;
-			s->partition = partition;
-			s->offset = offset;
-			s->fate = 'U';
-			s->end_us = -1;
-		}
-		else if (sscanf(line, "E %ld %c %lld", &txn, &fate, &at) == 3)
-		{
-			txns_ended[fate == 'C' ? 0 : fate == 'R' ? 1 : 2]++;
-			for (i = txn_first; i < nsends; i++)
-				if (sends[i].txn == txn)
-				{
-					sends[i].fate = fate;
-					sends[i].end_us = at;
-				}
-		}
-		else if (sscanf(line, "DONE %ld %ld", &txn, &log->errors) == 2)
-			log->done = true;
-	}
-	fclose(in);
-}
 
 static void
 load_member(int id, MemberLog *log)
@@ -1195,21 +1105,6 @@ load_member(int id, MemberLog *log)
  * ---------------------------------------------------------------------
  */
 
-static int
-cmp_send_by_value(const void *a, const void *b)
-{
-	return strcmp(((const SendRec *) a)->value, ((const SendRec *) b)->value);
-}
-
-static const SendRec *
-find_send(const char *value)
-{
-	SendRec		key;
-
-	snprintf(key.value, sizeof(key.value), "%s", value);
-	return bsearch(&key, sends, nsends, sizeof(SendRec), cmp_send_by_value);
-}
-
 /* deliveries by (partition, offset), then by the end of their poll */
 static int
 cmp_delivery_ptr_by_position(const void *a, const void *b)
@@ -1233,21 +1128,9 @@ static size_t
 delivery_lower_bound(Delivery **by_pos, size_t n, int partition,
 					 long long offset)
 {
-	size_t		lo = 0,
-				hi = n;
-
-	while (lo < hi)
-	{
-		size_t		mid = lo + (hi - lo) / 2;
-		const Delivery *d = by_pos[mid];
-
-		if (d->partition < partition ||
-			(d->partition == partition && d->offset < offset))
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return position_lower_bound((void *const *) by_pos, n,
+								offsetof(Delivery, partition),
+								offsetof(Delivery, offset), partition, offset);
 }
 
 /* "m3 session 0 poll 12 (+1.234s..+1.236s)" */
@@ -1832,7 +1715,11 @@ usage(FILE *f)
 static void
 parse_options(int argc, char **argv)
 {
-	int			c;
+	const IntOption ints[] = {
+		{'P', "-P (partitions)", 1, 1000, &opts.partitions},
+		{'m', "-m (members)", 3, 100, &opts.members},
+		{'s', "-s (seconds)", 5, 3600, &opts.seconds},
+	};
 
 	opts.partitions = 6;
 	opts.members = 3;
@@ -1840,22 +1727,10 @@ parse_options(int argc, char **argv)
 	opts.seed = default_seed();
 	opts.keep = false;
 
-	while ((c = next_option(argc, argv, "P:m:s:", &opts.seed, &opts.keep,
-							usage)) != -1)
-	{
-		switch (c)
-		{
-			case 'P':
-				opts.partitions = parse_int(optarg, "-P (partitions)", 1, 1000);
-				break;
-			case 'm':
-				opts.members = parse_int(optarg, "-m (members)", 3, 100);
-				break;
-			case 's':
-				opts.seconds = parse_int(optarg, "-s (seconds)", 5, 3600);
-				break;
-		}
-	}
+	/* every option of its own is an integer: next_option parses them all */
+	while (next_option(argc, argv, "P:m:s:", ints, lengthof(ints), &opts.seed,
+					   &opts.keep, usage) != -1)
+		;
 	/* balanced assignment then gives every member a partition at all times */
 	if (opts.partitions < opts.members)
 	{
@@ -2409,11 +2284,7 @@ main(int argc, char **argv)
 	/* analysis */
 	for (i = 0; i < nmembers; i++)
 		load_member(i, &mlogs[i]);
-	qsort(sends, nsends, sizeof(SendRec), cmp_send_by_value);
-	for (k = 1; k < nsends; k++)
-		if (strcmp(sends[k].value, sends[k - 1].value) == 0)
-			printf("group_stress: internal error: value %s sent twice\n",
-				   sends[k].value);
+	sort_sends();
 	by_pos = xmalloc((ndeliveries + 1) * sizeof(Delivery *));
 	for (k = 0; k < ndeliveries; k++)
 		by_pos[k] = &deliveries[k];

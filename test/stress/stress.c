@@ -133,21 +133,6 @@ typedef struct Options
 	bool		keep;
 } Options;
 
-/* one pgq_send, as the parent learns it from a producer's file */
-typedef struct SendRec
-{
-	char		value[VALUE_MAX];
-	int			producer;
-	long		txn;
-	int			idx;
-	int			partition;
-	long long	offset;
-	char		fate;			/* 'C' committed, 'R' rolled back with its
-								 * transaction, 'S' rolled back to a
-								 * savepoint, 'U' unknown */
-	long long	end_us;			/* when its transaction ended; -1 if unknown */
-} SendRec;
-
 /* one record served to a reader, in the order it was served */
 typedef struct ServedRec
 {
@@ -312,13 +297,9 @@ run_producer(int id, const char *path, int64_t run_end)
 	int			in_a_row = 0;
 	bool		go_on = true;
 
-	out = fopen(path, "w");
+	out = open_child_log("producer ", id, path);
 	if (out == NULL)
-	{
-		fprintf(stderr, "stress: producer %d: cannot write %s: %s\n",
-				id, path, strerror(errno));
 		return 1;
-	}
 	snprintf(appname, sizeof(appname), "pgqueue stress producer %d", id);
 	conn = connect_local(appname, err, sizeof(err));
 	if (conn == NULL || !prepare_send(conn, err, sizeof(err)))
@@ -562,13 +543,9 @@ run_reader(int id, const char *path, int done_fd)
 	bool		done = false;
 	bool		gave_up = false;
 
-	out = fopen(path, "w");
+	out = open_child_log("reader ", id, path);
 	if (out == NULL)
-	{
-		fprintf(stderr, "stress: reader %d: cannot write %s: %s\n",
-				id, path, strerror(errno));
 		return 1;
-	}
 	next = calloc((size_t) opts.partitions, sizeof(long long));
 	if (next == NULL)
 	{
@@ -644,12 +621,6 @@ run_reader(int id, const char *path, int done_fd)
  * ---------------------------------------------------------------------
  */
 
-typedef struct ProducerLog
-{
-	bool		done;			/* its DONE line was seen */
-	long		errors;			/* failed statements, from that line */
-} ProducerLog;
-
 typedef struct ReaderLog
 {
 	ServedRec  *served;
@@ -660,85 +631,6 @@ typedef struct ReaderLog
 	bool		done;			/* its DONE line was seen: it drained */
 	long		errors;			/* failed fetches, from that line */
 } ReaderLog;
-
-static SendRec *sends;
-static size_t nsends;
-static size_t sends_cap;
-static long txns_ended[3];		/* committed, rolled back, unknown */
-
-/* appends a producer's sends to sends[] with their fates */
-static void
-load_producer(int id, ProducerLog *log)
-{
-	char		path[PATH_MAX + 32];
-	char		line[512];
-	FILE	   *in;
-	size_t		txn_first = nsends;	/* first send of the current txn */
-	long		cur_txn = -1;
-
-	log->done = false;
-	log->errors = 0;
-	child_path(path, sizeof(path), "producer", id);
-	in = fopen(path, "r");
-	if (in == NULL)
-		return;
-	while (fgets(line, sizeof(line), in))
-	{
-		long		txn;
-		int			idx,
-					from,
-					to,
-					partition;
-		long long	offset,
-					at;
-		char		value[VALUE_MAX];
-		char		fate;
-		size_t		i;
-
-		if (sscanf(line, "S %ld %d %d %lld %63s", &txn, &idx, &partition,
-				   &offset, value) == 5)
-		{
-			SendRec    *s;
-
-			if (txn != cur_txn)
-			{
-				cur_txn = txn;
-				txn_first = nsends;
-			}
-			sends = grow_array(sends, &sends_cap, nsends + 1, sizeof(SendRec));
-			s = &sends[nsends++];
-			snprintf(s->value, sizeof(s->value), "%s", value);
-			s->producer = id;
-			s->txn = txn;
-			s->idx = idx;
-			s->partition = partition;
-			s->offset = offset;
-			s->fate = 'U';		/* until its transaction is seen to end */
-			s->end_us = -1;
-		}
-		else if (sscanf(line, "K %ld %d %d", &txn, &from, &to) == 3)
-		{
-			for (i = txn_first; i < nsends; i++)
-				if (sends[i].txn == txn && sends[i].idx >= from &&
-					sends[i].idx <= to)
-					sends[i].fate = 'S';
-		}
-		else if (sscanf(line, "E %ld %c %lld", &txn, &fate, &at) == 3)
-		{
-			txns_ended[fate == 'C' ? 0 : fate == 'R' ? 1 : 2]++;
-			for (i = txn_first; i < nsends; i++)
-				if (sends[i].txn == txn)
-				{
-					if (sends[i].fate != 'S')
-						sends[i].fate = fate;
-					sends[i].end_us = at;
-				}
-		}
-		else if (sscanf(line, "DONE %ld %ld", &txn, &log->errors) == 2)
-			log->done = true;
-	}
-	fclose(in);
-}
 
 static void
 load_reader(int id, ReaderLog *log)
@@ -789,12 +681,6 @@ load_reader(int id, ReaderLog *log)
  */
 
 static int
-cmp_send_by_value(const void *a, const void *b)
-{
-	return strcmp(((const SendRec *) a)->value, ((const SendRec *) b)->value);
-}
-
-static int
 cmp_send_ptr_by_position(const void *a, const void *b)
 {
 	const SendRec *x = *(const SendRec *const *) a;
@@ -830,37 +716,6 @@ cmp_served_ptr_by_value(const void *a, const void *b)
 	if (c != 0)
 		return c;
 	return x < y ? -1 : (x > y ? 1 : 0);
-}
-
-static const SendRec *
-find_send(const char *value)
-{
-	SendRec		key;
-
-	snprintf(key.value, sizeof(key.value), "%s", value);
-	return bsearch(&key, sends, nsends, sizeof(SendRec), cmp_send_by_value);
-}
-
-/* index of the first entry at (partition, offset) or after it */
-static size_t
-served_lower_bound(ServedRec **by_pos, size_t n, int partition,
-				   long long offset)
-{
-	size_t		lo = 0,
-				hi = n;
-
-	while (lo < hi)
-	{
-		size_t		mid = lo + (hi - lo) / 2;
-		const ServedRec *r = by_pos[mid];
-
-		if (r->partition < partition ||
-			(r->partition == partition && r->offset < offset))
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
 }
 
 /* first entry with this value, or n */
@@ -970,8 +825,10 @@ check_all_committed_served(Check *c, ReaderLog *readers, Child *children,
 
 			if (s->fate != 'C')
 				continue;
-			at = served_lower_bound(by_pos, log->nserved, s->partition,
-									s->offset);
+			at = position_lower_bound((void *const *) by_pos, log->nserved,
+									  offsetof(ServedRec, partition),
+									  offsetof(ServedRec, offset),
+									  s->partition, s->offset);
 			hit = at < log->nserved ? by_pos[at] : NULL;
 			if (hit && hit->partition == s->partition &&
 				hit->offset == s->offset)
@@ -1157,8 +1014,12 @@ usage(FILE *f)
 static void
 parse_options(int argc, char **argv)
 {
-	int			c;
-
+	const IntOption ints[] = {
+		{'p', "-p (producers)", 1, 256, &opts.producers},
+		{'r', "-r (readers)", 1, 256, &opts.readers},
+		{'P', "-P (partitions)", 1, 10000, &opts.partitions},
+		{'s', "-s (seconds)", 1, 86400, &opts.seconds},
+	};
 	opts.producers = 4;
 	opts.readers = 2;
 	opts.partitions = 4;
@@ -1167,33 +1028,17 @@ parse_options(int argc, char **argv)
 	opts.seed = default_seed();
 	opts.keep = false;
 
-	while ((c = next_option(argc, argv, "p:r:P:s:t:", &opts.seed, &opts.keep,
-							usage)) != -1)
+	while (next_option(argc, argv, "p:r:P:s:t:", ints, lengthof(ints),
+					   &opts.seed, &opts.keep, usage) != -1)
 	{
-		switch (c)
+		/* -t, the only option that is not an integer */
+		if (optarg[0] == '\0' || strlen(optarg) > TOPIC_MAX)
 		{
-			case 'p':
-				opts.producers = parse_int(optarg, "-p (producers)", 1, 256);
-				break;
-			case 'r':
-				opts.readers = parse_int(optarg, "-r (readers)", 1, 256);
-				break;
-			case 'P':
-				opts.partitions = parse_int(optarg, "-P (partitions)", 1, 10000);
-				break;
-			case 's':
-				opts.seconds = parse_int(optarg, "-s (seconds)", 1, 86400);
-				break;
-			case 't':
-				if (optarg[0] == '\0' || strlen(optarg) > TOPIC_MAX)
-				{
-					fprintf(stderr, "stress: -t (topic) must be 1 to %d characters\n",
-							TOPIC_MAX);
-					exit(2);
-				}
-				snprintf(opts.topic, sizeof(opts.topic), "%s", optarg);
-				break;
+			fprintf(stderr, "stress: -t (topic) must be 1 to %d characters\n",
+					TOPIC_MAX);
+			exit(2);
 		}
+		snprintf(opts.topic, sizeof(opts.topic), "%s", optarg);
 	}
 }
 
@@ -1411,11 +1256,7 @@ main(int argc, char **argv)
 		load_producer(i, &plogs[i]);
 	for (i = 0; i < opts.readers; i++)
 		load_reader(i, &rlogs[i]);
-	qsort(sends, nsends, sizeof(SendRec), cmp_send_by_value);
-	for (k = 1; k < nsends; k++)
-		if (strcmp(sends[k].value, sends[k - 1].value) == 0)
-			printf("stress: internal error: value %s sent twice\n",
-				   sends[k].value);
+	sort_sends();
 
 	check_all_committed_served(&checks[0], rlogs, children, nchildren, plogs);
 	passed += check_verdict(&checks[0], 1);

@@ -6,9 +6,11 @@
  *	  string helpers, connecting to the local server only (PGHOST and
  *	  PGHOSTADDR checked before connecting, the host used checked after),
  *	  libpq error text, prepared statements and pgq_send, the temporary
- *	  directory of the children's logs, option parsing, the checks' output
- *	  (failures and verdict lines), and the messages printed when the run
- *	  cannot be set up or runs over time.  See stress_common.h.
+ *	  directory of the children's logs, reading the producers' logs into
+ *	  the sends the checks look at, searching records by position, option
+ *	  parsing, the checks' output (failures and verdict lines), and the
+ *	  messages printed when the run cannot be set up or runs over time.
+ *	  See stress_common.h.
  *
  *-------------------------------------------------------------------------
  */
@@ -497,6 +499,168 @@ remove_tmpdir(int nproducers, const char *kind, int n)
 	rmdir(tmpdir);
 }
 
+/*
+ * Opens a child's log for writing; on failure says so ("<progname>: <who><id>:
+ * cannot write ...", who being e.g. "producer " or "member m") and returns
+ * NULL.
+ */
+FILE *
+open_child_log(const char *who, int id, const char *path)
+{
+	FILE	   *out = fopen(path, "w");
+
+	if (out == NULL)
+		fprintf(stderr, "%s: %s%d: cannot write %s: %s\n",
+				progname, who, id, path, strerror(errno));
+	return out;
+}
+
+/* ---------------------------------------------------------------------
+ * The producers' logs
+ * ---------------------------------------------------------------------
+ */
+
+SendRec    *sends;
+size_t		nsends;
+static size_t sends_cap;
+long		txns_ended[3];
+
+/* appends a producer's sends to sends[] with their fates */
+void
+load_producer(int id, ProducerLog *log)
+{
+	char		path[PATH_MAX + 32];
+	char		line[512];
+	FILE	   *in;
+	size_t		txn_first = nsends;	/* first send of the current txn */
+	long		cur_txn = -1;
+
+	memset(log, 0, sizeof(*log));
+	child_path(path, sizeof(path), "producer", id);
+	in = fopen(path, "r");
+	if (in == NULL)
+		return;
+	while (fgets(line, sizeof(line), in))
+	{
+		long		txn;
+		int			idx,
+					from,
+					to,
+					partition;
+		long long	offset,
+					at;
+		char		value[VALUE_MAX];
+		char		fate;
+		size_t		i;
+
+		if (sscanf(line, "S %ld %d %d %lld %63s", &txn, &idx, &partition,
+				   &offset, value) == 5)
+		{
+			SendRec    *s;
+
+			if (txn != cur_txn)
+			{
+				cur_txn = txn;
+				txn_first = nsends;
+			}
+			sends = grow_array(sends, &sends_cap, nsends + 1, sizeof(SendRec));
+			s = &sends[nsends++];
+			snprintf(s->value, sizeof(s->value), "%s", value);
+			s->producer = id;
+			s->txn = txn;
+			s->idx = idx;
+			s->partition = partition;
+			s->offset = offset;
+			s->fate = 'U';		/* until its transaction is seen to end */
+			s->end_us = -1;
+		}
+		else if (sscanf(line, "K %ld %d %d", &txn, &from, &to) == 3)
+		{
+			for (i = txn_first; i < nsends; i++)
+				if (sends[i].txn == txn && sends[i].idx >= from &&
+					sends[i].idx <= to)
+					sends[i].fate = 'S';
+		}
+		else if (sscanf(line, "E %ld %c %lld", &txn, &fate, &at) == 3)
+		{
+			txns_ended[fate == 'C' ? 0 : fate == 'R' ? 1 : 2]++;
+			for (i = txn_first; i < nsends; i++)
+				if (sends[i].txn == txn)
+				{
+					if (sends[i].fate != 'S')
+						sends[i].fate = fate;
+					sends[i].end_us = at;
+				}
+		}
+		else if (sscanf(line, "DONE %ld %ld", &txn, &log->errors) == 2)
+			log->done = true;
+	}
+	fclose(in);
+}
+
+static int
+cmp_send_by_value(const void *a, const void *b)
+{
+	return strcmp(((const SendRec *) a)->value, ((const SendRec *) b)->value);
+}
+
+/*
+ * Sorts sends[] by value, for find_send, once every producer's log is
+ * loaded; values are unique by construction, so a repeat is reported as an
+ * internal error.
+ */
+void
+sort_sends(void)
+{
+	size_t		k;
+
+	qsort(sends, nsends, sizeof(SendRec), cmp_send_by_value);
+	for (k = 1; k < nsends; k++)
+		if (strcmp(sends[k].value, sends[k - 1].value) == 0)
+			printf("%s: internal error: value %s sent twice\n", progname,
+				   sends[k].value);
+}
+
+/* the send of this value (sends[] sorted by sort_sends), or NULL */
+const SendRec *
+find_send(const char *value)
+{
+	SendRec		key;
+
+	snprintf(key.value, sizeof(key.value), "%s", value);
+	return bsearch(&key, sends, nsends, sizeof(SendRec), cmp_send_by_value);
+}
+
+/* ---------------------------------------------------------------------
+ * Records by position
+ * ---------------------------------------------------------------------
+ */
+
+/* index of the first entry at (partition, offset) or after it */
+size_t
+position_lower_bound(void *const *by_pos, size_t n, size_t partition_field,
+					 size_t offset_field, int partition, long long offset)
+{
+	size_t		lo = 0,
+				hi = n;
+
+	while (lo < hi)
+	{
+		size_t		mid = lo + (hi - lo) / 2;
+		const char *r = by_pos[mid];
+		int			p;
+		long long	o;
+
+		memcpy(&p, r + partition_field, sizeof(p));
+		memcpy(&o, r + offset_field, sizeof(o));
+		if (p < partition || (p == partition && o < offset))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /* ---------------------------------------------------------------------
  * Options
  * ---------------------------------------------------------------------
@@ -549,13 +713,15 @@ default_seed(void)
 /*
  * getopt_long over the program's own options (own, e.g. "P:m:s:") and
  * those both programs take: --seed N into *seed, -k into *keep, -h or
- * --help (usage to stdout, exit 0).  Returns the next of the program's own
- * options, or -1 at the end.  An unknown option, a bad --seed or an
- * argument left over exits with status 2.
+ * --help (usage to stdout, exit 0).  The program's integer options, those
+ * of ints[], are parsed into their values here; returns the next of its
+ * other options, or -1 at the end.  An unknown option, a bad --seed or
+ * integer, or an argument left over exits with status 2.
  */
 int
-next_option(int argc, char **argv, const char *own, unsigned long long *seed,
-			bool *keep, void (*usage) (FILE *f))
+next_option(int argc, char **argv, const char *own, const IntOption *ints,
+			int nints, unsigned long long *seed, bool *keep,
+			void (*usage) (FILE *f))
 {
 	static const struct option longopts[] = {
 		{"seed", required_argument, NULL, 'S'},
@@ -564,6 +730,7 @@ next_option(int argc, char **argv, const char *own, unsigned long long *seed,
 	};
 	char		optstring[64];
 	int			c;
+	int			i;
 
 	snprintf(optstring, sizeof(optstring), "%skh", own);
 	for (;;)
@@ -595,7 +762,13 @@ next_option(int argc, char **argv, const char *own, unsigned long long *seed,
 					usage(stderr);
 					exit(2);
 				}
-				return c;
+				for (i = 0; i < nints && ints[i].letter != c; i++)
+					;
+				if (i == nints)
+					return c;
+				*ints[i].value = parse_int(optarg, ints[i].what, ints[i].lo,
+										   ints[i].hi);
+				break;
 		}
 	}
 }

@@ -5,8 +5,10 @@
  *	  the run's clock and alarm() deadlines, the children's random numbers,
  *	  memory and string helpers, connecting to the local server only,
  *	  libpq error text, prepared statements and pgq_send, the temporary
- *	  directory of the children's logs, option parsing, the checks' output,
- *	  and the messages of a run that cannot be set up or runs over time.
+ *	  directory of the children's logs, the producers' logs and the sends
+ *	  the parent reads from them, searching records by position, option
+ *	  parsing, the checks' output, and the messages of a run that cannot be
+ *	  set up or runs over time.
  *
  * Each program calls stress_common_init() first thing in main(), with its
  * name (which starts the lines printed here, "stress: ...") and its number
@@ -29,6 +31,7 @@
 #define MAX_MESSAGES		20		/* failures spelled out per check */
 #define STR_(x)				#x
 #define STR(x)				STR_(x)
+#define lengthof(array)		(sizeof(array) / sizeof((array)[0]))
 
 /* the program's name, starting every line printed here */
 extern const char *progname;
@@ -84,9 +87,68 @@ extern bool send_record(PGconn *conn, const char *topic, const char *value,
 extern void make_tmpdir(void);
 extern void child_path(char *buf, size_t len, const char *kind, int id);
 extern void remove_tmpdir(int nproducers, const char *kind, int n);
+extern FILE *open_child_log(const char *who, int id, const char *path);
+
+/*
+ * The producers' logs.  A producer writes, one line each:
+ *
+ *	S <txn> <i> <partition> <offset> <value>	send i of txn returned
+ *	K <txn> <from> <to>		sends from..to rolled back to a savepoint
+ *	E <txn> C|R|U <us>		txn committed, rolled back or ended in an
+ *							unknown state, at <us> (on the program's clock)
+ *	DONE <txns> <errors>
+ *
+ * and the parent gathers every producer's sends in sends[], with their fates.
+ */
+typedef struct SendRec
+{
+	char		value[VALUE_MAX];
+	int			producer;
+	long		txn;
+	int			idx;
+	int			partition;
+	long long	offset;
+	char		fate;			/* 'C' committed, 'R' rolled back with its
+								 * transaction, 'S' rolled back to a
+								 * savepoint, 'U' unknown */
+	long long	end_us;			/* when its transaction ended; -1 if unknown */
+} SendRec;
+
+typedef struct ProducerLog
+{
+	bool		done;			/* its DONE line was seen */
+	long		errors;			/* failed statements, from that line */
+} ProducerLog;
+
+extern SendRec *sends;
+extern size_t nsends;
+extern long txns_ended[3];		/* committed, rolled back, unknown */
+
+extern void load_producer(int id, ProducerLog *log);
+extern void sort_sends(void);
+extern const SendRec *find_send(const char *value);
+
+/*
+ * Records by position: by_pos is an array of n pointers to structs sorted
+ * by (partition, offset), the int and the long long at these offsetofs.
+ */
+extern size_t position_lower_bound(void *const *by_pos, size_t n,
+								   size_t partition_field,
+								   size_t offset_field, int partition,
+								   long long offset);
 
 /* options */
+typedef struct IntOption
+{
+	int			letter;			/* as in getopt's optstring */
+	const char *what;			/* for messages, e.g. "-p (producers)" */
+	int			lo;
+	int			hi;
+	int		   *value;
+} IntOption;
+
 extern int	next_option(int argc, char **argv, const char *own,
+						const IntOption *ints, int nints,
 						unsigned long long *seed, bool *keep,
 						void (*usage) (FILE *f));
 extern int	parse_int(const char *arg, const char *what, int lo, int hi);

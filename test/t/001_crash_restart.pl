@@ -62,63 +62,14 @@ $node->safe_psql('postgres', "SELECT pgq_create_topic('$topic', $npartitions)");
 # Load: producers and a reader.
 ###########################################################################
 
-my @producers;
-
-# Autocommit producers: each statement is its own transaction; a printed row
-# is an acknowledged, committed record (the server commits before it
-# reports the statement complete).
-for my $i (1 .. $nproducers)
-{
-	my $s = "PREPARE snd(text, text) AS\n"
-	  . "  SELECT 'sent', partition, msg_offset, \$1 FROM pgq_send('$topic', \$1, \$2);\n";
-	$s .= "EXECUTE snd('v-$i-$_', 'k-$_');\n" for 1 .. $producer_sends;
-	push @producers, start_client($node, "producer$i", write_script("producer$i", $s));
-}
-
-# A transactional producer: two records per transaction, one placed by key,
-# one on an explicit partition; every fourth transaction rolls back.  The
-# rows are printed before the transaction ends, the "end" line after it.
-{
-	my $s = "PREPARE send_key(text, text) AS\n"
-	  . "  SELECT 'sent', partition, msg_offset, \$1 FROM pgq_send('$topic', \$1, \$2);\n"
-	  . "PREPARE send_part(text, int) AS\n"
-	  . "  SELECT 'sent', partition, msg_offset, \$1 FROM pgq_send('$topic', \$1, NULL::text, \$2);\n";
-	for my $n (1 .. $txn_producer_txns)
-	{
-		my $end = $n % 4 == 0 ? 'rollback' : 'commit';
-		my $p = $n % $npartitions;
-		$s .=
-		    "BEGIN;\n"
-		  . "EXECUTE send_key('tx-$n-a', 'tx-$n');\n"
-		  . "EXECUTE send_part('tx-$n-b', $p);\n"
-		  . uc($end) . ";\n"
-		  . "\\echo end|$end|$n\n";
-	}
-	push @producers, start_client($node, 'txproducer', write_script('txproducer', $s));
-}
-
-# The reader: follows every partition with pgq_fetch, printing what it was
-# served, in the order served.
-my $reader;
-{
-	my $s = '';
-	$s .= "\\set n$_ 0\n" for 0 .. $npartitions - 1;
-	$s .=
-	    "PREPARE rd(int, bigint) AS\n"
-	  . "  SELECT coalesce(string_agg(format('served|%s|%s|%s', partition, msg_offset,\n"
-	  . "                                    convert_from(value, 'UTF8')), E'\\n' ORDER BY ord), '') AS rows,\n"
-	  . "         coalesce(max(msg_offset) + 1, \$2) AS next\n"
-	  . "    FROM pgq_fetch('$topic', \$1, \$2, 100) WITH ORDINALITY\n"
-	  . "         AS f(topic, partition, msg_offset, key, value, headers, ts, ord);\n";
-	for (1 .. $reader_rounds)
-	{
-		for my $p (0 .. $npartitions - 1)
-		{
-			$s .= "EXECUTE rd($p, :n$p) \\gset\n\\set n$p :next\n\\echo :rows\n";
-		}
-	}
-	$reader = start_client($node, 'reader', write_script('reader', $s));
-}
+# Autocommit producers (a printed row is an acknowledged, committed
+# record), a transactional producer (two records per transaction, one
+# placed by key, one on an explicit partition; every fourth transaction
+# rolls back), and a reader that follows every partition with pgq_fetch.
+my @producers = (
+	start_producers($node, $topic, $nproducers, $producer_sends),
+	start_txn_producer($node, $topic, $npartitions, $txn_producer_txns));
+my $reader = start_reader($node, 'reader', $topic, $npartitions, $reader_rounds);
 
 # Let the load build up until every partition has stable records.
 ok( wait_for(
@@ -155,73 +106,16 @@ sleep 2;
 
 $node->stop('immediate');
 
-my (%acked, %in_doubt, %rolled_back, @served);
-my %producer_last;    # producer number => highest n acknowledged
-
-foreach my $c (@producers)
-{
-	my ($rc, $lines, $err) = finish_client($c);
-	my $died_with_server = $rc != 0 && $err !~ /ERROR:/;
-	ok($died_with_server, "$c->{name} sent without error until the server stopped")
-	  or diag("exit code $rc, stderr:\n$err");
-
-	my %txn_rows;    # transaction number => [ [value, partition, offset] ... ]
-	foreach my $line (@$lines)
-	{
-		if ($line =~ /^sent\|(\d+)\|(\d+)\|(v-(\d+)-(\d+))$/)
-		{
-			$acked{$3} = [ $1, $2 ];
-			$producer_last{$4} = $5
-			  if !defined $producer_last{$4} || $5 > $producer_last{$4};
-		}
-		elsif ($line =~ /^sent\|(\d+)\|(\d+)\|(tx-(\d+)-[ab])$/)
-		{
-			push @{ $txn_rows{$4} }, [ $3, $1, $2 ];
-		}
-		elsif ($line =~ /^end\|(commit|rollback)\|(\d+)$/)
-		{
-			my ($how, $n) = ($1, $2);
-			my $rows = delete $txn_rows{$n} || [];
-			foreach my $r (@$rows)
-			{
-				if ($how eq 'commit')
-				{
-					$acked{ $r->[0] } = [ $r->[1], $r->[2] ];
-				}
-				else
-				{
-					$rolled_back{ $r->[0] } = [ $r->[1], $r->[2] ];
-				}
-			}
-		}
-		else
-		{
-			diag("$c->{name}: unexpected output line: $line");
-		}
-	}
-	foreach my $rows (values %txn_rows)
-	{
-		$in_doubt{ $_->[0] } = [ $_->[1], $_->[2] ] foreach @$rows;
-	}
-}
-
-{
-	my ($rc, $lines, $err) = finish_client($reader);
-	ok($rc != 0 && $err !~ /ERROR:/, 'the reader read without error until the server stopped')
-	  or diag("exit code $rc, stderr:\n$err");
-	foreach my $line (@$lines)
-	{
-		next if $line eq '';
-		if ($line =~ /^served\|(\d+)\|(\d+)\|(.*)$/)
-		{
-			push @served, [ $1, $2, $3 ];
-		}
-		else
-		{
-			diag("reader: unexpected output line: $line");
-		}
-	}
-}
+my ($acked, $in_doubt, $rolled_back, $producer_last) =
+  finish_producers(\@producers, 'the server stopped');
+my %acked = %$acked;
+my %in_doubt = %$in_doubt;
+my %rolled_back = %$rolled_back;
+my %producer_last = %$producer_last;    # producer number => highest n acknowledged
+my @served = @{
+	parse_served('reader',
+		finish_cut_client($reader, 'the reader read without error until the server stopped'))
+};
 
 eval { $open->quit; };
 

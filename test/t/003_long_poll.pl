@@ -35,6 +35,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use PgqueueTap qw(wait_until_waiting);
 use Time::HiRes qw(usleep time);
 
 my $long_timeout_ms = 30000;   # a wait that something else must end
@@ -128,16 +131,11 @@ sub finish_query
 	return (1, $out, $err, $end);
 }
 
-# Wait until all these backends are inside a long-poll wait: an active
-# statement waiting on an Extension wait event.
-sub wait_until_waiting
+# Wait until all these sessions' backends are inside a long-poll wait.
+sub sessions_waiting
 {
 	my @pids = map { $_->{pid} } @_;
-	my $list = join(', ', @pids);
-	return $node->poll_query_until('postgres',
-		    "SELECT count(*) = " . scalar(@pids)
-		  . " FROM pg_stat_activity WHERE pid IN ($list)"
-		  . " AND state = 'active' AND wait_event_type = 'Extension'");
+	return wait_until_waiting($node, 'pid IN (' . join(', ', @pids) . ')', scalar(@pids));
 }
 
 # Is this backend inside a long-poll wait right now?  (Only where nothing can
@@ -244,7 +242,7 @@ my $w = new_session('waiter');
 }
 
 start_query($w, fetch_sql('lp_wake', 0, 0, $long_timeout_ms));
-ok(wait_until_waiting($w), 'a fetch on an empty partition waits (wait_event_type Extension)');
+ok(sessions_waiting($w), 'a fetch on an empty partition waits (wait_event_type Extension)');
 
 check_no_locks($w->{pid}, 'while waiting on an empty partition');
 
@@ -279,11 +277,11 @@ my $t_commit = $committed_at;
 
 $node->safe_psql('postgres', "SELECT pgq_create_topic('lp_rollback', 1)");
 start_query($w, fetch_sql('lp_rollback', 0, 0, 3000));
-ok(wait_until_waiting($w), 'a fetch with timeout 3 s waits');
+ok(sessions_waiting($w), 'a fetch with timeout 3 s waits');
 $node->safe_psql('postgres',
 	"BEGIN; SELECT pgq_send('lp_rollback', 'rolled-back'::text, NULL::text, 0); ROLLBACK;");
 usleep(300_000);
-ok(!query_done($w) && wait_until_waiting($w),
+ok(!query_done($w) && sessions_waiting($w),
 	'after another session sent and rolled back, the fetch is still waiting');
 {
 	my ($done, $out, $err, $end) = finish_query($w, 30);
@@ -310,12 +308,12 @@ my $n = $a->{psql}->query_safe(
 is($n, '1', 'an open transaction sent to offset 1');
 
 start_query($w, fetch_sql('lp_held', 0, $n, $long_timeout_ms));
-ok(wait_until_waiting($w), "a fetch from offset $n waits");
+ok(sessions_waiting($w), "a fetch from offset $n waits");
 
 my $n1 = send_committed('lp_held', 0, 'held-b');
 is($n1, $n + 1, 'another transaction sent to the next offset and committed');
 usleep(1_000_000);
-ok(!query_done($w) && wait_until_waiting($w),
+ok(!query_done($w) && sessions_waiting($w),
 	'the fetch is still waiting: the committed record is held back by the open one');
 is($node->safe_psql('postgres', fetch_sql('lp_held', 0, $n, 0)), '',
 	"a fetch from offset $n without waiting returns nothing");
@@ -349,7 +347,7 @@ $a->{psql}->quit;
 
 $node->safe_psql('postgres', "SELECT pgq_create_topic('lp_cancel', 1)");
 start_query($w, fetch_sql('lp_cancel', 0, 0, $long_timeout_ms));
-ok(wait_until_waiting($w), 'a fetch waits');
+ok(sessions_waiting($w), 'a fetch waits');
 my $t_cancel = time;
 is($node->safe_psql('postgres', "SELECT pg_cancel_backend($w->{pid})"), 't', 'cancel it');
 {
@@ -366,7 +364,7 @@ ok( $node->poll_query_until('postgres',
 is(pgqueue_locks($w->{pid}, 0), '', 'and holds no lock on any relation of the schema pgqueue');
 
 start_query($w, fetch_sql('lp_cancel', 0, 0, $long_timeout_ms));
-ok(wait_until_waiting($w), 'the same session waits again');
+ok(sessions_waiting($w), 'the same session waits again');
 is(send_committed('lp_cancel', 0, 'after-cancel'), '0', 'a committed send');
 $t_commit = $committed_at;
 {
@@ -395,7 +393,7 @@ for my $i (0 .. $#pollers)
 }
 start_query($_, fetch_sql('lp_many', 0, 0, $long_timeout_ms)) for @fetchers;
 start_query($pollers[$_], poll_sql("lp_many_g$_", 'lp_many', $long_timeout_ms)) for 0 .. $#pollers;
-ok(wait_until_waiting(@fetchers, @pollers), 'all 10 sessions (6 fetches, 4 polls) are waiting');
+ok(sessions_waiting(@fetchers, @pollers), 'all 10 sessions (6 fetches, 4 polls) are waiting');
 ok(!(grep { query_done($_) } @fetchers, @pollers), 'none has returned');
 
 is(send_committed('lp_many', 0, 'for-all'), '0', 'one committed send');
@@ -433,7 +431,7 @@ is( $node->safe_psql('postgres',
 		"SELECT partitions FROM pgq_members WHERE group_id = 'lp_group_g' AND topic = 'lp_group'"),
 	'{0,1,2}', 'it owns all three partitions');
 start_query($w, poll_sql('lp_group_g', 'lp_group', $long_timeout_ms));
-ok(wait_until_waiting($w), 'its poll waits');
+ok(sessions_waiting($w), 'its poll waits');
 is(send_committed('lp_group', 2, 'to-p2'), '0', 'a committed send to partition 2');
 $t_commit = $committed_at;
 {
@@ -455,7 +453,7 @@ $node->safe_psql('postgres',
 is($w->{psql}->query_safe(poll_sql('lp_cap_g', 'lp_cap', 0)), '',
 	'a member joins a group whose session timeout is 6 s');
 start_query($w, poll_sql('lp_cap_g', 'lp_cap', $long_timeout_ms));
-ok(wait_until_waiting($w), 'its poll with timeout 30 s waits');
+ok(sessions_waiting($w), 'its poll with timeout 30 s waits');
 {
 	my ($done, $out, $err, $end) = finish_query($w, 30);
 	my $elapsed = $end - $w->{started};
@@ -505,7 +503,7 @@ start_query($w,
 	"BEGIN ISOLATION LEVEL READ COMMITTED;\n"
 	  . fetch_sql('lp_iso', 0, 0, $long_timeout_ms) . ";\n"
 	  . "COMMIT");
-ok(wait_until_waiting($w), 'in a READ COMMITTED transaction block a fetch waits');
+ok(sessions_waiting($w), 'in a READ COMMITTED transaction block a fetch waits');
 is(send_committed('lp_iso', 0, 'rc'), '0', 'a committed send');
 $t_commit = $committed_at;
 {

@@ -28,26 +28,15 @@ sub worker_pid
 		q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'pgqueue worker'});
 }
 
-sub wait_for
-{
-	my ($sql, $what) = @_;
-	my $deadline = time + 30;
-	while (time < $deadline)
-	{
-		return 1 if $node->safe_psql('postgres', $sql) eq 't';
-		usleep(100_000);
-	}
-	diag("timed out waiting for $what");
-	return 0;
-}
-
 # the size of a topic on disk: its segment tables with their indexes and TOAST
 my $size_sql = q{
 	SELECT coalesce(sum(pg_total_relation_size(s.relid)), 0)
 	  FROM pgqueue.segment s JOIN pgqueue.topic t USING (topic_id) WHERE t.name = 'steady'};
 
-ok(wait_for(q{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pgqueue worker'},
-		'the worker'), 'the worker runs');
+ok( $node->poll_query_until(
+		'postgres',
+		q{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pgqueue worker'}),
+	'the worker runs');
 
 # --- time retention under a steady load -----------------------------------
 $node->safe_psql('postgres',
@@ -156,26 +145,33 @@ for (1 .. 10)
 		                                      FROM generate_series(1, 12) j))});
 	usleep(300_000);
 }
-ok(wait_for(q{SELECT bytes < 600000 AND log_start_offset > 0 FROM pgq_partitions WHERE topic = 'sized'},
-		'size retention'),
+ok( $node->poll_query_until(
+		'postgres',
+		q{SELECT bytes < 600000 AND log_start_offset > 0 FROM pgq_partitions WHERE topic = 'sized'}),
 	'size retention keeps the partition near retention.bytes (about 2 MB were sent)');
 
 # --- the worker survives being killed and a restart ------------------------
 my $pid = worker_pid();
 $node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
-ok(wait_for(qq{SELECT count(*) = 1 FROM pg_stat_activity
-                WHERE backend_type = 'pgqueue worker' AND pid <> $pid}, 'a new worker'),
+ok( $node->poll_query_until(
+		'postgres',
+		qq{SELECT count(*) = 1 FROM pg_stat_activity
+		     WHERE backend_type = 'pgqueue worker' AND pid <> $pid}),
 	'the worker is restarted after being killed');
 my $before = $node->safe_psql('postgres',
 	q{SELECT max(segment_no) FROM pgqueue.segment s JOIN pgqueue.topic t USING (topic_id) WHERE t.name = 'steady'});
 $node->safe_psql('postgres', q{SELECT pgq_send('steady', 'after the kill', partition => 0)});
-ok(wait_for(qq{SELECT max(segment_no) > $before FROM pgqueue.segment s JOIN pgqueue.topic t USING (topic_id)
-                WHERE t.name = 'steady'}, 'a roll by the new worker'),
+ok( $node->poll_query_until(
+		'postgres',
+		qq{SELECT max(segment_no) > $before FROM pgqueue.segment s JOIN pgqueue.topic t USING (topic_id)
+		     WHERE t.name = 'steady'}),
 	'the restarted worker keeps rolling segments');
 
 $node->restart;
-ok(wait_for(q{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pgqueue worker'},
-		'the worker after restart'), 'the worker runs again after a server restart');
+ok( $node->poll_query_until(
+		'postgres',
+		q{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pgqueue worker'}),
+	'the worker runs again after a server restart');
 my $sends = $node->safe_psql('postgres',
 	q{SELECT count(*) FROM generate_series(1, 10) i, LATERAL pgq_send('steady', 'after restart ' || i)});
 is($sends, '10', 'sending works after the restart');

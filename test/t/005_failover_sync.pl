@@ -118,21 +118,10 @@ ok( wait_for($primary,
 	'before the failover, retention on the primary drops the segment of a topic with retention.ms 1000');
 
 ###########################################################################
-# Helpers
-###########################################################################
-
-###########################################################################
 # Load: producers, a consumer group of two, a plain reader
 ###########################################################################
 
-my @producers;
-for my $i (1 .. $nproducers)
-{
-	my $s = "PREPARE snd(text, text) AS\n"
-	  . "  SELECT 'sent', partition, msg_offset, \$1 FROM pgq_send('$topic', \$1, \$2);\n";
-	$s .= "EXECUTE snd('v-$i-$_', 'k-$_');\n" for 1 .. $producer_sends;
-	push @producers, start_client($primary, "producer$i", write_script("producer$i", $s));
-}
+my @producers = start_producers($primary, $topic, $nproducers, $producer_sends);
 
 # Group members (enable.auto.commit off): poll, commit explicitly, then print
 # the committed offsets of the partitions they own, as the group sees them
@@ -157,26 +146,7 @@ foreach my $m (@members)
 }
 
 # The plain reader follows every partition with pgq_fetch.
-my $reader;
-{
-	my $s = '';
-	$s .= "\\set n$_ 0\n" for 0 .. $npartitions - 1;
-	$s .=
-	    "PREPARE rd(int, bigint) AS\n"
-	  . "  SELECT coalesce(string_agg(format('served|%s|%s|%s', partition, msg_offset,\n"
-	  . "                                    convert_from(value, 'UTF8')), E'\\n' ORDER BY ord), '') AS rows,\n"
-	  . "         coalesce(max(msg_offset) + 1, \$2) AS next\n"
-	  . "    FROM pgq_fetch('$topic', \$1, \$2, 100) WITH ORDINALITY\n"
-	  . "         AS f(topic, partition, msg_offset, key, value, headers, ts, ord);\n";
-	for (1 .. $reader_rounds)
-	{
-		for my $p (0 .. $npartitions - 1)
-		{
-			$s .= "EXECUTE rd($p, :n$p) \\gset\n\\set n$p :next\n\\echo :rows\n";
-		}
-	}
-	$reader = start_client($primary, 'reader', write_script('reader', $s));
-}
+my $reader = start_reader($primary, 'reader', $topic, $npartitions, $reader_rounds);
 
 ok( wait_for($primary,
 		"SELECT bool_and(EXISTS (SELECT FROM pgq_fetch('$topic', p, 49, 1))) "
@@ -210,33 +180,16 @@ is( $primary->safe_psql('postgres',
 
 $primary->stop('immediate');
 
-my (%acked, %producer_last, @served, %member_served, %committed_before);
-foreach my $c (@producers)
-{
-	my ($rc, $lines, $err) = finish_client($c);
-	ok($rc != 0 && $err !~ /ERROR:/, "$c->{name} sent without error until the primary died")
-	  or diag("exit code $rc, stderr:\n$err");
-	foreach my $line (@$lines)
-	{
-		if ($line =~ /^sent\|(\d+)\|(\d+)\|(v-(\d+)-(\d+))$/)
-		{
-			$acked{$3} = [ $1, $2 ];
-			$producer_last{$4} = $5
-			  if !defined $producer_last{$4} || $5 > $producer_last{$4};
-		}
-		else
-		{
-			diag("$c->{name}: unexpected output line: $line");
-		}
-	}
-}
+my ($acked, undef, undef, $producer_last) = finish_producers(\@producers, 'the primary died');
+my %acked = %$acked;
+my %producer_last = %$producer_last;
+my (@served, %member_served, %committed_before);
 
 foreach my $i (0 .. $#members)
 {
 	my $m = $members[$i];
-	my ($rc, $lines, $err) = finish_client($member_clients[$i]);
-	ok($rc != 0 && $err !~ /ERROR:/, "member $m polled and committed without error until the primary died")
-	  or diag("exit code $rc, stderr:\n$err");
+	my $lines = finish_cut_client($member_clients[$i],
+		"member $m polled and committed without error until the primary died");
 	my $commits = 0;
 	foreach my $line (@$lines)
 	{
@@ -264,24 +217,10 @@ foreach my $i (0 .. $#members)
 		"member $m was served records and committed before the crash");
 }
 
-my @reader_served;
-{
-	my ($rc, $lines, $err) = finish_client($reader);
-	ok($rc != 0 && $err !~ /ERROR:/, 'the reader read without error until the primary died')
-	  or diag("exit code $rc, stderr:\n$err");
-	foreach my $line (@$lines)
-	{
-		next if $line eq '';
-		if ($line =~ /^served\|(\d+)\|(\d+)\|(.*)$/)
-		{
-			push @reader_served, [ $1, $2, $3 ];
-		}
-		else
-		{
-			diag("reader: unexpected output line: $line");
-		}
-	}
-}
+my @reader_served = @{
+	parse_served('reader',
+		finish_cut_client($reader, 'the reader read without error until the primary died'))
+};
 push @served, @reader_served;
 
 note(sprintf('before the crash: %d acknowledged, %d served (%d to the reader), commits seen: %s',

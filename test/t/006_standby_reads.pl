@@ -360,9 +360,7 @@ same_on_both(q{SELECT count(*) FROM pgq_groups}, '0', 'and created no group');
 {
 	my $w = bg_start($standby, 'sr_wait_p2',
 		"SELECT msg_offset, convert_from(value, 'UTF8') FROM pgq_fetch('sr', 2, 0, 10, $wait_ms)");
-	ok( wait_for($standby,
-			q{SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'sr_wait_p2'
-			     AND state = 'active' AND wait_event_type = 'Extension'}, 30),
+	ok(wait_until_waiting($standby, "application_name = 'sr_wait_p2'"),
 		'a long poll on an empty partition of the standby waits');
 	sleep 1;
 	ok(!bg_done($w), 'it is still waiting a second later');
@@ -384,9 +382,7 @@ same_on_both(q{SELECT count(*) FROM pgq_groups}, '0', 'and created no group');
 {
 	my $w = bg_start($standby, 'sr_wait_p0',
 		"SELECT msg_offset, convert_from(value, 'UTF8') FROM pgq_fetch('sr', 0, 5, 10, $wait_ms)");
-	ok( wait_for($standby,
-			q{SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'sr_wait_p0'
-			     AND state = 'active' AND wait_event_type = 'Extension'}, 30),
+	ok(wait_until_waiting($standby, "application_name = 'sr_wait_p0'"),
 		'a long poll at the pending offset of partition 0 waits on the standby');
 	is($primary->safe_psql('postgres',
 			q{SELECT msg_offset FROM pgq_send('sr', 'p0-8'::text, NULL::text, 0)}),

@@ -68,56 +68,15 @@ my $reader_rounds = 30000;   # each round waits up to 10 ms per idle partition
 my $process_timeout = 60;    # seconds any helper process may live
 $PgqueueTap::client_timeout = $process_timeout;
 
-###########################################################################
-# Helpers
-###########################################################################
-
-# A tailing reader of every partition: prints each record it is served as
+# A tailing reader of every partition (the standby's reader goes on across
+# the promotion): it prints each record it is served as
 # served|partition|offset|value|in_recovery, waits up to 10 ms on an idle
 # partition, and quits once the table fo_stop_<name> exists.
-sub reader_script
+sub start_tailing_reader
 {
-	my ($name) = @_;
-	my $s = '';
-	$s .= "\\set n$_ 0\n" for 0 .. $npartitions - 1;
-	$s .=
-	    "PREPARE rd(int, bigint) AS\n"
-	  . "  SELECT coalesce(string_agg(format('served|%s|%s|%s|%s', partition, msg_offset,\n"
-	  . "                                    convert_from(value, 'UTF8'), pg_is_in_recovery()),\n"
-	  . "                             E'\\n' ORDER BY ord), '') AS rows,\n"
-	  . "         coalesce(max(msg_offset) + 1, \$2) AS next\n"
-	  . "    FROM pgq_fetch('$topic', \$1, \$2, 100, 10) WITH ORDINALITY\n"
-	  . "         AS f(topic, partition, msg_offset, key, value, headers, ts, ord);\n"
-	  . "PREPARE stop AS SELECT to_regclass('public.fo_stop_$name') IS NOT NULL AS stop;\n";
-	for (1 .. $reader_rounds)
-	{
-		for my $p (0 .. $npartitions - 1)
-		{
-			$s .= "EXECUTE rd($p, :n$p) \\gset\n\\set n$p :next\n\\echo :rows\n";
-		}
-		$s .= "EXECUTE stop \\gset\n\\if :stop\n\\q\n\\endif\n";
-	}
-	return write_script($name, $s);
-}
-
-# Parse a reader's output: a list of [partition, offset, value, in_recovery].
-sub parse_served
-{
-	my ($name, $lines) = @_;
-	my @served;
-	foreach my $line (@$lines)
-	{
-		next if $line eq '';
-		if ($line =~ /^served\|(\d+)\|(\d+)\|(.*)\|([tf])$/)
-		{
-			push @served, [ $1, $2, $3, $4 eq 't' ];
-		}
-		else
-		{
-			diag("$name: unexpected output line: $line");
-		}
-	}
-	return \@served;
+	my ($node, $name) = @_;
+	return start_reader($node, $name, $topic, $npartitions, $reader_rounds,
+		wait_ms => 10, in_recovery => 1, stop_table => "fo_stop_$name");
 }
 
 ###########################################################################
@@ -154,40 +113,16 @@ is($primary->safe_psql('postgres',
 		"SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'async'"),
 	'1', 'replication is asynchronous');
 
-my @producers;
+# Autocommit producers (a printed row is an acknowledged, committed
+# record) and a transactional producer (two records per transaction, every
+# fourth transaction rolls back; rows are printed before the end, "end"
+# after it).
+my @producers = (
+	start_producers($primary, $topic, $nproducers, $producer_sends),
+	start_txn_producer($primary, $topic, $npartitions, $txn_producer_txns));
 
-# Autocommit producers: a printed row is an acknowledged, committed record.
-for my $i (1 .. $nproducers)
-{
-	my $s = "PREPARE snd(text, text) AS\n"
-	  . "  SELECT 'sent', partition, msg_offset, \$1 FROM pgq_send('$topic', \$1, \$2);\n";
-	$s .= "EXECUTE snd('v-$i-$_', 'k-$_');\n" for 1 .. $producer_sends;
-	push @producers, start_client($primary, "producer$i", write_script("producer$i", $s));
-}
-
-# A transactional producer: two records per transaction, every fourth
-# transaction rolls back; rows are printed before the end, "end" after it.
-{
-	my $s = "PREPARE send_key(text, text) AS\n"
-	  . "  SELECT 'sent', partition, msg_offset, \$1 FROM pgq_send('$topic', \$1, \$2);\n"
-	  . "PREPARE send_part(text, int) AS\n"
-	  . "  SELECT 'sent', partition, msg_offset, \$1 FROM pgq_send('$topic', \$1, NULL::text, \$2);\n";
-	for my $n (1 .. $txn_producer_txns)
-	{
-		my $end = $n % 4 == 0 ? 'rollback' : 'commit';
-		my $p = $n % $npartitions;
-		$s .=
-		    "BEGIN;\n"
-		  . "EXECUTE send_key('tx-$n-a', 'tx-$n');\n"
-		  . "EXECUTE send_part('tx-$n-b', $p);\n"
-		  . uc($end) . ";\n"
-		  . "\\echo end|$end|$n\n";
-	}
-	push @producers, start_client($primary, 'txproducer', write_script('txproducer', $s));
-}
-
-my $preader = start_client($primary, 'preader', reader_script('preader'));
-my $sreader = start_client($standby, 'sreader', reader_script('sreader'));
+my $preader = start_tailing_reader($primary, 'preader');
+my $sreader = start_tailing_reader($standby, 'sreader');
 
 ok( wait_for(
 		$standby,
@@ -209,54 +144,17 @@ is($open_part, 1, 'the open transaction\'s send went to partition 1');
 sleep 2;
 $primary->stop('immediate');
 
-my (%acked, %in_doubt, %rolled_back);
-my %producer_last;    # producer number => highest n acknowledged
+my ($acked, $in_doubt, $rolled_back, $producer_last) =
+  finish_producers(\@producers, 'the primary stopped');
+my %acked = %$acked;
+my %in_doubt = %$in_doubt;
+my %rolled_back = %$rolled_back;
+my %producer_last = %$producer_last;    # producer number => highest n acknowledged
 
-foreach my $c (@producers)
-{
-	my ($rc, $lines, $err) = finish_client($c);
-	ok($rc != 0 && $err !~ /ERROR:/, "$c->{name} sent without error until the primary stopped")
-	  or diag("exit code $rc, stderr:\n$err");
-	my %txn_rows;
-	foreach my $line (@$lines)
-	{
-		if ($line =~ /^sent\|(\d+)\|(\d+)\|(v-(\d+)-(\d+))$/)
-		{
-			$acked{$3} = [ $1, $2 ];
-			$producer_last{$4} = $5
-			  if !defined $producer_last{$4} || $5 > $producer_last{$4};
-		}
-		elsif ($line =~ /^sent\|(\d+)\|(\d+)\|(tx-(\d+)-[ab])$/)
-		{
-			push @{ $txn_rows{$4} }, [ $3, $1, $2 ];
-		}
-		elsif ($line =~ /^end\|(commit|rollback)\|(\d+)$/)
-		{
-			my ($how, $n) = ($1, $2);
-			foreach my $r (@{ delete $txn_rows{$n} || [] })
-			{
-				if ($how eq 'commit') { $acked{ $r->[0] } = [ $r->[1], $r->[2] ]; }
-				else { $rolled_back{ $r->[0] } = [ $r->[1], $r->[2] ]; }
-			}
-		}
-		else
-		{
-			diag("$c->{name}: unexpected output line: $line");
-		}
-	}
-	foreach my $rows (values %txn_rows)
-	{
-		$in_doubt{ $_->[0] } = [ $_->[1], $_->[2] ] foreach @$rows;
-	}
-}
-
-my $pserved;
-{
-	my ($rc, $lines, $err) = finish_client($preader);
-	ok($rc != 0 && $err !~ /ERROR:/, 'the reader of the primary read without error until it stopped')
-	  or diag("exit code $rc, stderr:\n$err");
-	$pserved = parse_served('preader', $lines);
-}
+my $pserved = parse_served(
+	'preader',
+	finish_cut_client($preader, 'the reader of the primary read without error until it stopped'),
+	in_recovery => 1);
 eval { $open->quit; };
 
 note(sprintf('at the crash: %d acknowledged, %d in doubt, %d rolled back; %d served by the primary',
@@ -332,7 +230,7 @@ my $sserved;
 	my ($rc, $lines, $err) = finish_client($sreader);
 	is($rc, 0, 'the reader of the standby read without error, across the promotion')
 	  or diag("exit code $rc, stderr:\n$err");
-	$sserved = parse_served('sreader', $lines);
+	$sserved = parse_served('sreader', $lines, in_recovery => 1);
 }
 my @sserved_standby = grep { $_->[3] } @$sserved;
 note(sprintf('the reader of the standby was served %d records, %d of them while it was a standby',

@@ -167,6 +167,21 @@ sub unbalanced
 	return '';
 }
 
+# The processed table as "partition/offset" => value, and the keys that are
+# in it more than once.
+sub read_processed
+{
+	my (%processed, @dups);
+	foreach my $line (split /\n/, $node->safe_psql('postgres',
+			'SELECT partition, msg_offset, value FROM processed'))
+	{
+		my ($p, $o, $v) = split /\|/, $line, 3;
+		push @dups, "$p/$o" if exists $processed{"$p/$o"};
+		$processed{"$p/$o"} = $v;
+	}
+	return (\%processed, \@dups);
+}
+
 # group => partition => the lowest committed offset that must survive: the
 # highest reached by an acknowledged commit
 my %committed_floor;
@@ -182,14 +197,7 @@ sub raise_floor
 # Load
 ###########################################################################
 
-my @producers;
-for my $i (1 .. $nproducers)
-{
-	my $s = "PREPARE snd(text, text) AS\n"
-	  . "  SELECT 'sent', partition, msg_offset, \$1 FROM pgq_send('$topic', \$1, \$2);\n";
-	$s .= "EXECUTE snd('v-$i-$_', 'k-$_');\n" for 1 .. $producer_sends;
-	push @producers, start_client($node, "producer$i", write_script("producer$i", $s));
-}
+my @producers = start_producers($node, $topic, $nproducers, $producer_sends);
 
 my @consumers;
 foreach my $m (@auto_members)
@@ -242,26 +250,9 @@ sleep 2;
 
 $node->stop('immediate');
 
-my (%acked, %producer_last);
-foreach my $c (@producers)
-{
-	my ($rc, $lines, $err) = finish_client($c);
-	ok($rc != 0 && $err !~ /ERROR:/, "$c->{name} sent without error until the server stopped")
-	  or diag("exit code $rc, stderr:\n$err");
-	foreach my $line (@$lines)
-	{
-		if ($line =~ /^sent\|(\d+)\|(\d+)\|(v-(\d+)-(\d+))$/)
-		{
-			$acked{$3} = [ $1, $2 ];
-			$producer_last{$4} = $5
-			  if !defined $producer_last{$4} || $5 > $producer_last{$4};
-		}
-		else
-		{
-			diag("$c->{name}: unexpected output line: $line");
-		}
-	}
-}
+my ($acked, undef, undef, $producer_last) = finish_producers(\@producers, 'the server stopped');
+my %acked = %$acked;
+my %producer_last = %$producer_last;
 
 my %delivered;          # group => "p/o" => value, everything its consumers got
 my %delivered_bad;      # group => [ deliveries that disagree with one another ]
@@ -280,9 +271,7 @@ sub deliver
 foreach my $c (@consumers)
 {
 	my $m = $c->{name};
-	my ($rc, $lines, $err) = finish_client($c);
-	ok($rc != 0 && $err !~ /ERROR:/, "$m consumed without error until the server stopped")
-	  or diag("exit code $rc, stderr:\n$err");
+	my $lines = finish_cut_client($c, "$m consumed without error until the server stopped");
 
 	my $g = $m =~ /^a/ ? 'g_auto' : $m =~ /^m/ ? 'g_manual' : 'g_txn';
 	my @batch;          # rows since the last end marker
@@ -413,16 +402,9 @@ foreach my $g (qw(g_auto g_manual g_txn))
 # Exactly-once inside the database: the processed table and g_txn's
 # committed offsets moved together.
 {
-	my %processed;
-	my @dups;
-	foreach my $line (split /\n/, $node->safe_psql('postgres',
-			'SELECT partition, msg_offset, value FROM processed'))
-	{
-		my ($p, $o, $v) = split /\|/, $line, 3;
-		push @dups, "$p/$o" if exists $processed{"$p/$o"};
-		$processed{"$p/$o"} = $v;
-	}
-	none_bad(\@dups, 'no record is in the processed table twice');
+	my ($processed, $dups) = read_processed();
+	my %processed = %$processed;
+	none_bad($dups, 'no record is in the processed table twice');
 
 	my @bad;
 	my %expected;
@@ -646,16 +628,9 @@ foreach my $g (qw(g_auto g_manual))
 is($delivered{g_auto}{"0/$prepared_off"}, 'prepared-0', 'g_auto got the prepared record at its original offset');
 
 {
-	my %processed;
-	my @dups;
-	foreach my $line (split /\n/, $node->safe_psql('postgres',
-			'SELECT partition, msg_offset, value FROM processed'))
-	{
-		my ($p, $o, $v) = split /\|/, $line, 3;
-		push @dups, "$p/$o" if exists $processed{"$p/$o"};
-		$processed{"$p/$o"} = $v;
-	}
-	none_bad(\@dups, 'after draining, no record is in the processed table twice');
+	my ($processed, $dups) = read_processed();
+	my %processed = %$processed;
+	none_bad($dups, 'after draining, no record is in the processed table twice');
 	none_bad(
 		[
 			(map { "$_ ('$log{$_}') not processed" } grep { !exists $processed{$_} } sort keys %log),

@@ -20,6 +20,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use PgqueueTap qw(wait_until_waiting send_value);
 use IPC::Run;
 use Time::HiRes qw(time usleep);
 
@@ -60,14 +63,6 @@ sub finish_reader
 	return ($out, ${ $r->{err} }, $end);
 }
 
-sub wait_until_waiting
-{
-	my ($name) = @_;
-	return $node->poll_query_until('postgres',
-		"SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = '$name'"
-		  . " AND state = 'active' AND wait_event_type = 'Extension'");
-}
-
 sub segments
 {
 	my ($topic) = @_;
@@ -77,23 +72,16 @@ sub segments
 		  . " WHERE t.name = '$topic' AND s.partition = 0");
 }
 
-sub send_value
-{
-	my ($topic, $value) = @_;
-	return $node->safe_psql('postgres',
-		"SELECT msg_offset FROM pgq_send('$topic', '$value'::text, NULL::text, 0)");
-}
-
 ###########################################################################
 # 1. pgq_fetch across a roll.
 ###########################################################################
 
 $node->safe_psql('postgres',
 	q{SELECT pgq_create_topic('roll_fetch', 1, '{"segment.ms": 3000}')});
-is(send_value('roll_fetch', 'a'), '0', 'a first record at offset 0');
+is(send_value($node, 'roll_fetch', 'a'), '0', 'a first record at offset 0');
 my $r = start_reader('w_fetch',
 	"SELECT msg_offset, convert_from(value, 'UTF8') FROM pgq_fetch('roll_fetch', 0, 1, 10, $timeout_ms)");
-ok(wait_until_waiting('w_fetch'), 'a fetch from offset 1 waits');
+ok(wait_until_waiting($node, "application_name = 'w_fetch'"), 'a fetch from offset 1 waits');
 is(segments('roll_fetch'), '0:0', 'when it began, the partition had one segment');
 ok( $node->poll_query_until('postgres',
 		"SELECT count(*) = 2 FROM pgqueue.segment s JOIN pgqueue.topic t USING (topic_id)"
@@ -101,7 +89,7 @@ ok( $node->poll_query_until('postgres',
 	'the worker rolled the partition over during the wait');
 is(segments('roll_fetch'), '0:0,1:1', 'to a new segment starting at offset 1');
 my $t_send = time;
-is(send_value('roll_fetch', 'b'), '1', 'a record sent to the new segment');
+is(send_value($node, 'roll_fetch', 'b'), '1', 'a record sent to the new segment');
 {
 	my ($out, $err, $end) = finish_reader($r);
 	is($out, '1|b', 'the waiting fetch returned the record in the new segment');
@@ -116,18 +104,18 @@ is(send_value('roll_fetch', 'b'), '1', 'a record sent to the new segment');
 
 $node->safe_psql('postgres',
 	q{SELECT pgq_create_topic('roll_poll', 1, '{"segment.ms": 3000}')});
-is(send_value('roll_poll', 'a'), '0', 'a first record at offset 0');
+is(send_value($node, 'roll_poll', 'a'), '0', 'a first record at offset 0');
 $node->safe_psql('postgres', q{SELECT pgq_reset_offsets('roll_g', 'roll_poll', 'latest')});
 $r = start_reader('w_poll',
 	"SELECT msg_offset, convert_from(value, 'UTF8') FROM pgq_poll('roll_g', 'roll_poll', 10, $timeout_ms, 'm1')");
-ok(wait_until_waiting('w_poll'), 'a group member polling from the committed offset 1 waits');
+ok(wait_until_waiting($node, "application_name = 'w_poll'"), 'a group member polling from the committed offset 1 waits');
 is(segments('roll_poll'), '0:0', 'when it began, the partition had one segment');
 ok( $node->poll_query_until('postgres',
 		"SELECT count(*) = 2 FROM pgqueue.segment s JOIN pgqueue.topic t USING (topic_id)"
 		  . " WHERE t.name = 'roll_poll'"),
 	'the worker rolled the partition over during the wait');
 $t_send = time;
-is(send_value('roll_poll', 'b'), '1', 'a record sent to the new segment');
+is(send_value($node, 'roll_poll', 'b'), '1', 'a record sent to the new segment');
 {
 	my ($out, $err, $end) = finish_reader($r);
 	is($out, '1|b', 'the waiting poll returned the record in the new segment');
@@ -142,10 +130,10 @@ is(send_value('roll_poll', 'b'), '1', 'a record sent to the new segment');
 
 $node->safe_psql('postgres',
 	q{SELECT pgq_create_topic('roll_drop', 1, '{"retention.ms": 3000}')});
-is(send_value('roll_drop', 'a'), '0', 'a first record at offset 0');
+is(send_value($node, 'roll_drop', 'a'), '0', 'a first record at offset 0');
 $r = start_reader('w_drop',
 	"SELECT msg_offset, convert_from(value, 'UTF8') FROM pgq_fetch('roll_drop', 0, 1, 10, $timeout_ms)");
-ok(wait_until_waiting('w_drop'), 'a fetch from offset 1 waits');
+ok(wait_until_waiting($node, "application_name = 'w_drop'"), 'a fetch from offset 1 waits');
 is(segments('roll_drop'), '0:0', 'when it began, the partition had one segment');
 ok( $node->poll_query_until('postgres',
 		"SELECT count(*) = 1 AND min(s.segment_no) = 1 FROM pgqueue.segment s"
@@ -155,7 +143,7 @@ is( $node->safe_psql('postgres',
 		"SELECT log_start_offset FROM pgq_partitions WHERE topic = 'roll_drop'"),
 	'1', 'the log starts at offset 1');
 $t_send = time;
-is(send_value('roll_drop', 'b'), '1', 'a record sent to the remaining segment');
+is(send_value($node, 'roll_drop', 'b'), '1', 'a record sent to the remaining segment');
 {
 	my ($out, $err, $end) = finish_reader($r);
 	is($err, '', 'the waiting fetch did not fail');

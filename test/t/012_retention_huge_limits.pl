@@ -18,6 +18,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use PgqueueTap qw(send_value);
 use Time::HiRes qw(usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('retention_huge_limits');
@@ -39,19 +42,12 @@ sub segment_count
 		  . " WHERE t.name = '$topic'");
 }
 
-sub send_value
-{
-	my ($topic, $value) = @_;
-	$node->safe_psql('postgres', "SELECT pgq_send('$topic', '$value'::text, NULL::text, 0)");
-	return;
-}
-
 # 1. segment.ms = Long.MAX_VALUE never rolls for age.
 $node->safe_psql('postgres',
 	qq{SELECT pgq_create_topic('one_segment', 1, '{"segment.ms": $max, "retention.ms": -1}')});
 for my $i (1 .. 5)
 {
-	send_value('one_segment', "s$i");
+	send_value($node, 'one_segment', "s$i");
 	usleep(300_000);    # three rounds
 }
 is(segment_count('one_segment'), '1',
@@ -62,7 +58,7 @@ $node->safe_psql('postgres',
 	qq{SELECT pgq_create_topic('keep_forever', 1, '{"retention.ms": $max, "segment.ms": 300}')});
 for my $i (1 .. 3)
 {
-	send_value('keep_forever', "r$i");
+	send_value($node, 'keep_forever', "r$i");
 	my $want = $i + 1;
 	ok( $node->poll_query_until('postgres',
 			"SELECT count(*) >= $want FROM pgqueue.segment s JOIN pgqueue.topic t USING (topic_id)"

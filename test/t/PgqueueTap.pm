@@ -3,9 +3,18 @@
 # PgqueueTap.pm
 #	  What the TAP tests that run clients against a crashing or failing-over
 #	  server share: psql scripts run in the background (write_script,
-#	  start_client, finish_client), waiting for a condition (wait_for),
-#	  reading a partition whole (read_partition), and checks over what
-#	  clients saw (none_bad, strictly_increasing, max_offsets_present).
+#	  start_client, finish_client, finish_cut_client), the producers and
+#	  readers those tests run and what they printed (start_producers,
+#	  start_txn_producer, finish_producers, start_reader, parse_served),
+#	  waiting for a condition (wait_for) or for backends in a long poll
+#	  (wait_until_waiting), sending one record (send_value), reading a
+#	  partition whole (read_partition), and checks over what clients saw
+#	  (none_bad, strictly_increasing, max_offsets_present).
+#
+# Vocabulary: a producer prints "sent|partition|offset|value" for every
+# send whose statement returned (in autocommit: acknowledged); a reader
+# prints "served|partition|offset|value" for every record pgq_fetch served
+# it, in the order served.
 #
 #	  A test sets $PgqueueTap::client_timeout to the seconds a background
 #	  client may live, if the default does not suit it.
@@ -21,8 +30,10 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-our @EXPORT = qw(write_script start_client finish_client wait_for
-  read_partition none_bad strictly_increasing max_offsets_present);
+our @EXPORT = qw(write_script start_client finish_client finish_cut_client
+  start_producers start_txn_producer finish_producers start_reader
+  parse_served wait_for wait_until_waiting send_value read_partition
+  none_bad strictly_increasing max_offsets_present);
 
 our $client_timeout = 60;
 
@@ -90,6 +101,171 @@ sub finish_client
 	return ($rc, \@lines, slurp_file($c->{err}));
 }
 
+# Wait for a client that stopping the server cut short, and check that it
+# ran without error until then (one test, named $test_name: it exited
+# non-zero, with no ERROR on stderr).  Returns its complete output lines.
+sub finish_cut_client
+{
+	my ($c, $test_name) = @_;
+	my ($rc, $lines, $err) = finish_client($c);
+	ok($rc != 0 && $err !~ /ERROR:/, $test_name)
+	  or diag("exit code $rc, stderr:\n$err");
+	return $lines;
+}
+
+# Start $n autocommit producers of a topic, producer1 .. producer$n: each
+# sends $sends records "v-<i>-<n>" with key "k-<n>", one per statement, so
+# that a printed row is an acknowledged, committed record (the server
+# commits before it reports the statement complete).  Returns the clients.
+sub start_producers
+{
+	my ($node, $topic, $n, $sends) = @_;
+	my @producers;
+	for my $i (1 .. $n)
+	{
+		my $s = "PREPARE snd(text, text) AS\n"
+		  . "  SELECT 'sent', partition, msg_offset, \$1 FROM pgq_send('$topic', \$1, \$2);\n";
+		$s .= "EXECUTE snd('v-$i-$_', 'k-$_');\n" for 1 .. $sends;
+		push @producers, start_client($node, "producer$i", write_script("producer$i", $s));
+	}
+	return @producers;
+}
+
+# Start the transactional producer, txproducer: $txns transactions of two
+# records, "tx-<n>-a" placed by key, "tx-<n>-b" on an explicit partition;
+# every fourth transaction rolls back.  The rows are printed before the
+# transaction ends, a line "end|commit|<n>" or "end|rollback|<n>" after it.
+sub start_txn_producer
+{
+	my ($node, $topic, $npartitions, $txns) = @_;
+	my $s = "PREPARE send_key(text, text) AS\n"
+	  . "  SELECT 'sent', partition, msg_offset, \$1 FROM pgq_send('$topic', \$1, \$2);\n"
+	  . "PREPARE send_part(text, int) AS\n"
+	  . "  SELECT 'sent', partition, msg_offset, \$1 FROM pgq_send('$topic', \$1, NULL::text, \$2);\n";
+	for my $n (1 .. $txns)
+	{
+		my $end = $n % 4 == 0 ? 'rollback' : 'commit';
+		my $p = $n % $npartitions;
+		$s .=
+		    "BEGIN;\n"
+		  . "EXECUTE send_key('tx-$n-a', 'tx-$n');\n"
+		  . "EXECUTE send_part('tx-$n-b', $p);\n"
+		  . uc($end) . ";\n"
+		  . "\\echo end|$end|$n\n";
+	}
+	return start_client($node, 'txproducer', write_script('txproducer', $s));
+}
+
+# Finish the producers (of start_producers and start_txn_producer) after
+# the server stopped under them: each must have sent without error until
+# then (one test each, "<name> sent without error until $until").  Returns
+# what they printed, as four hashes: the acknowledged records (autocommit
+# sends, and those of a transaction whose end|commit line came), those in
+# doubt (in the transaction the stop cut short), those rolled back, each
+# value => [partition, offset]; and per producer number the highest n it
+# was acknowledged.
+sub finish_producers
+{
+	my ($producers, $until) = @_;
+	my (%acked, %in_doubt, %rolled_back, %last);
+	foreach my $c (@$producers)
+	{
+		my $lines = finish_cut_client($c, "$c->{name} sent without error until $until");
+		my %txn_rows;    # transaction number => [ [value, partition, offset] ... ]
+		foreach my $line (@$lines)
+		{
+			if ($line =~ /^sent\|(\d+)\|(\d+)\|(v-(\d+)-(\d+))$/)
+			{
+				$acked{$3} = [ $1, $2 ];
+				$last{$4} = $5 if !defined $last{$4} || $5 > $last{$4};
+			}
+			elsif ($line =~ /^sent\|(\d+)\|(\d+)\|(tx-(\d+)-[ab])$/)
+			{
+				push @{ $txn_rows{$4} }, [ $3, $1, $2 ];
+			}
+			elsif ($line =~ /^end\|(commit|rollback)\|(\d+)$/)
+			{
+				my ($how, $n) = ($1, $2);
+				foreach my $r (@{ delete $txn_rows{$n} || [] })
+				{
+					if ($how eq 'commit') { $acked{ $r->[0] } = [ $r->[1], $r->[2] ]; }
+					else { $rolled_back{ $r->[0] } = [ $r->[1], $r->[2] ]; }
+				}
+			}
+			else
+			{
+				diag("$c->{name}: unexpected output line: $line");
+			}
+		}
+		foreach my $rows (values %txn_rows)
+		{
+			$in_doubt{ $_->[0] } = [ $_->[1], $_->[2] ] foreach @$rows;
+		}
+	}
+	return (\%acked, \%in_doubt, \%rolled_back, \%last);
+}
+
+# Start a reader named $name that follows every partition of a topic with
+# pgq_fetch (at most 100 records a fetch) for $rounds rounds, printing what
+# it is served.  Options: wait_ms, the fetches' timeout (an idle partition
+# is then waited on that long); in_recovery, to add "|t" or "|f" to every
+# line, pg_is_in_recovery() of the server that served it; stop_table, a
+# table whose creation makes the reader quit (checked after every round).
+sub start_reader
+{
+	my ($node, $name, $topic, $npartitions, $rounds, %opt) = @_;
+	my $format = $opt{in_recovery} ? 'served|%s|%s|%s|%s' : 'served|%s|%s|%s';
+	my $recovery = $opt{in_recovery} ? ', pg_is_in_recovery()' : '';
+	my $wait = defined $opt{wait_ms} ? ", $opt{wait_ms}" : '';
+	my $s = '';
+	$s .= "\\set n$_ 0\n" for 0 .. $npartitions - 1;
+	$s .=
+	    "PREPARE rd(int, bigint) AS\n"
+	  . "  SELECT coalesce(string_agg(format('$format', partition, msg_offset,\n"
+	  . "                                    convert_from(value, 'UTF8')$recovery),\n"
+	  . "                             E'\\n' ORDER BY ord), '') AS rows,\n"
+	  . "         coalesce(max(msg_offset) + 1, \$2) AS next\n"
+	  . "    FROM pgq_fetch('$topic', \$1, \$2, 100$wait) WITH ORDINALITY\n"
+	  . "         AS f(topic, partition, msg_offset, key, value, headers, ts, ord);\n";
+	$s .= "PREPARE stop AS SELECT to_regclass('public.$opt{stop_table}') IS NOT NULL AS stop;\n"
+	  if defined $opt{stop_table};
+	for (1 .. $rounds)
+	{
+		for my $p (0 .. $npartitions - 1)
+		{
+			$s .= "EXECUTE rd($p, :n$p) \\gset\n\\set n$p :next\n\\echo :rows\n";
+		}
+		$s .= "EXECUTE stop \\gset\n\\if :stop\n\\q\n\\endif\n" if defined $opt{stop_table};
+	}
+	return start_client($node, $name, write_script($name, $s));
+}
+
+# Parse a reader's output lines: a list of [partition, offset, value], in
+# the order served, with in_recovery (see start_reader) a fourth element,
+# true if a standby served it.
+sub parse_served
+{
+	my ($name, $lines, %opt) = @_;
+	my @served;
+	foreach my $line (@$lines)
+	{
+		next if $line eq '';
+		if ($opt{in_recovery} && $line =~ /^served\|(\d+)\|(\d+)\|(.*)\|([tf])$/)
+		{
+			push @served, [ $1, $2, $3, $4 eq 't' ];
+		}
+		elsif (!$opt{in_recovery} && $line =~ /^served\|(\d+)\|(\d+)\|(.*)$/)
+		{
+			push @served, [ $1, $2, $3 ];
+		}
+		else
+		{
+			diag("$name: unexpected output line: $line");
+		}
+	}
+	return \@served;
+}
+
 # Poll a query on a node until it returns 't', for at most $seconds.
 sub wait_for
 {
@@ -101,6 +277,28 @@ sub wait_for
 		usleep(100_000);
 	}
 	return 0;
+}
+
+# Wait until $count backends (default 1) that an SQL condition on
+# pg_stat_activity picks are inside a long poll: an active statement
+# waiting on an Extension wait event.
+sub wait_until_waiting
+{
+	my ($node, $which, $count) = @_;
+	$count //= 1;
+	return $node->poll_query_until('postgres',
+		    "SELECT count(*) = $count FROM pg_stat_activity WHERE ($which)"
+		  . " AND state = 'active' AND wait_event_type = 'Extension'");
+}
+
+# Send a text record to a partition (default 0) of a topic in autocommit;
+# returns its offset.
+sub send_value
+{
+	my ($node, $topic, $value, $partition) = @_;
+	$partition //= 0;
+	return $node->safe_psql('postgres',
+		"SELECT msg_offset FROM pgq_send('$topic', '$value'::text, NULL::text, $partition)");
 }
 
 # Read a partition of a topic with pgq_fetch, as a list of [offset, value]
