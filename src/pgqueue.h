@@ -102,7 +102,9 @@ extern int	pgq_max_partitions;
  * when its topic is dropped, or its creating transaction aborts, or when
  * the extension is created again in its database (partition_state.c).  While a
  * backend uses an entry it must hold a lock on one of the partition's segment
- * tables, which keeps a concurrent drop from removing the entry.
+ * tables, which keeps a concurrent drop from removing the entry.  An entry
+ * serves only the partition whose offset floor sequence is its incarnation;
+ * met by another with the same key, it counts as absent (partition_state.c).
  */
 typedef struct PgqPartitionKey
 {
@@ -114,6 +116,16 @@ typedef struct PgqPartitionKey
 typedef struct PgqPartitionState
 {
 	PgqPartitionKey key;		/* hash key; immutable */
+
+	/*
+	 * The OID of the partition's offset floor sequence (pgqueue.partition):
+	 * which partition with this key the entry describes, since a key is
+	 * reused after DROP and CREATE EXTENSION.  Written with PgqShared's lock
+	 * held exclusively (and the append lock), after the fields below were
+	 * reset; read under PgqShared's lock, or without it by
+	 * partition_state_peek.
+	 */
+	Oid			incarnation;
 
 	/*
 	 * Held across offset assignment and the insert of the record, so that
@@ -136,9 +148,9 @@ extern Size pgq_shmem_size(void);
 extern void pgq_shmem_startup(void);
 extern void pgq_shmem_request(void);
 extern PgqPartitionState *partition_state_lookup(int32 topic_id, int32 partition,
-												 bool create);
+												 Oid incarnation, bool create);
 extern PgqPartitionState *partition_state_peek(int32 topic_id, int32 partition,
-											   PgqPartitionState **hint);
+											   Oid incarnation, PgqPartitionState **hint);
 extern void partition_state_forget(Oid dbid, int32 topic_id, int32 from_partition);
 extern ConditionVariable *topic_wakeup_cv(int32 topic_id);
 extern uint64 pgq_catalog_generation(void);

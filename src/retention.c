@@ -170,6 +170,7 @@ segment_roll(SegmentRow *active)
 	PgqCatalogContext save;
 	PgqTopic   *topic;
 	PgqPartitionState *state;
+	Oid			incarnation;
 	Oid			new_relid;
 	int64		base;
 
@@ -186,7 +187,8 @@ segment_roll(SegmentRow *active)
 		CommitTransactionCommand();
 		return;
 	}
-	state = partition_state_lookup(active->topic_id, active->partition, true);
+	incarnation = topic_partition_info(topic, active->partition)->offset_floor;
+	state = partition_state_lookup(active->topic_id, active->partition, incarnation, true);
 	partition_ensure_loaded(topic, active->partition, state);
 
 	SPI_connect();
@@ -235,7 +237,7 @@ segment_roll(SegmentRow *active)
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	LockRelationOid(new_relid, AccessShareLock);
-	state = partition_state_lookup(active->topic_id, active->partition, false);
+	state = partition_state_lookup(active->topic_id, active->partition, incarnation, false);
 	if (state != NULL)
 		segment_roll_finish(state, active->topic_id, new_relid);
 	CommitTransactionCommand();
