@@ -59,7 +59,7 @@ ok( $node->poll_query_until('postgres',
 	'the worker for the missing database idles, connected to no database');
 sleep 12;    # more than two restart intervals of a failing worker
 my $log = slurp_file($node->logfile);
-my $warnings = () = $log =~ /database "Later db" listed in pgqueue\.database does not exist/g;
+my $warnings = () = $log =~ /database "Later db" listed in pgqueue\.databases does not exist/g;
 my $fatals = () = $log =~ /FATAL:  database "Later db" does not exist/g;
 is($warnings, 1, 'the missing database was reported once');
 cmp_ok($fatals, '<=', 1, 'the worker did not fail again and again');
