@@ -92,7 +92,10 @@ CREATE TABLE pgqueue.group_offset (
 /*
  * Shared memory may still hold partition and group state of an earlier
  * installation of the extension in this database (DROP EXTENSION cannot
- * clear it); topic ids start again at 1, so forget it.
+ * clear it); topic ids start again at 1, so forget it.  Group state needs
+ * this; partition state would not (each entry carries its partition's
+ * incarnation, which a standby, where this never runs, checks too), but its
+ * slots are freed at once.  See pgq_forget_shared_state.
  */
 CREATE FUNCTION pgqueue.forget_shared_state() RETURNS void
     LANGUAGE C AS 'MODULE_PATHNAME', 'pgq_forget_shared_state';

@@ -319,7 +319,8 @@ partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
 	*stopped_pending = false;
 	if (!RecoveryInProgress())
 	{
-		state = partition_state_peek(topic->topic_id, partition, &info->state_hint);
+		state = partition_state_peek(topic->topic_id, partition, info->offset_floor,
+									 &info->state_hint);
 		if (state != NULL && state->loaded)
 		{
 			pg_read_barrier();	/* next_offset was set before loaded */
@@ -329,7 +330,7 @@ partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
 	}
 
 	lock_newest_segment(topic, newest);
-	state = partition_state_lookup(topic->topic_id, partition, true);
+	state = partition_state_lookup(topic->topic_id, partition, info->offset_floor, true);
 	if (!RecoveryInProgress())
 	{
 		partition_ensure_loaded(topic, partition, state);
@@ -702,7 +703,7 @@ partition_last_stable_offset(PgqTopic *topic, int32 partition, int64 *hwm)
 
 	/* the high watermark must be read before the scan starts */
 	lock_newest_segment(topic, newest->relid);
-	state = partition_state_lookup(topic->topic_id, partition, true);
+	state = partition_state_lookup(topic->topic_id, partition, info->offset_floor, true);
 	if (!RecoveryInProgress())
 	{
 		partition_ensure_loaded(topic, partition, state);

@@ -13,18 +13,32 @@
  * partition_ensure_loaded).
  *
  * Locking: PgqShared->lock protects the hash table's structure (shared to
- * look up, exclusive to insert or remove).  The fields of an entry are
- * protected as pgqueue.h says.  Entries are removed only by
+ * look up, exclusive to insert, remove or reinitialise).  The fields of an
+ * entry are protected as pgqueue.h says.  Entries are removed only by
  * partition_state_forget, called when the dropping transaction commits (or
  * the creating one aborts) while it still holds AccessExclusiveLock on the
  * segment tables, so an entry cannot vanish under a backend that holds a
  * lock on one of its segments.
  *
- * The key (database, topic_id, partition) does not identify a partition
- * for ever: DROP EXTENSION removes every topic without pgq_drop_topic, and a
- * later CREATE EXTENSION restarts topic_id_seq, so a new topic gets the key
- * of a dead one.  The install script therefore forgets every entry of its
- * database (pgq_forget_shared_state) before any topic can exist.
+ * Incarnations.  The key (database, topic_id, partition) does not identify
+ * a partition for ever: DROP EXTENSION removes every topic without
+ * pgq_drop_topic, and a later CREATE EXTENSION restarts topic_id_seq, so a
+ * new topic gets the key of a dead one.  The install script forgets the
+ * entries of its database (pgq_forget_shared_state), but only on the server
+ * that runs it: a hot standby replays the catalog changes and keeps its
+ * entries, stable hints included, also once promoted.  So every entry
+ * carries an incarnation, the OID of its partition's offset floor sequence,
+ * which every server reads from the catalog (PgqPartitionInfo.offset_floor)
+ * and which no other partition has while this one exists (a new relation
+ * gets the OID of a dropped one only after the OID counter wraps around).
+ *
+ * The invariant: an entry serves only a caller whose catalog shows the
+ * entry's incarnation.  partition_state_lookup and partition_state_peek take
+ * the incarnation the caller read; an entry with another one counts as
+ * absent, and a lookup that may create reinitialises it (not loaded, not
+ * rolling, stable hint 0) with PgqShared->lock held exclusively.  Nobody can
+ * be using the earlier incarnation's entry then: that would need a lock on
+ * one of its segment tables, and the table no longer exists.
  *
  *-------------------------------------------------------------------------
  */
@@ -97,19 +111,49 @@ partition_state_shmem_startup(LWLock *lock)
 }
 
 /*
+ * Makes an entry an empty (not loaded) one of the given incarnation: a new
+ * entry, or one left by an earlier incarnation of its key.  The caller holds
+ * PgqShared->lock exclusively, so no other backend looks the entry up
+ * meanwhile, and nobody uses an earlier incarnation's entry (see the file
+ * header); the append lock and the mutex are taken all the same, for the
+ * fields they protect.  The incarnation is set last, after a barrier, for
+ * partition_state_peek, which reads it without a lock.
+ */
+static void
+partition_state_reset(PgqPartitionState *state, Oid incarnation)
+{
+	LWLockAcquire(&state->append_lock, LW_EXCLUSIVE);
+	state->loaded = false;
+	state->rolling = false;
+	state->active_relid = InvalidOid;
+	pg_atomic_write_u64(&state->next_offset, 0);
+	state->floor = 0;
+	SpinLockAcquire(&state->mutex);
+	state->stable_hint = 0;
+	SpinLockRelease(&state->mutex);
+	pg_write_barrier();
+	state->incarnation = incarnation;
+	LWLockRelease(&state->append_lock);
+}
+
+/*
  * Returns the shared state of a partition of a topic of the current database,
- * creating an empty (not loaded) entry if create is true.  Returns NULL if
- * there is no entry and create is false.  The caller must hold a lock on one
- * of the partition's segment tables, and know that the table still exists,
- * while it uses the result.
+ * creating an empty (not loaded) entry if create is true.  incarnation is the
+ * partition's offset floor sequence, as the caller's catalog says
+ * (PgqPartitionInfo.offset_floor): an entry of another incarnation counts as
+ * absent, and is reinitialised if create is true.  Returns NULL if there is
+ * no entry and create is false.  The caller must hold a lock on one of the
+ * partition's segment tables, and know that the table still exists, while it
+ * uses the result.
  */
 PgqPartitionState *
-partition_state_lookup(int32 topic_id, int32 partition, bool create)
+partition_state_lookup(int32 topic_id, int32 partition, Oid incarnation, bool create)
 {
 	PgqPartitionKey key;
 	PgqPartitionState *state;
 	bool		found;
 
+	Assert(OidIsValid(incarnation));
 	memset(&key, 0, sizeof(key));
 	key.dbid = MyDatabaseId;
 	key.topic_id = topic_id;
@@ -117,6 +161,8 @@ partition_state_lookup(int32 topic_id, int32 partition, bool create)
 
 	LWLockAcquire(pgq_shared->lock, LW_SHARED);
 	state = hash_search(pgq_partitions, &key, HASH_FIND, NULL);
+	if (state != NULL && state->incarnation != incarnation)
+		state = NULL;			/* an earlier incarnation's */
 	LWLockRelease(pgq_shared->lock);
 	if (state != NULL || !create)
 		return state;
@@ -136,14 +182,12 @@ partition_state_lookup(int32 topic_id, int32 partition, bool create)
 	if (!found)
 	{
 		LWLockInitialize(&state->append_lock, pgq_shared->append_tranche);
-		state->loaded = false;
-		state->rolling = false;
-		state->active_relid = InvalidOid;
 		pg_atomic_init_u64(&state->next_offset, 0);
-		state->floor = 0;
 		SpinLockInit(&state->mutex);
-		state->stable_hint = 0;
+		state->incarnation = InvalidOid;
 	}
+	if (state->incarnation != incarnation)
+		partition_state_reset(state, incarnation);
 	LWLockRelease(pgq_shared->lock);
 	return state;
 }
@@ -151,24 +195,31 @@ partition_state_lookup(int32 topic_id, int32 partition, bool create)
 /*
  * The shared state of a partition for a look that tolerates a stale answer
  * (partition_scan's first check), without the lock: the entry kept in *hint
- * if it still has this partition's key, else the one looked up (then kept).
+ * if it still has this partition's key and incarnation, else the one looked
+ * up (then kept; NULL if there is none of this incarnation).
  * The table's entries are allocated once (HASH_FIXED_SIZE) and removed only
  * when their topic is dropped or the creation of the topic or partition is
  * rolled back, so a kept pointer always points into the table; at worst at
- * an entry reused for another partition (its key tells), or at this
- * partition's removed entry, for a partition that no longer exists.  *hint
- * lives in the backend's topic cache (PgqPartitionInfo), which is reloaded
- * after any topic is dropped or changed.
+ * an entry reused for another partition (its key and incarnation tell), or
+ * at this partition's removed entry, for a partition that no longer exists.
+ * *hint lives in the backend's topic cache (PgqPartitionInfo), which is
+ * reloaded after any topic is dropped or changed.
  */
 PgqPartitionState *
-partition_state_peek(int32 topic_id, int32 partition, PgqPartitionState **hint)
+partition_state_peek(int32 topic_id, int32 partition, Oid incarnation,
+					 PgqPartitionState **hint)
 {
 	PgqPartitionState *state = *hint;
 
-	if (state != NULL && state->key.dbid == MyDatabaseId &&
+	if (state != NULL && state->incarnation == incarnation &&
+		state->key.dbid == MyDatabaseId &&
 		state->key.topic_id == topic_id && state->key.partition == partition)
+	{
+		pg_read_barrier();		/* the fields were reset before incarnation
+								 * was set (partition_state_reset) */
 		return state;
-	state = partition_state_lookup(topic_id, partition, false);
+	}
+	state = partition_state_lookup(topic_id, partition, incarnation, false);
 	*hint = state;
 	return state;
 }

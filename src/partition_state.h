@@ -20,7 +20,9 @@
  * when its topic is dropped, or its creating transaction aborts, or when
  * the extension is created again in its database.  While a backend uses an
  * entry it must hold a lock on one of the partition's segment tables, which
- * keeps a concurrent drop from removing the entry.
+ * keeps a concurrent drop from removing the entry.  An entry serves only the
+ * partition whose offset floor sequence is its incarnation; met by another
+ * with the same key, it counts as absent (partition_state.c).
  */
 typedef struct PgqPartitionKey
 {
@@ -32,6 +34,16 @@ typedef struct PgqPartitionKey
 typedef struct PgqPartitionState
 {
 	PgqPartitionKey key;		/* hash key; immutable */
+
+	/*
+	 * The OID of the partition's offset floor sequence (pgqueue.partition):
+	 * which partition with this key the entry describes, since a key is
+	 * reused after DROP and CREATE EXTENSION.  Written with PgqShared's lock
+	 * held exclusively (and the append lock), after the fields below were
+	 * reset; read under PgqShared's lock, or without it by
+	 * partition_state_peek.
+	 */
+	Oid			incarnation;
 
 	/*
 	 * Held across offset assignment and the insert of the record, so that
@@ -53,9 +65,9 @@ typedef struct PgqPartitionState
 extern Size partition_state_shmem_size(void);
 extern void partition_state_shmem_startup(LWLock *lock);
 extern PgqPartitionState *partition_state_lookup(int32 topic_id, int32 partition,
-												 bool create);
+												 Oid incarnation, bool create);
 extern PgqPartitionState *partition_state_peek(int32 topic_id, int32 partition,
-											   PgqPartitionState **hint);
+											   Oid incarnation, PgqPartitionState **hint);
 extern void partition_state_forget(Oid dbid, int32 topic_id, int32 from_partition);
 extern int64 partition_state_get_stable_hint(PgqPartitionState *state);
 extern void partition_state_advance_stable_hint(PgqPartitionState *state, int64 offset);

@@ -175,6 +175,7 @@ segment_roll(SegmentRow *active)
 	PgqCatalogContext save;
 	PgqTopic   *topic;
 	PgqPartitionState *state;
+	Oid			incarnation;
 	Oid			new_relid;
 	LockRelId	new_lock;
 	int64		base;
@@ -192,7 +193,8 @@ segment_roll(SegmentRow *active)
 		CommitTransactionCommand();
 		return;
 	}
-	state = partition_state_lookup(active->topic_id, active->partition, true);
+	incarnation = topic_partition_info(topic, active->partition)->offset_floor;
+	state = partition_state_lookup(active->topic_id, active->partition, incarnation, true);
 	partition_ensure_loaded(topic, active->partition, state);
 
 	SPI_connect();
@@ -246,7 +248,7 @@ segment_roll(SegmentRow *active)
 	PG_END_TRY();
 
 	/* committed: switch to the new segment (unless the topic was dropped) */
-	state = partition_state_lookup(active->topic_id, active->partition, false);
+	state = partition_state_lookup(active->topic_id, active->partition, incarnation, false);
 	if (state != NULL)
 		segment_roll_finish(state, active->topic_id, new_relid);
 	UnlockRelationIdForSession(&new_lock, AccessShareLock);

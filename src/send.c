@@ -329,7 +329,7 @@ partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs,
 		index = index_open(segment_index(rel), RowExclusiveLock);
 		if (may_toast)
 			segment_lock_toast(rel);
-		state = partition_state_lookup(topic->topic_id, partition, true);
+		state = partition_state_lookup(topic->topic_id, partition, info->offset_floor, true);
 		partition_ensure_loaded(topic, partition, state);
 
 		LWLockAcquire(&state->append_lock, LW_EXCLUSIVE);

@@ -520,9 +520,17 @@ topic_register_xact_callbacks(void)
  * SQL, run once by the install script: forget every shared state of this
  * database.  An earlier installation of the extension here may have left
  * some behind (DROP EXTENSION cannot clear it), and topic ids start again at
- * 1, so a new topic would meet an old topic's counters and members.  No
- * topic exists yet while the script runs.  Other backends' caches may hold
- * the old installation's topics: they are invalidated at commit.
+ * 1, so a new topic would meet an old topic's members.  No topic exists yet
+ * while the script runs.  Other backends' caches may hold the old
+ * installation's topics: they are invalidated at commit.
+ *
+ * The partition entries do not need it for correctness (their incarnation
+ * tells an old entry from a new one, also on a standby, which never runs
+ * this), but forgetting them frees their slots now rather than when their
+ * key is reused or the server restarts.  The group state in shared memory
+ * (group.c) has no incarnation and needs it: the dead topic's members would
+ * otherwise hold the new topic's partitions.  A standby has no group state
+ * to forget, since pgq_poll does not run in recovery.
  */
 Datum
 pgq_forget_shared_state(PG_FUNCTION_ARGS)

@@ -8,6 +8,13 @@
 #	  at 0, pgq_partitions shows it empty, sending does not spin, and the
 #	  dead topic's stable hint does not let a reader skip a pending record;
 #	  the dead topic's group members do not hold the new topic's partitions.
+#
+#	  The same on a hot standby, which does not run the install script but
+#	  only replays its WAL, and on a standby promoted afterwards: a standby
+#	  that read 50 records of topic "old" (so its stable hint for that key is
+#	  50) must not let a reader of the new topic "new", which has the same
+#	  topic_id, skip its pending record at offset 1 (committed 0 and 2): the
+#	  stable hint of the old incarnation is not trusted for the new one.
 #	  statement_timeout makes a regression fail fast instead of hanging.
 
 use strict;
@@ -16,6 +23,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use PgqueueTap;
 
 my $node = PostgreSQL::Test::Cluster->new('recreate');
 $node->init;
@@ -85,4 +95,111 @@ is($node->safe_psql('postgres', q{SELECT string_agg(member_id || ':' || partitio
 	'new-member:{0,1}', 'the old member is gone');
 
 $node->stop;
+
+###########################################################################
+# The same on a hot standby, and on a standby promoted afterwards
+###########################################################################
+
+my $primary = PostgreSQL::Test::Cluster->new('recreate_primary');
+$primary->init(allows_streaming => 1);
+$primary->append_conf('postgresql.conf',
+	"shared_preload_libraries = 'pgqueue'\nstatement_timeout = '10s'\n");
+$primary->start;
+$primary->safe_psql('postgres', q{
+	CREATE EXTENSION pgqueue;
+	SELECT pgq_create_topic('old');
+	SELECT count(*) FROM generate_series(1, 50) g, pgq_send('old', 'old' || g, partition => 0);
+});
+$primary->backup('recreate_backup');
+
+# two standbys: the first reads the new topic while still a standby, the
+# second only once promoted (so it meets the old incarnation's entry then)
+my @standbys;
+for my $name ('recreate_standby', 'recreate_standby2')
+{
+	my $s = PostgreSQL::Test::Cluster->new($name);
+	$s->init_from_backup($primary, 'recreate_backup', has_streaming => 1);
+	$s->start;
+	push @standbys, $s;
+}
+my ($standby, $standby2) = @standbys;
+for my $s (@standbys)
+{
+	$primary->wait_for_catchup($s);
+	# the read moves the standby's stable hint of (topic_id, 0) to 50
+	is($s->safe_psql('postgres', q{SELECT count(*) FROM pgq_fetch('old', 0, 0, 100)}), '50',
+		$s->name . ': reads the 50 records of the old topic');
+	is($s->safe_psql('postgres', q{SELECT last_stable_offset FROM pgq_partitions}), '50',
+		$s->name . ': the old topic\'s last stable offset is 50');
+}
+my $old_topic_id = $primary->safe_psql('postgres', q{SELECT topic_id FROM pgqueue.topic});
+
+$primary->safe_psql('postgres', q{
+	DROP EXTENSION pgqueue;
+	CREATE EXTENSION pgqueue;
+	SELECT pgq_create_topic('new');
+});
+is($primary->safe_psql('postgres', q{SELECT topic_id FROM pgqueue.topic}), $old_topic_id,
+	'the new topic has the old topic\'s topic_id');
+
+# offset 0 committed, offset 1 held by an open transaction, offset 2 committed
+is($primary->safe_psql('postgres', q{SELECT msg_offset FROM pgq_send('new', 'c0', partition => 0)}),
+	'0', 'a committed send gets offset 0');
+my $open = $primary->background_psql('postgres', timeout => 60);
+$open->query_safe('BEGIN');
+is($open->query_safe(q{SELECT msg_offset FROM pgq_send('new', 'open', partition => 0)}),
+	'1', 'the open transaction\'s send gets offset 1');
+is($primary->safe_psql('postgres', q{SELECT msg_offset FROM pgq_send('new', 'c2', partition => 0)}),
+	'2', 'a committed send after it gets offset 2');
+$primary->wait_for_catchup($_) for @standbys;
+
+my $fetch_2 = q{SELECT msg_offset || '|' || convert_from(value, 'UTF8') FROM pgq_fetch('new', 0, 2)};
+my $fetch_0 = q{SELECT msg_offset || '|' || convert_from(value, 'UTF8') FROM pgq_fetch('new', 0, 0)};
+my $lso = q{SELECT format('%s/%s', high_watermark, last_stable_offset) FROM pgq_partitions};
+for my $n ($primary, $standby)
+{
+	is($n->safe_psql('postgres', $fetch_2), '',
+		$n->name . ': a fetch from offset 2 does not skip the pending record at offset 1');
+	is($n->safe_psql('postgres', $fetch_0), '0|c0',
+		$n->name . ': a fetch from offset 0 stops at the pending record');
+	is($n->safe_psql('postgres', $lso), '3/1',
+		$n->name . ': pgq_partitions shows last_stable_offset 1');
+}
+
+# Promote the second standby, which has not looked at the new topic yet:
+# there the primary's open transaction never ends (offset 1 is a gap), and
+# the promoted server assigns offsets from the replayed offset floor.  A
+# send left open there and a committed one after it must hold readers back
+# just the same, although both offsets are below the old topic's stable
+# hint of 50 on this server.
+$standby2->promote;
+ok(wait_for($standby2, 'SELECT NOT pg_is_in_recovery()', 30), $standby2->name . ': promoted');
+my $open2 = $standby2->background_psql('postgres', timeout => 60);
+$open2->query_safe('BEGIN');
+my $p = $open2->query_safe(q{SELECT msg_offset FROM pgq_send('new', 'open2', partition => 0)});
+my $c = $standby2->safe_psql('postgres',
+	q{SELECT msg_offset FROM pgq_send('new', 'c-after', partition => 0)});
+ok($p >= 3 && $c > $p && $c < 50,
+	"the promoted server's open send ($p) and committed send ($c) are above 2 and below 50");
+is($standby2->safe_psql('postgres',
+		"SELECT msg_offset FROM pgq_fetch('new', 0, $c)"), '',
+	$standby2->name . ': after promotion a fetch does not skip the pending record');
+is($standby2->safe_psql('postgres', q{SELECT last_stable_offset FROM pgq_partitions}), $p,
+	$standby2->name . ': after promotion pgq_partitions shows the pending offset as last_stable_offset');
+$open2->query_safe('COMMIT');
+is($standby2->safe_psql('postgres',
+		"SELECT string_agg(convert_from(value, 'UTF8'), ',' ORDER BY msg_offset) FROM pgq_fetch('new', 0, 0)"),
+	'c0,c2,open2,c-after', $standby2->name . ': after the commit it reads every committed record');
+$open2->quit;
+
+$open->query_safe('COMMIT');
+$primary->wait_for_catchup($standby);
+is($standby->safe_psql('postgres',
+		"SELECT string_agg(convert_from(value, 'UTF8'), ',' ORDER BY msg_offset) FROM pgq_fetch('new', 0, 0)"),
+	'c0,open,c2', $standby->name . ': after the commit the standby reads all three records');
+$open->quit;
+
+$standby2->stop;
+$standby->stop;
+$primary->stop;
 done_testing();
