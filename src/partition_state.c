@@ -7,14 +7,14 @@
  * (database, topic, partition) to a PgqPartitionState: the offset counter
  * (high watermark), the segment new records go to, the append lock, and a
  * hint of how far the log is known to be settled.  The entries are a cache
- * of what the catalog and the segment tables say: send.c loads an entry from
+ * of what the catalog and the segment tables say: an entry is loaded from
  * them the first time the partition is appended to after a restart, so the
  * counter never goes below an offset that is in a segment (see
  * partition_ensure_loaded).
  *
  * Locking: PgqShared->lock protects the hash table's structure (shared to
  * look up, exclusive to insert, remove or reinitialise).  The fields of an
- * entry are protected as pgqueue.h says.  Entries are removed only by
+ * entry are protected as partition_state.h says.  Entries are removed only by
  * partition_state_forget, called when the dropping transaction commits (or
  * the creating one aborts) while it still holds AccessExclusiveLock on the
  * segment tables, so an entry cannot vanish under a backend that holds a
@@ -53,6 +53,7 @@
 #include "utils/hsearch.h"
 
 #include "partition_state.h"
+#include "segment.h"
 
 /*
  * Readers waiting for records (long polls) sleep on a condition variable
@@ -364,4 +365,46 @@ partition_state_reset_rolling(void)
 	LWLockRelease(pgq_shared->lock);
 	for (i = 0; i < PGQ_WAKEUP_SLOTS; i++)
 		ConditionVariableBroadcast(&pgq_shared->wakeup[i]);
+}
+
+/*
+ * Loads a partition's shared state after a restart (or its first use):
+ * the next offset is above every offset in the partition's newest segment,
+ * whatever the state of the transaction that inserted it, and never below
+ * the segment's base offset, the log start offset or the offset floor.  Computed without the
+ * append lock and installed under it only if nobody did meanwhile; nobody
+ * can have appended in between, since appending needs a loaded entry.
+ */
+void
+partition_ensure_loaded(PgqTopic *topic, int32 partition, PgqPartitionState *state)
+{
+	PgqPartitionInfo *info;
+	PgqSegment *newest;
+	int64		next;
+	int64		floor;
+
+	if (state->loaded)			/* set once, under the lock; a stale false is
+								 * rechecked below */
+	{
+		pg_read_barrier();		/* see next_offset as it was when loaded was set */
+		return;
+	}
+
+	info = topic_partition_info(topic, partition);
+	newest = &info->segments[info->nsegments - 1];
+	floor = offset_floor_read(info->offset_floor);
+	next = Max(newest->base_offset, segment_max_offset(newest->relid) + 1);
+	next = Max(next, info->log_start_offset);
+	next = Max(next, floor);
+
+	LWLockAcquire(&state->append_lock, LW_EXCLUSIVE);
+	if (!state->loaded)
+	{
+		pg_atomic_write_u64(&state->next_offset, (uint64) next);
+		state->floor = floor;
+		state->active_relid = newest->relid;
+		pg_write_barrier();		/* loaded is tested without the lock */
+		state->loaded = true;
+	}
+	LWLockRelease(&state->append_lock);
 }

@@ -62,12 +62,16 @@ typedef struct PgqPartitionState
 	int64		stable_hint;	/* every offset below it is settled */
 } PgqPartitionState;
 
+struct PgqTopic;					/* topic.h */
+
 extern Size partition_state_shmem_size(void);
 extern void partition_state_shmem_startup(LWLock *lock);
 extern PgqPartitionState *partition_state_lookup(int32 topic_id, int32 partition,
 												 Oid incarnation, bool create);
 extern PgqPartitionState *partition_state_peek(int32 topic_id, int32 partition,
 											   Oid incarnation, PgqPartitionState **hint);
+extern void partition_ensure_loaded(struct PgqTopic *topic, int32 partition,
+									PgqPartitionState *state);
 extern void partition_state_forget(Oid dbid, int32 topic_id, int32 from_partition);
 extern int64 partition_state_get_stable_hint(PgqPartitionState *state);
 extern void partition_state_advance_stable_hint(PgqPartitionState *state, int64 offset);

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * segment.c
- *	  Segment tables: creating, dropping and probing them.
+ *	  Segment tables: creating, dropping and probing them; and the offset
+ *	  floor, the sequence of each partition that bounds its offsets.
  *
  * A segment is an ordinary heap table in the schema pgqueue holding a
  * contiguous range of one partition's offsets, with a btree index on
@@ -26,7 +27,9 @@
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -82,7 +85,7 @@ segment_create(int32 topic_id, int32 partition, int32 segment_no, int64 base_off
 }
 
 /*
- * Creates the sequence that keeps a partition's offset floor (send.c) and
+ * Creates the sequence that keeps a partition's offset floor (below) and
  * returns its OID.  Same conditions as segment_create.
  */
 Oid
@@ -218,4 +221,52 @@ segment_max_offset(Oid relid)
 	index_close(index, AccessShareLock);
 	table_close(rel, AccessShareLock);
 	return result;
+}
+
+/*
+ * The offset floor.  Offsets come from the counter in shared memory, which a
+ * restart loses; it is then recomputed from the highest offset present.  But
+ * offsets of rolled-back sends may be gone from the index by then (VACUUM),
+ * and such an offset must not be handed out again: a group may have
+ * committed past it, or a reader may have been served past it.  So every
+ * partition has a sequence whose value is a durable upper bound of the
+ * offsets assigned: before assigning an offset at or above it, the sender
+ * raises it past the records it is appending plus PGQ_OFFSET_FLOOR_STEP (as
+ * Postgres's sequences log 32 values ahead; setval is not transactional and is
+ * WAL-logged before the record, so any record that commits, and anything a
+ * reader is served, is covered).  After a restart the counter starts at the
+ * floor: up to 32 offsets after the last one used are skipped (gaps).
+ */
+int64
+offset_floor_read(Oid seq)
+{
+	LOCAL_FCINFO(fcinfo, 1);
+	PgqCatalogContext save;
+	Datum		result;
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = ObjectIdGetDatum(seq);
+	fcinfo->args[0].isnull = false;
+	catalog_owner_switch(&save);
+	result = pg_sequence_last_value(fcinfo);
+	catalog_owner_restore(&save);
+	return fcinfo->isnull ? 0 : DatumGetInt64(result);
+}
+
+/*
+ * Raises the floor, as the catalog owner (only it may set the sequence).
+ * Called under the append lock, so it must take no heavyweight lock the
+ * caller does not hold already: the caller opened the sequence.
+ */
+void
+offset_floor_raise(Oid seq, int64 floor, Oid owner)
+{
+	Oid			save_userid;
+	int			save_sec;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	(void) DirectFunctionCall3(setval3_oid, ObjectIdGetDatum(seq), Int64GetDatum(floor),
+							   BoolGetDatum(true));
+	SetUserIdAndSecContext(save_userid, save_sec);
 }

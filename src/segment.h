@@ -1,8 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * segment.h
- *	  Segment tables and offset floors (segment.c), and loading a
- *	  partition's shared state from them (send.c).
+ *	  Segment tables and offset floors (segment.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -31,8 +30,9 @@ extern int64 segment_size(Oid relid);
 extern Oid	segment_index(Relation rel);
 extern void segment_lock_toast(Relation rel);
 
-/* send.c */
-extern void partition_ensure_loaded(PgqTopic *topic, int32 partition,
-									PgqPartitionState *state);
+/* the offset floor of a partition (see segment.c) */
+#define PGQ_OFFSET_FLOOR_STEP	32
+extern int64 offset_floor_read(Oid seq);
+extern void offset_floor_raise(Oid seq, int64 floor, Oid owner);
 
 #endif							/* PGQ_SEGMENT_H */

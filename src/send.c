@@ -45,6 +45,7 @@
 #include "catalog.h"
 #include "fetch.h"
 #include "murmur2.h"
+#include "partition_state.h"
 #include "segment.h"
 
 PG_FUNCTION_INFO_V1(pgq_send);
@@ -155,98 +156,6 @@ record_prepare(PgqTopic *topic, PgqRecord *rec, bool explicit_partition)
 										   topic->partitions);
 	else
 		rec->partition = (int32) (topic->round_robin++ % (uint32) topic->partitions);
-}
-
-/*
- * The offset floor.  Offsets come from the counter in shared memory, which a
- * restart loses; it is then recomputed from the highest offset present.  But
- * offsets of rolled-back sends may be gone from the index by then (VACUUM),
- * and such an offset must not be handed out again: a group may have
- * committed past it, or a reader may have been served past it.  So every
- * partition has a sequence whose value is a durable upper bound of the
- * offsets assigned: before assigning an offset at or above it, the sender
- * raises it past the records it is appending plus PGQ_OFFSET_FLOOR_STEP (as
- * Postgres's sequences log 32 values ahead; setval is not transactional and is
- * WAL-logged before the record, so any record that commits, and anything a
- * reader is served, is covered).  After a restart the counter starts at the
- * floor: up to 32 offsets after the last one used are skipped (gaps).
- */
-#define PGQ_OFFSET_FLOOR_STEP	32
-
-static int64
-offset_floor_read(Oid seq)
-{
-	LOCAL_FCINFO(fcinfo, 1);
-	PgqCatalogContext save;
-	Datum		result;
-
-	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
-	fcinfo->args[0].value = ObjectIdGetDatum(seq);
-	fcinfo->args[0].isnull = false;
-	catalog_owner_switch(&save);
-	result = pg_sequence_last_value(fcinfo);
-	catalog_owner_restore(&save);
-	return fcinfo->isnull ? 0 : DatumGetInt64(result);
-}
-
-/*
- * Raises the floor, as the catalog owner (only it may set the sequence).
- * Called under the append lock, so it must take no heavyweight lock the
- * caller does not hold already: the caller opened the sequence.
- */
-static void
-offset_floor_raise(Oid seq, int64 floor, Oid owner)
-{
-	Oid			save_userid;
-	int			save_sec;
-
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	(void) DirectFunctionCall3(setval3_oid, ObjectIdGetDatum(seq), Int64GetDatum(floor),
-							   BoolGetDatum(true));
-	SetUserIdAndSecContext(save_userid, save_sec);
-}
-
-/*
- * Loads a partition's shared state after a restart (or its first use):
- * the next offset is above every offset in the partition's newest segment,
- * whatever the state of the transaction that inserted it, and never below
- * the segment's base offset, the log start offset or the offset floor.  Computed without the
- * append lock and installed under it only if nobody did meanwhile; nobody
- * can have appended in between, since appending needs a loaded entry.
- */
-void
-partition_ensure_loaded(PgqTopic *topic, int32 partition, PgqPartitionState *state)
-{
-	PgqPartitionInfo *info;
-	PgqSegment *newest;
-	int64		next;
-	int64		floor;
-
-	if (state->loaded)			/* set once, under the lock; a stale false is
-								 * rechecked below */
-	{
-		pg_read_barrier();		/* see next_offset as it was when loaded was set */
-		return;
-	}
-
-	info = topic_partition_info(topic, partition);
-	newest = &info->segments[info->nsegments - 1];
-	floor = offset_floor_read(info->offset_floor);
-	next = Max(newest->base_offset, segment_max_offset(newest->relid) + 1);
-	next = Max(next, info->log_start_offset);
-	next = Max(next, floor);
-
-	LWLockAcquire(&state->append_lock, LW_EXCLUSIVE);
-	if (!state->loaded)
-	{
-		pg_atomic_write_u64(&state->next_offset, (uint64) next);
-		state->floor = floor;
-		state->active_relid = newest->relid;
-		pg_write_barrier();		/* loaded is tested without the lock */
-		state->loaded = true;
-	}
-	LWLockRelease(&state->append_lock);
 }
 
 /*

@@ -447,7 +447,7 @@ pgq_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PRE_PREPARE:
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("cannot PREPARE a transaction that has created, altered or dropped pgqueue topics")));
+					 errmsg("cannot prepare a transaction that has created, altered or dropped pgqueue topics")));
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
@@ -730,7 +730,7 @@ pgq_drop_topic(PG_FUNCTION_ARGS)
 				  1, argtypes, args, NULL, false);
 
 	/*
-	 * Committed offsets have no foreign key (poll.c writes them directly).
+	 * Committed offsets have no foreign key (commit.c writes them directly).
 	 * A commit racing with the drop may still leave some behind; no view
 	 * shows them (topic ids are not reused) and pgq_drop_group removes them.
 	 */

@@ -24,8 +24,8 @@
  *
  * A topic's segments can change during a wait: the worker rolls a partition
  * over to a new segment, or retention drops its oldest ones.  Each read
- * therefore first checks the catalog generation (topic.c) and, if it moved
- * since the partitions' segment lists were loaded, forgets them, so that
+ * therefore first checks the catalog generation (partition_state.c) and, if
+ * it moved since the partitions' segment lists were loaded, forgets them, so that
  * the read finds records in a segment created during the wait and does not
  * trip over a dropped one.  The generation is read before the segment lists
  * are reloaded, and it is bumped only after the change committed, so a
