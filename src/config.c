@@ -35,8 +35,8 @@ static const PgqConfigKey group_keys[] = {
 	{"session.timeout.ms", PGQ_CONFIG_INT, 100, "45000", NULL},
 };
 
-const PgqConfigKeys pgq_topic_config = {"topic", topic_keys, lengthof(topic_keys)};
-const PgqConfigKeys pgq_group_config = {"group", group_keys, lengthof(group_keys)};
+const PgqConfigKeys pgq_topic_config = {topic_keys, lengthof(topic_keys)};
+const PgqConfigKeys pgq_group_config = {group_keys, lengthof(group_keys)};
 
 static const PgqConfigKey *
 config_key_find(const PgqConfigKeys *keys, const char *name, int len)
@@ -122,11 +122,26 @@ config_check_value(const PgqConfigKey *key, JsonbValue *v)
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("cleanup.policy \"compact\" is not supported yet")));
 			if (!config_string_allowed(key, v->val.string.val, v->val.string.len))
+			{
+				StringInfoData valid;
+				const char *w = key->choices;
+
+				/* the words of choices, quoted and separated by commas */
+				initStringInfo(&valid);
+				while (*w != '\0')
+				{
+					int			len = strcspn(w, " ");
+
+					appendStringInfo(&valid, "%s\"%.*s\"", valid.len > 0 ? ", " : "", len, w);
+					w += len;
+					w += strspn(w, " ");
+				}
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("invalid value for config key \"%s\": \"%.*s\"",
 								key->name, v->val.string.len, v->val.string.val),
-						 errhint("Valid values are: %s.", key->choices)));
+						 errhint("Valid values are %s.", valid.data)));
+			}
 			break;
 	}
 }
@@ -144,9 +159,15 @@ config_validate(const PgqConfigKeys *keys, Jsonb *config, bool allow_null)
 	const PgqConfigKey *key = NULL;
 
 	if (!JB_ROOT_IS_OBJECT(config) || JB_ROOT_IS_SCALAR(config))
+	{
+		if (keys == &pgq_topic_config)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("topic config must be a JSON object")));
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s config must be a JSON object", keys->what)));
+				 errmsg("group config must be a JSON object")));
+	}
 
 	it = JsonbIteratorInit(&config->root);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
@@ -162,9 +183,15 @@ config_validate(const PgqConfigKeys *keys, Jsonb *config, bool allow_null)
 				initStringInfo(&valid);
 				for (i = 0; i < keys->nkeys; i++)
 					appendStringInfo(&valid, "%s%s", i > 0 ? ", " : "", keys->keys[i].name);
+				if (keys == &pgq_topic_config)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("unknown topic config key \"%.*s\"",
+									v.val.string.len, v.val.string.val),
+							 errhint("Valid keys are %s.", valid.data)));
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("unknown %s config key \"%.*s\"", keys->what,
+						 errmsg("unknown group config key \"%.*s\"",
 								v.val.string.len, v.val.string.val),
 						 errhint("Valid keys are %s.", valid.data)));
 			}

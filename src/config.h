@@ -28,7 +28,6 @@ typedef struct PgqConfigKey
 
 typedef struct PgqConfigKeys
 {
-	const char *what;			/* "topic" or "group" */
 	const PgqConfigKey *keys;
 	int			nkeys;
 } PgqConfigKeys;
