@@ -7,7 +7,8 @@
 #	  ALTER EXTENSION pgqueue UPDATE the library refuses to work with the old
 #	  objects (and changes nothing); after it every record, offset and
 #	  committed offset is intact, and sending, polling and committing go on
-#	  where they left off.
+#	  where they left off.  The update runs every update script from 0.1.0
+#	  to the version this tree builds (pgqueue.control).
 #
 #	  Every later change to the SQL surface ships its update script and
 #	  extends this test.
@@ -21,6 +22,10 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $old_install = $ENV{PGQ_OLD_INSTALL};
+
+# the version this tree builds: what ALTER EXTENSION pgqueue UPDATE goes to
+my ($version) = slurp_file('pgqueue.control') =~ /^default_version = '([^']+)'/m
+  or die 'no default_version in pgqueue.control';
 BAIL_OUT('PGQ_OLD_INSTALL is not set: run the tests with scripts/test.sh, which builds release 0.1.0')
   unless defined $old_install && -x "$old_install/bin/postgres";
 
@@ -99,7 +104,7 @@ $new->safe_psql('postgres', q{
 
 my ($rc, $stdout, $stderr) = $new->psql('postgres', q{SELECT * FROM pgq_send('orders', 'too early')});
 isnt($rc, 0, 'the new library refuses the 0.1.0 objects');
-like($stderr, qr/pgqueue library version 0\.2\.0 cannot use the objects of extension version 0\.1\.0/,
+like($stderr, qr/pgqueue library version \Q$version\E cannot use the objects of extension version 0\.1\.0/,
 	'the error names both versions');
 like($stderr, qr/HINT:  Run ALTER EXTENSION pgqueue UPDATE\./, 'the error says what to run');
 ($rc, $stdout, $stderr) = $new->psql('postgres', q{SELECT count(*) FROM pgq_poll('billing', 'orders', 10, 0, 'w1')});
@@ -109,7 +114,7 @@ ok($new->wait_for_log(qr/pgqueue worker skips database "postgres" until its exte
 
 $new->safe_psql('postgres', 'ALTER EXTENSION pgqueue UPDATE');
 is($new->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'pgqueue'}),
-	'0.2.0', 'the extension was updated to 0.2.0');
+	$version, "the extension was updated to $version");
 
 # (so the refused calls changed nothing either)
 foreach my $what (sort keys %state_sql)

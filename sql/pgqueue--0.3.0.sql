@@ -1,0 +1,412 @@
+/* pgqueue--0.3.0.sql: install script.
+ *
+ * The SQL surface is thin: every function is a C function (or a view over
+ * one), so the C code is the single source of truth for behaviour.  The
+ * internal catalog lives in the schema "pgqueue"; the API (pgq_*) lives in
+ * the schema the extension is created in (public by default), so that
+ * SELECT pgq_send(...) works without qualification.
+ */
+
+\echo Use "CREATE EXTENSION pgqueue" to load this file. \quit
+
+CREATE SCHEMA pgqueue;
+COMMENT ON SCHEMA pgqueue IS 'pgqueue internal catalog and segment tables; use the pgq_* functions and views instead';
+REVOKE ALL ON SCHEMA pgqueue FROM PUBLIC;
+
+/*
+ * Catalog.  Rows are written only by the pgq_* functions, running as the
+ * extension owner; nobody else has any right on these tables.
+ */
+CREATE SEQUENCE pgqueue.topic_id_seq AS integer;
+
+CREATE TABLE pgqueue.topic (
+    topic_id    integer PRIMARY KEY,
+    name        text NOT NULL UNIQUE,
+    partitions  integer NOT NULL CHECK (partitions > 0),
+    config      jsonb NOT NULL DEFAULT '{}',   -- the keys set explicitly
+    owner       regrole NOT NULL,          -- regrole/regclass: pg_dump writes names, not OIDs
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+CREATE TABLE pgqueue.partition (
+    topic_id          integer NOT NULL REFERENCES pgqueue.topic ON DELETE CASCADE,
+    partition         integer NOT NULL,
+    log_start_offset  bigint NOT NULL DEFAULT 0,
+    -- a sequence whose value bounds every offset ever assigned (see send.c)
+    offset_floor      regclass NOT NULL,
+    PRIMARY KEY (topic_id, partition)
+);
+
+-- One row per segment table; a partition's log is its segments in base_offset order.
+CREATE TABLE pgqueue.segment (
+    topic_id     integer NOT NULL,
+    partition    integer NOT NULL,
+    segment_no   integer NOT NULL,
+    base_offset  bigint NOT NULL,
+    relid        regclass NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (topic_id, partition, segment_no),
+    FOREIGN KEY (topic_id, partition) REFERENCES pgqueue.partition ON DELETE CASCADE
+);
+
+-- Per-topic rights granted with pgq_grant; grantee '-' (0) means PUBLIC.
+CREATE TABLE pgqueue.topic_grant (
+    topic_id   integer NOT NULL REFERENCES pgqueue.topic ON DELETE CASCADE,
+    grantee    regrole NOT NULL,
+    privilege  text NOT NULL CHECK (privilege IN ('produce', 'consume', 'admin')),
+    PRIMARY KEY (topic_id, grantee, privilege)
+);
+
+-- Consumer groups: config and committed offsets are durable; membership,
+-- leases and partition ownership live in shared memory (see src/group.c).
+-- A group exists while it has a config row, committed offsets or live
+-- members; polling creates no row, so that members never wait on each
+-- other's uncommitted inserts.
+CREATE TABLE pgqueue.consumer_group (
+    group_id    text PRIMARY KEY,
+    config      jsonb NOT NULL DEFAULT '{}',   -- the keys set explicitly
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+-- The committed offset of each (group, partition) the group has consumed.
+-- Append-only: a commit deletes the newest version and inserts the next in
+-- the same transaction, so every snapshot sees one row per partition, and
+-- the newest is read from the end of the primary key, not by walking the
+-- versions a held snapshot keeps, as an update in place would.  Written
+-- directly by src/poll.c: no foreign key or trigger, and no index but the
+-- primary key.  pgq_drop_topic deletes a topic's rows.
+CREATE TABLE pgqueue.group_offset (
+    group_id          text NOT NULL,
+    topic_id          integer NOT NULL,
+    partition         integer NOT NULL,
+    version           bigint NOT NULL,       -- 1, 2, ... per partition
+    committed_offset  bigint NOT NULL,       -- the next offset to process
+    committed_at      timestamptz,
+    PRIMARY KEY (group_id, topic_id, partition, version)
+);
+
+/*
+ * pg_dump dumps the rows of the catalog (and the segment tables, which are
+ * not members of the extension, with their data); see README "Backups".
+ */
+/*
+ * Shared memory may still hold partition and group state of an earlier
+ * installation of the extension in this database (DROP EXTENSION cannot
+ * clear it); topic ids start again at 1, so forget it.  Group state needs
+ * this; partition state would not (each entry carries its partition's
+ * incarnation, which a standby, where this never runs, checks too), but its
+ * slots are freed at once.  See pgq_forget_shared_state.
+ */
+CREATE FUNCTION pgqueue.forget_shared_state() RETURNS void
+    LANGUAGE C AS 'MODULE_PATHNAME', 'pgq_forget_shared_state';
+SELECT pgqueue.forget_shared_state();
+DROP FUNCTION pgqueue.forget_shared_state();
+
+SELECT pg_catalog.pg_extension_config_dump('pgqueue.topic', '');
+SELECT pg_catalog.pg_extension_config_dump('pgqueue.topic_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('pgqueue.partition', '');
+SELECT pg_catalog.pg_extension_config_dump('pgqueue.segment', '');
+SELECT pg_catalog.pg_extension_config_dump('pgqueue.topic_grant', '');
+SELECT pg_catalog.pg_extension_config_dump('pgqueue.consumer_group', '');
+SELECT pg_catalog.pg_extension_config_dump('pgqueue.group_offset', '');
+
+/*
+ * Topics
+ */
+CREATE FUNCTION pgq_create_topic(topic text, partitions integer DEFAULT 1,
+                                 config jsonb DEFAULT '{}',
+                                 if_not_exists boolean DEFAULT false)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_create_topic';
+COMMENT ON FUNCTION pgq_create_topic(text, integer, jsonb, boolean) IS
+'creates a topic with the given number of partitions and config overrides (Kafka key names)';
+REVOKE EXECUTE ON FUNCTION pgq_create_topic(text, integer, jsonb, boolean) FROM PUBLIC;
+
+CREATE FUNCTION pgq_drop_topic(topic text, if_exists boolean DEFAULT false)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_drop_topic';
+COMMENT ON FUNCTION pgq_drop_topic(text, boolean) IS
+'drops a topic with all its records (requires the admin right on the topic)';
+
+CREATE FUNCTION pgq_add_partitions(topic text, partitions integer)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_add_partitions';
+COMMENT ON FUNCTION pgq_add_partitions(text, integer) IS
+'grows a topic to the given total number of partitions; partitions can only be added';
+
+CREATE FUNCTION pgq_alter_topic(topic text, config jsonb)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_alter_topic';
+COMMENT ON FUNCTION pgq_alter_topic(text, jsonb) IS
+'sets topic config keys; a JSON null value removes a key (back to its default)';
+
+CREATE FUNCTION pgq_grant(topic text, role text, privilege text)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_grant';
+COMMENT ON FUNCTION pgq_grant(text, text, text) IS
+'grants produce, consume, admin or all on a topic to a role (or public)';
+
+CREATE FUNCTION pgq_revoke(topic text, role text, privilege text)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_revoke';
+COMMENT ON FUNCTION pgq_revoke(text, text, text) IS
+'revokes produce, consume, admin or all on a topic from a role (or public)';
+
+CREATE FUNCTION pgqueue.effective_config(config jsonb)
+RETURNS jsonb LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'pgq_effective_config';
+COMMENT ON FUNCTION pgqueue.effective_config(jsonb) IS
+'a topic''s config overrides merged over the defaults';
+
+CREATE VIEW pgq_topics AS
+    SELECT t.name AS topic, t.partitions, pgqueue.effective_config(t.config) AS config,
+           t.created_at
+      FROM pgqueue.topic t;
+COMMENT ON VIEW pgq_topics IS 'topics with their effective config';
+
+CREATE VIEW pgq_topic_grants AS
+    SELECT t.name AS topic,
+           CASE WHEN g.grantee::pg_catalog.oid OPERATOR(pg_catalog.=) 0 THEN 'public'
+                ELSE g.grantee::pg_catalog.text END AS grantee,
+           g.privilege
+      FROM pgqueue.topic_grant g
+      JOIN pgqueue.topic t ON t.topic_id OPERATOR(pg_catalog.=) g.topic_id;
+COMMENT ON VIEW pgq_topic_grants IS 'rights granted on topics with pgq_grant';
+
+CREATE FUNCTION pgqueue.partitions_info(
+    OUT topic text, OUT partition integer, OUT log_start_offset bigint,
+    OUT high_watermark bigint, OUT last_stable_offset bigint,
+    OUT messages bigint, OUT bytes bigint)
+RETURNS SETOF record LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_partitions_info';
+COMMENT ON FUNCTION pgqueue.partitions_info() IS 'backs the pgq_partitions view';
+
+CREATE VIEW pgq_partitions AS SELECT * FROM pgqueue.partitions_info();
+COMMENT ON VIEW pgq_partitions IS
+'per partition: log start, high watermark (next offset), last stable offset (readers see below it), offsets in the log and bytes on disk';
+
+/*
+ * Producing.  One C function serves every overload; it looks at the
+ * argument types.  Overloads whose key is of the other type than the value
+ * have no default for the key, so that pgq_send('t', 'v') is not ambiguous.
+ */
+CREATE FUNCTION pgq_send(topic text, value bytea, key bytea DEFAULT NULL,
+                         partition integer DEFAULT NULL, headers jsonb DEFAULT NULL,
+                         "timestamp" timestamptz DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send';
+CREATE FUNCTION pgq_send(topic text, value text, key text DEFAULT NULL,
+                         partition integer DEFAULT NULL, headers jsonb DEFAULT NULL,
+                         "timestamp" timestamptz DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send';
+CREATE FUNCTION pgq_send(topic text, value jsonb, key text DEFAULT NULL,
+                         partition integer DEFAULT NULL, headers jsonb DEFAULT NULL,
+                         "timestamp" timestamptz DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send';
+CREATE FUNCTION pgq_send(topic text, value bytea, key text,
+                         partition integer DEFAULT NULL, headers jsonb DEFAULT NULL,
+                         "timestamp" timestamptz DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send';
+CREATE FUNCTION pgq_send(topic text, value text, key bytea,
+                         partition integer DEFAULT NULL, headers jsonb DEFAULT NULL,
+                         "timestamp" timestamptz DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send';
+CREATE FUNCTION pgq_send(topic text, value jsonb, key bytea,
+                         partition integer DEFAULT NULL, headers jsonb DEFAULT NULL,
+                         "timestamp" timestamptz DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send';
+COMMENT ON FUNCTION pgq_send(text, bytea, bytea, integer, jsonb, timestamptz) IS
+'appends one record; returns its partition and offset (visible to readers when the transaction commits)';
+COMMENT ON FUNCTION pgq_send(text, text, text, integer, jsonb, timestamptz) IS
+'appends one record with a text value (stored as UTF-8) and text key';
+COMMENT ON FUNCTION pgq_send(text, jsonb, text, integer, jsonb, timestamptz) IS
+'appends one record with a jsonb value (stored as its UTF-8 text) and text key';
+COMMENT ON FUNCTION pgq_send(text, bytea, text, integer, jsonb, timestamptz) IS
+'appends one record with a bytea value and text key';
+COMMENT ON FUNCTION pgq_send(text, text, bytea, integer, jsonb, timestamptz) IS
+'appends one record with a text value and bytea key';
+COMMENT ON FUNCTION pgq_send(text, jsonb, bytea, integer, jsonb, timestamptz) IS
+'appends one record with a jsonb value and bytea key';
+
+CREATE FUNCTION pgq_send_batch(topic text, "values" bytea[], keys bytea[] DEFAULT NULL,
+                               partition integer DEFAULT NULL, headers jsonb[] DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send_batch';
+CREATE FUNCTION pgq_send_batch(topic text, "values" text[], keys text[] DEFAULT NULL,
+                               partition integer DEFAULT NULL, headers jsonb[] DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send_batch';
+CREATE FUNCTION pgq_send_batch(topic text, "values" jsonb[], keys text[] DEFAULT NULL,
+                               partition integer DEFAULT NULL, headers jsonb[] DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send_batch';
+CREATE FUNCTION pgq_send_batch(topic text, "values" bytea[], keys text[],
+                               partition integer DEFAULT NULL, headers jsonb[] DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send_batch';
+CREATE FUNCTION pgq_send_batch(topic text, "values" text[], keys bytea[],
+                               partition integer DEFAULT NULL, headers jsonb[] DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send_batch';
+COMMENT ON FUNCTION pgq_send_batch(text, bytea[], bytea[], integer, jsonb[]) IS
+'appends many records in one call; returns (partition, offset) per record, in input order';
+COMMENT ON FUNCTION pgq_send_batch(text, text[], text[], integer, jsonb[]) IS
+'appends many records with text values and keys in one call';
+COMMENT ON FUNCTION pgq_send_batch(text, jsonb[], text[], integer, jsonb[]) IS
+'appends many records with jsonb values in one call';
+COMMENT ON FUNCTION pgq_send_batch(text, bytea[], text[], integer, jsonb[]) IS
+'appends many records with bytea values and text keys in one call';
+COMMENT ON FUNCTION pgq_send_batch(text, text[], bytea[], integer, jsonb[]) IS
+'appends many records with text values and bytea keys in one call';
+
+CREATE FUNCTION pgq_murmur2(data bytea)
+RETURNS integer LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'pgq_murmur2';
+COMMENT ON FUNCTION pgq_murmur2(bytea) IS
+'Kafka''s murmur2 hash (seed 0x9747b28c) of the bytes, as a signed 32-bit integer';
+
+CREATE FUNCTION pgq_partition_for_key(key bytea, partitions integer)
+RETURNS integer LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'pgq_partition_for_key';
+COMMENT ON FUNCTION pgq_partition_for_key(bytea, integer) IS
+'the partition Kafka''s default partitioner picks for a key: (murmur2(key) & 0x7fffffff) % partitions';
+
+/*
+ * Reading without a group
+ */
+CREATE FUNCTION pgq_fetch(topic text, partition integer, msg_offset bigint,
+                          max_records integer DEFAULT 100, timeout_ms integer DEFAULT 0)
+RETURNS TABLE(topic text, partition integer, msg_offset bigint, key bytea,
+              value bytea, headers jsonb, "timestamp" timestamptz)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_fetch';
+COMMENT ON FUNCTION pgq_fetch(text, integer, bigint, integer, integer) IS
+'reads committed records of one partition from an offset, never past the last stable offset';
+
+CREATE FUNCTION pgq_offsets_for_time(topic text, "timestamp" timestamptz)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_offsets_for_time';
+COMMENT ON FUNCTION pgq_offsets_for_time(text, timestamptz) IS
+'per partition, the first readable offset whose timestamp is at or after the given time (NULL if none)';
+
+/*
+ * Consuming in a group
+ */
+CREATE FUNCTION pgq_poll(group_id text, topic text, max_records integer DEFAULT 100,
+                         timeout_ms integer DEFAULT 0, member_id text DEFAULT NULL)
+RETURNS TABLE(topic text, partition integer, msg_offset bigint, key bytea,
+              value bytea, headers jsonb, "timestamp" timestamptz)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_poll';
+COMMENT ON FUNCTION pgq_poll(text, text, integer, integer, text) IS
+'joins the group if needed, heartbeats, takes the member''s share of partitions and returns records from them';
+
+CREATE FUNCTION pgq_commit(group_id text, member_id text DEFAULT NULL)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_commit';
+COMMENT ON FUNCTION pgq_commit(text, text) IS
+'commits the member''s positions (what its polls returned) as the group''s committed offsets';
+
+CREATE FUNCTION pgq_commit(group_id text, topic text, partition integer, msg_offset bigint,
+                           member_id text DEFAULT NULL)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_commit_offset';
+COMMENT ON FUNCTION pgq_commit(text, text, integer, bigint, text) IS
+'commits one offset (the next record to process) of a partition the member owns';
+
+CREATE FUNCTION pgq_heartbeat(group_id text, member_id text DEFAULT NULL)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_heartbeat';
+COMMENT ON FUNCTION pgq_heartbeat(text, text) IS
+'renews the member''s lease on every topic it consumes in the group';
+
+CREATE FUNCTION pgq_leave(group_id text, member_id text DEFAULT NULL)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_leave';
+COMMENT ON FUNCTION pgq_leave(text, text) IS
+'leaves the group: the member''s partitions are handed over at once';
+
+CREATE FUNCTION pgq_seek(group_id text, topic text, partition integer, msg_offset bigint,
+                         member_id text DEFAULT NULL)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_seek';
+CREATE FUNCTION pgq_seek(group_id text, topic text, to_position text, member_id text DEFAULT NULL)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_seek';
+CREATE FUNCTION pgq_seek(group_id text, topic text, to_timestamp timestamptz,
+                         member_id text DEFAULT NULL)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_seek';
+COMMENT ON FUNCTION pgq_seek(text, text, integer, bigint, text) IS
+'moves the member''s fetch position in one partition it owns';
+COMMENT ON FUNCTION pgq_seek(text, text, text, text) IS
+'moves the member''s fetch positions in the partitions it owns to ''earliest'' or ''latest''';
+COMMENT ON FUNCTION pgq_seek(text, text, timestamptz, text) IS
+'moves the member''s fetch positions in the partitions it owns to the first offset at or after a time';
+
+CREATE FUNCTION pgq_reset_offsets(group_id text, topic text, partition integer, msg_offset bigint)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_reset_offsets';
+CREATE FUNCTION pgq_reset_offsets(group_id text, topic text, to_position text)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_reset_offsets';
+CREATE FUNCTION pgq_reset_offsets(group_id text, topic text, to_timestamp timestamptz)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_reset_offsets';
+COMMENT ON FUNCTION pgq_reset_offsets(text, text, integer, bigint) IS
+'admin: sets a group''s committed offset of one partition (no live member of the group may consume the topic)';
+COMMENT ON FUNCTION pgq_reset_offsets(text, text, text) IS
+'admin: sets a group''s committed offsets of a topic to ''earliest'' or ''latest''';
+COMMENT ON FUNCTION pgq_reset_offsets(text, text, timestamptz) IS
+'admin: sets a group''s committed offsets of a topic to the first offsets at or after a time';
+
+CREATE FUNCTION pgq_alter_group(group_id text, config jsonb)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_alter_group';
+COMMENT ON FUNCTION pgq_alter_group(text, jsonb) IS
+'sets group config keys (creating the group if needed); a JSON null removes a key';
+
+CREATE FUNCTION pgq_drop_group(group_id text, if_exists boolean DEFAULT false)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_drop_group';
+COMMENT ON FUNCTION pgq_drop_group(text, boolean) IS
+'drops a group and its committed offsets (it must have no live member)';
+
+CREATE FUNCTION pgqueue.group_effective_config(config jsonb)
+RETURNS jsonb LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'pgq_group_effective_config';
+COMMENT ON FUNCTION pgqueue.group_effective_config(jsonb) IS
+'a group''s config overrides merged over the defaults';
+
+CREATE FUNCTION pgqueue.members_info(
+    OUT group_id text, OUT member_id text, OUT topic_id integer,
+    OUT partitions integer[], OUT lease_expires_at timestamptz)
+RETURNS SETOF record LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_members_info';
+COMMENT ON FUNCTION pgqueue.members_info() IS 'backs the pgq_members view: live members, from shared memory';
+
+CREATE VIEW pgq_members AS
+    SELECT m.group_id, m.member_id, t.name AS topic, m.partitions, m.lease_expires_at
+      FROM pgqueue.members_info() m
+      JOIN pgqueue.topic t ON t.topic_id OPERATOR(pg_catalog.=) m.topic_id;
+COMMENT ON VIEW pgq_members IS 'live group members per topic, the partitions they own and their lease expiry';
+
+CREATE VIEW pgq_groups AS
+    WITH ids AS (SELECT o.group_id FROM pgqueue.consumer_group o
+                 UNION SELECT o.group_id FROM pgqueue.group_offset o
+                        JOIN pgqueue.topic t ON t.topic_id OPERATOR(pg_catalog.=) o.topic_id
+                 UNION SELECT m.group_id FROM pgqueue.members_info() m)
+    SELECT i.group_id, pgqueue.group_effective_config(coalesce(g.config, '{}')) AS config,
+           (SELECT pg_catalog.count(DISTINCT m.member_id) FROM pgqueue.members_info() m
+             WHERE m.group_id OPERATOR(pg_catalog.=) i.group_id)::pg_catalog.int4 AS members
+      FROM ids i
+      LEFT JOIN pgqueue.consumer_group g ON g.group_id OPERATOR(pg_catalog.=) i.group_id;
+COMMENT ON VIEW pgq_groups IS
+'consumer groups (with a config, committed offsets or live members), their effective config and number of live members';
+
+CREATE VIEW pgq_consumer_lag AS
+    WITH consumed AS (SELECT o.group_id, o.topic_id FROM pgqueue.group_offset o
+                      UNION SELECT m.group_id, m.topic_id FROM pgqueue.members_info() m)
+    SELECT c.group_id, p.topic, p.partition, o.committed_offset, p.high_watermark,
+           p.high_watermark OPERATOR(pg_catalog.-)
+               coalesce(o.committed_offset, p.log_start_offset) AS lag,
+           (SELECT m.member_id FROM pgqueue.members_info() m
+             WHERE m.group_id OPERATOR(pg_catalog.=) c.group_id
+               AND m.topic_id OPERATOR(pg_catalog.=) c.topic_id
+               AND p.partition OPERATOR(pg_catalog.=) ANY (m.partitions)) AS owner
+      FROM consumed c
+      JOIN pgqueue.topic t ON t.topic_id OPERATOR(pg_catalog.=) c.topic_id
+      JOIN pgq_partitions p ON p.topic OPERATOR(pg_catalog.=) t.name
+      LEFT JOIN pgqueue.group_offset o
+             ON o.group_id OPERATOR(pg_catalog.=) c.group_id
+            AND o.topic_id OPERATOR(pg_catalog.=) c.topic_id
+            AND o.partition OPERATOR(pg_catalog.=) p.partition;
+COMMENT ON VIEW pgq_consumer_lag IS
+'per group and partition of the topics it consumes: committed offset (NULL: none yet), high watermark, lag (from the log start if nothing is committed) and owner';
+
+REVOKE EXECUTE ON FUNCTION pgq_alter_group(text, jsonb) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pgq_drop_group(text, boolean) FROM PUBLIC;
+
+GRANT SELECT ON pgq_topics, pgq_partitions, pgq_topic_grants,
+                pgq_members, pgq_groups, pgq_consumer_lag TO PUBLIC;
