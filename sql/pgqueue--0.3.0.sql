@@ -297,15 +297,17 @@ COMMENT ON FUNCTION pgq_poll(text, text, integer, integer, text) IS
 'joins the group if needed, heartbeats, takes the member''s share of partitions and returns records from them';
 
 CREATE FUNCTION pgq_commit(group_id text, member_id text DEFAULT NULL)
-RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_commit';
+RETURNS TABLE(topic text, partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_commit';
 COMMENT ON FUNCTION pgq_commit(text, text) IS
-'commits the member''s positions (what its polls returned) as the group''s committed offsets';
+'commits the member''s positions (what its polls returned) as the group''s committed offsets, and returns them';
 
 CREATE FUNCTION pgq_commit(group_id text, topic text, partition integer, msg_offset bigint,
                            member_id text DEFAULT NULL)
-RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_commit_offset';
+RETURNS TABLE(topic text, partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_commit_offset';
 COMMENT ON FUNCTION pgq_commit(text, text, integer, bigint, text) IS
-'commits one offset (the next record to process) of a partition the member owns';
+'commits one offset (the next record to process) of a partition the member owns, and returns it';
 
 CREATE FUNCTION pgq_heartbeat(group_id text, member_id text DEFAULT NULL)
 RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_heartbeat';
@@ -313,9 +315,16 @@ COMMENT ON FUNCTION pgq_heartbeat(text, text) IS
 'renews the member''s lease on every topic it consumes in the group';
 
 CREATE FUNCTION pgq_leave(group_id text, member_id text DEFAULT NULL)
-RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_leave';
+RETURNS TABLE(topic text, partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_leave';
 COMMENT ON FUNCTION pgq_leave(text, text) IS
-'leaves the group: the member''s partitions are handed over at once';
+'leaves the group (with auto-commit, committing the member''s positions first, which it returns): the member''s partitions are handed over at once';
+
+CREATE FUNCTION pgq_assignment(group_id text, topic text, member_id text DEFAULT NULL)
+RETURNS TABLE(partitions integer[], generation bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_assignment';
+COMMENT ON FUNCTION pgq_assignment(text, text, text) IS
+'the partitions the member owns in the topic now, and the generation of the group''s assignment, which changes whenever the assignment does';
 
 CREATE FUNCTION pgq_seek(group_id text, topic text, partition integer, msg_offset bigint,
                          member_id text DEFAULT NULL)

@@ -28,6 +28,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -323,13 +324,15 @@ offsets_write(const char *group_id, const char *member_id, PgqTopic *topic,
  * Commits this session's positions of a member that differ from what it
  * committed last, for one topic (or all topics of the group, topic NULL).
  * With fence, a position of a partition the member no longer owns is an
- * error; without (auto-commit), it is dropped.
+ * error; without (auto-commit), it is dropped.  Returns the positions it
+ * committed (copies, in the current memory context).
  */
-void
+List *
 positions_commit(const char *group_id, const char *member_id, PgqTopic *only_topic, bool fence)
 {
 	Position   *pos;
 	List	   *todo = NIL;
+	List	   *done = NIL;
 	ListCell   *lc;
 
 	foreach(lc, positions_of_member(group_id, member_id,
@@ -348,6 +351,7 @@ positions_commit(const char *group_id, const char *member_id, PgqTopic *only_top
 		List	   *rest = NIL;
 		int32	   *parts = palloc(sizeof(int32) * list_length(todo));
 		int64	   *offs = palloc(sizeof(int64) * list_length(todo));
+		List	   *these = NIL;
 		int			n = 0;
 
 		if (topic == NULL)
@@ -378,17 +382,22 @@ positions_commit(const char *group_id, const char *member_id, PgqTopic *only_top
 			{
 				parts[n] = pos->key.partition;
 				offs[n] = pos->position;
+				these = lappend(these, pos);
 				n++;
 			}
 		}
 		offsets_write(group_id, member_id, topic, parts, offs, n, true);
-		for (int i = 0; i < n; i++)
+		foreach(lc, these)
 		{
-			pos = position_find(group_id, member_id, topic_id, parts[i]);
-			position_set(group_id, member_id, topic_id, parts[i], pos->position, pos->position);
+			pos = lfirst(lc);
+			pos->committed = pos->position;
+			position_set(group_id, member_id, topic_id, pos->key.partition,
+						 pos->position, pos->committed, pos->join_epoch);
 		}
+		done = list_concat(done, these);
 		todo = rest;
 	}
+	return done;
 }
 
 /* The committed offsets of partitions (-1 for none). */
@@ -420,21 +429,68 @@ offsets_read(const char *group_id, PgqTopic *topic, int32 *partitions, int64 *of
  * ----------------------------------------------------------------
  */
 
-/* pgq_commit(group_id, member_id): commits the member's positions. */
+static int
+position_order(const ListCell *a, const ListCell *b)
+{
+	const Position *pa = lfirst(a);
+	const Position *pb = lfirst(b);
+
+	if (pa->key.topic_id != pb->key.topic_id)
+		return pa->key.topic_id < pb->key.topic_id ? -1 : 1;
+	return pa->key.partition < pb->key.partition ? -1 : pa->key.partition > pb->key.partition;
+}
+
+/*
+ * Returns what a commit committed: a row (topic, partition, msg_offset) per
+ * Position of the list, its committed offset, in topic and partition order.
+ */
+void
+commit_result(FunctionCallInfo fcinfo, List *committed)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	list_sort(committed, position_order);
+	foreach(lc, committed)
+	{
+		Position   *pos = lfirst(lc);
+		PgqTopic   *topic = topic_lookup_by_id(pos->key.topic_id);
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+
+		if (topic == NULL)
+			continue;			/* dropped by this transaction */
+		values[0] = CStringGetTextDatum(topic->name);
+		values[1] = Int32GetDatum(pos->key.partition);
+		values[2] = Int64GetDatum(pos->committed);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+}
+
+/*
+ * pgq_commit(group_id, member_id): commits the member's positions, and
+ * returns them; a member that is not in the group is an error.
+ */
 Datum
 pgq_commit(PG_FUNCTION_ARGS)
 {
 	char	   *group_id = group_arg_group_id(fcinfo, 0);
 	const char *member_id = group_arg_member_id(fcinfo, 1);
+	List	   *committed;
 
 	PreventCommandIfReadOnly("pgq_commit()");
 	positions_init();
 	(void) group_config_get(group_id);
-	positions_commit(group_id, member_id, NULL, true);
-	PG_RETURN_VOID();
+	committed = positions_commit(group_id, member_id, NULL, true);
+	/* nothing to commit: say so if that is because it is no member */
+	if (committed == NIL)
+		member_check_exists(group_id, member_id);
+	commit_result(fcinfo, committed);
+	return (Datum) 0;
 }
 
-/* pgq_commit(group_id, topic, partition, msg_offset, member_id): one offset. */
+/* pgq_commit(group_id, topic, partition, msg_offset, member_id): one offset, returned. */
 Datum
 pgq_commit_offset(PG_FUNCTION_ARGS)
 {
@@ -444,7 +500,7 @@ pgq_commit_offset(PG_FUNCTION_ARGS)
 	int64		offset = DatumGetInt64(pgq_require_arg(fcinfo, 3, "msg_offset"));
 	const char *member_id = group_arg_member_id(fcinfo, 4);
 	PgqTopic   *topic;
-	Position   *pos;
+	Position	pos;
 
 	PreventCommandIfReadOnly("pgq_commit()");
 	topic = topic_lookup(topic_name, false);
@@ -461,8 +517,13 @@ pgq_commit_offset(PG_FUNCTION_ARGS)
 		member_fenced_error(group_id, member_id, topic->name, partition);
 	offsets_write(group_id, member_id, topic, &partition, &offset, 1, true);
 
-	pos = position_find(group_id, member_id, topic->topic_id, partition);
-	if (pos != NULL)
-		position_set(group_id, member_id, topic->topic_id, partition, pos->position, offset);
-	PG_RETURN_VOID();
+	if (position_get(group_id, member_id, topic->topic_id, partition, &pos))
+		position_set(group_id, member_id, topic->topic_id, partition, pos.position, offset,
+					 pos.join_epoch);
+	else
+		pos.key.topic_id = topic->topic_id;
+	pos.key.partition = partition;
+	pos.committed = offset;
+	commit_result(fcinfo, list_make1(&pos));
+	return (Datum) 0;
 }

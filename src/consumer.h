@@ -7,12 +7,10 @@
  *	  (commit.c).  Membership itself is group.h.
  *
  * Vocabulary:
- *	position			where this session's next poll reads a partition its
- *						member owns: the offset after the last record it was
- *						given.  Kept in backend memory, so a new session (or
- *						another session polling as the same member, as under
- *						a transaction-mode pooler) starts from the committed
- *						offset.
+ *	position			where a member's next poll reads a partition it owns:
+ *						the offset after the last record it was given (as in
+ *						Kafka).  Kept in shared memory per member, so any
+ *						backend serving the member continues from it.
  *	committed offset	per (group, topic, partition), in pgqueue.group_offset:
  *						the offset of the next record to process (Kafka's
  *						convention).
@@ -38,8 +36,11 @@ typedef struct GroupConfig
 extern GroupConfig *group_config_get(const char *group_id);
 
 /* position.c */
+extern int	pgq_max_positions;
+
 typedef struct PositionKey
 {
+	Oid			dbid;
 	char		group_id[PGQ_GROUP_ID_MAX + 1];
 	char		member_id[PGQ_GROUP_ID_MAX + 1];
 	int32		topic_id;
@@ -50,20 +51,26 @@ typedef struct Position
 {
 	PositionKey key;
 	int64		position;		/* the next offset to read */
-	int64		committed;		/* the last offset this session committed, or -1 */
+	int64		committed;		/* the last offset the member committed, or -1 */
+	uint64		join_epoch;		/* of the member entry it was made for */
 } Position;
 
+extern Size positions_shmem_size(void);
+extern void positions_shmem_startup(LWLock *lock);
 extern void positions_init(void);
-extern Position *position_find(const char *group_id, const char *member_id,
-							   int32 topic_id, int32 partition);
-extern Position *position_set(const char *group_id, const char *member_id,
-							  int32 topic_id, int32 partition, int64 position,
-							  int64 committed);
-extern void position_drop(Position *pos);
+extern bool position_get(const char *group_id, const char *member_id,
+						 int32 topic_id, int32 partition, Position *pos);
+extern void position_set(const char *group_id, const char *member_id,
+						 int32 topic_id, int32 partition, int64 position,
+						 int64 committed, uint64 join_epoch);
+extern void position_drop(const Position *pos);
 extern List *positions_of_member(const char *group_id, const char *member_id,
 								 int32 topic_id);
 extern void positions_drop(const char *group_id, const char *member_id, int32 topic_id,
-						   List *keep);
+						   List *keep, uint64 join_epoch);
+extern void positions_forget(Oid dbid, const char *group_id, int32 topic_id,
+							 const char *member_id);
+extern void positions_sweep(void);
 extern Bitmapset *positions_busy(const char *group_id, const char *member_id,
 								 int32 topic_id);
 extern void offset_committed_remember(const char *group_id, const char *member_id,
@@ -74,7 +81,8 @@ extern void offsets_write(const char *group_id, const char *member_id, PgqTopic 
 						  int32 *partitions, int64 *offsets, int n, bool fence);
 extern void offsets_read(const char *group_id, PgqTopic *topic, int32 *partitions,
 						 int64 *offsets, int n);
-extern void positions_commit(const char *group_id, const char *member_id,
-							 PgqTopic *only_topic, bool fence);
+extern List *positions_commit(const char *group_id, const char *member_id,
+							  PgqTopic *only_topic, bool fence);
+extern void commit_result(FunctionCallInfo fcinfo, List *committed);
 
 #endif							/* PGQ_CONSUMER_H */

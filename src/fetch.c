@@ -135,13 +135,15 @@ record_status(HeapTuple tuple, Snapshot snapshot, Buffer buffer)
  * A position below the partition's log start (as last loaded, or as loaded
  * again when retention dropped a segment under the scan) means that the
  * records there are gone: an error, unless gone is given, which is then set
- * (and the position returned unchanged).
+ * (and the position returned unchanged).  *exhausted (if given) tells
+ * whether the scan ran out of records or of its range, rather than
+ * stopping at a pending record, at max_records or where the callback said.
  */
 static int64
 scan_segments(PgqTopic *topic, int32 partition, int64 from_offset, int64 upto_offset,
 			  int64 max_records, Snapshot snapshot,
 			  PgqRecordCallback callback, void *arg, bool *stopped_pending,
-			  bool *gone)
+			  bool *gone, bool *exhausted)
 {
 	PgqPartitionInfo *info = topic_partition_info(topic, partition);
 	int64		position = from_offset;
@@ -149,6 +151,8 @@ scan_segments(PgqTopic *topic, int32 partition, int64 from_offset, int64 upto_of
 	int			first = 0;
 	int			i;
 	bool		reloaded = false;
+	bool		done = false;
+	bool		stopped = false;
 
 	*stopped_pending = false;
 
@@ -174,7 +178,6 @@ restart:
 		ScanKeyData key;
 		TupleTableSlot *slot;
 		TupleDesc	desc;
-		bool		done = false;
 
 		CHECK_FOR_INTERRUPTS();
 
@@ -228,7 +231,7 @@ restart:
 			{
 				*stopped_pending = true;
 				position = offset;
-				done = true;
+				done = stopped = true;
 			}
 			else
 			{
@@ -237,7 +240,7 @@ restart:
 				{
 					count++;
 					if (!callback(arg, offset, tuple, desc) || count >= max_records)
-						done = true;
+						done = stopped = true;
 				}
 			}
 			CHECK_FOR_INTERRUPTS();
@@ -251,6 +254,8 @@ restart:
 		if (done)
 			break;
 	}
+	if (exhausted != NULL)
+		*exhausted = !stopped;
 	return position;
 }
 
@@ -276,6 +281,12 @@ scan_skip(void *arg, int64 offset, HeapTuple tuple, TupleDesc desc)
 	return true;
 }
 
+static bool
+scan_stop(void *arg, int64 offset, HeapTuple tuple, TupleDesc desc)
+{
+	return false;
+}
+
 /*
  * Scans a partition from from_offset like scan_segments, never past its last
  * stable offset, even when from_offset is above it: a reader must not see
@@ -299,6 +310,7 @@ partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
 	PgqPartitionState *state;
 	int64		hint;
 	int64		position;
+	bool		exhausted;
 
 	/*
 	 * No offset at or above from_offset has been assigned yet: nothing to
@@ -346,7 +358,7 @@ partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
 	if (from_offset > hint)
 	{
 		int64		stop = scan_segments(topic, partition, hint, from_offset, PG_INT64_MAX,
-										 snapshot, scan_skip, NULL, stopped_pending, NULL);
+										 snapshot, scan_skip, NULL, stopped_pending, NULL, NULL);
 
 		/*
 		 * Everything below stop is settled, but not necessarily what lies
@@ -365,7 +377,32 @@ partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
 	}
 
 	position = scan_segments(topic, partition, from_offset, PG_INT64_MAX, max_records,
-							 snapshot, callback, arg, stopped_pending, gone);
+							 snapshot, callback, arg, stopped_pending, gone, &exhausted);
+
+	/*
+	 * Ran out of records below the high watermark: the offsets left are a
+	 * trailing gap (rolled back and vacuumed, or skipped by the offset
+	 * floor after a restart), or records inserted since the scan passed.
+	 * Every offset below the high watermark read under the append lock has
+	 * its index entry, so a second look at the offsets between finds the
+	 * latter (as pending: they are not in our snapshot); if there are none,
+	 * the position moves past the gap to the high watermark, so that a
+	 * caught-up member can commit the end and show no lag.
+	 */
+	if (exhausted && (gone == NULL || !*gone) && !RecoveryInProgress() &&
+		position < (int64) pg_atomic_read_u64(&state->next_offset))
+	{
+		int64		end;
+		bool		pending;
+
+		LWLockAcquire(&state->append_lock, LW_SHARED);
+		end = (int64) pg_atomic_read_u64(&state->next_offset);
+		LWLockRelease(&state->append_lock);
+		(void) scan_segments(topic, partition, position, end, PG_INT64_MAX, snapshot,
+							 scan_stop, NULL, &pending, gone, &exhausted);
+		if (exhausted && (gone == NULL || !*gone))
+			position = end;
+	}
 	if (from_offset <= hint)
 		partition_state_advance_stable_hint(state, position);
 	UnlockRelationOid(newest, AccessShareLock);

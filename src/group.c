@@ -48,7 +48,7 @@
  *
  * Locking: PgqGroups->lock protects the hash tables, the member lists, the
  * generations and the owned bitmaps (shared to read, exclusive to change).
- * A member's lease, last poller and pin are protected by its mutex, so that
+ * A member's lease and pin are protected by its mutex, so that
  * polls of different members, which need the lock only in shared mode,
  * do not serialise.
  *
@@ -99,10 +99,8 @@ typedef struct PgqMember
 	PgqMemberKey key;
 	dlist_node	node;
 	uint64		join_epoch;		/* unique per creation of this entry */
-	slock_t		mutex;			/* protects the four fields below */
+	slock_t		mutex;			/* protects the two fields below */
 	TimestampTz lease_expires;
-	int			poller_pid;		/* the session that polled last */
-	TimestampTz poller_start;
 	int			committing_pid; /* a backend committing offsets for it, or 0 */
 	int32		nowned;
 	uint8		owned[FLEXIBLE_ARRAY_MEMBER];	/* bitmap of partitions */
@@ -380,22 +378,13 @@ member_releasing_list(PgqMember *m, int32 partitions)
 	return releasing;
 }
 
-/*
- * Renews a member's lease and records the polling session.  Returns true if
- * another session polled as this member since this one last did.
- */
-static bool
+/* Renews a member's lease. */
+static void
 member_renew(PgqMember *m, TimestampTz now, int session_timeout_ms)
 {
-	bool		other_session;
-
 	SpinLockAcquire(&m->mutex);
 	m->lease_expires = TimestampTzPlusMilliseconds(now, session_timeout_ms);
-	other_session = m->poller_pid != MyProcPid || m->poller_start != MyStartTimestamp;
-	m->poller_pid = MyProcPid;
-	m->poller_start = MyStartTimestamp;
 	SpinLockRelease(&m->mutex);
-	return other_session;
 }
 
 /* Removes a member; the caller holds the lock exclusively. */
@@ -526,17 +515,18 @@ group_rebalance(PgqGroupTopic *gt, PgqMember *me, int32 partitions, TimestampTz 
  * The membership part of a poll: joins (group, topic) if needed, renews the
  * lease, rebalances if anything changed since this session's last look, and
  * returns the partitions the member owns now.  *generation is the caller's
- * memory of the group's generation (0 at first); *join_epoch tells the
- * caller whether the member entry is the one it knew, and *other_session
- * whether another session polled as this member meanwhile: in either case
- * its fetch positions are stale.  busy: the partitions the current
+ * memory of the group's generation (0 at first), *join_epoch its memory of
+ * the member entry's join epoch (0 at first); both are set to the current
+ * ones.  A new join epoch means the member joined again (its lease had
+ * expired), so positions made for another epoch are stale (position.c).
+ * busy: the partitions the current
  * transaction read from or committed; those to be given up are released
  * when it ends, and meanwhile listed in *releasing instead of the result.
  */
 List *
 group_member_poll(const char *group_id, const char *member_id, PgqTopic *topic,
 				  int session_timeout_ms, const Bitmapset *busy, uint64 *generation,
-				  uint64 *join_epoch, bool *other_session, List **releasing)
+				  uint64 *join_epoch, List **releasing)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	PgqGroupTopic *gt;
@@ -554,7 +544,7 @@ group_member_poll(const char *group_id, const char *member_id, PgqTopic *topic,
 	if (me != NULL && me->join_epoch == *join_epoch && gt->generation == *generation &&
 		now < gt->check_after && gt->partitions == topic->partitions)
 	{
-		*other_session = member_renew(me, now, session_timeout_ms);
+		member_renew(me, now, session_timeout_ms);
 		owned = member_owned_list(me, gt->partitions);
 		*releasing = member_releasing_list(me, gt->partitions);
 		LWLockRelease(pgq_groups->lock);
@@ -590,8 +580,6 @@ group_member_poll(const char *group_id, const char *member_id, PgqTopic *topic,
 		}
 		me->join_epoch = pgq_groups->next_join_epoch++;
 		SpinLockInit(&me->mutex);
-		me->poller_pid = 0;
-		me->poller_start = 0;
 		me->committing_pid = 0;
 		me->nowned = 0;
 		memset(me->owned, 0, OWNED_BYTES);
@@ -604,7 +592,7 @@ group_member_poll(const char *group_id, const char *member_id, PgqTopic *topic,
 			leave_at_exit_registered = true;
 		}
 	}
-	*other_session = member_renew(me, now, session_timeout_ms);
+	member_renew(me, now, session_timeout_ms);
 	group_rebalance(gt, me, topic->partitions, now, busy);
 
 	*join_epoch = me->join_epoch;
@@ -645,13 +633,18 @@ group_member_owns(const char *group_id, const char *member_id, int32 topic_id,
 	return owns;
 }
 
-/* The partitions a member owns now (with a fresh lease). */
+/*
+ * The partitions a member owns now (with a fresh lease), and its join
+ * epoch (0 if it is not a member).
+ */
 List *
-group_member_owned(const char *group_id, const char *member_id, int32 topic_id)
+group_member_owned(const char *group_id, const char *member_id, int32 topic_id,
+				   uint64 *join_epoch)
 {
 	PgqMember  *m;
 	List	   *owned = NIL;
 
+	*join_epoch = 0;
 	LWLockAcquire(pgq_groups->lock, LW_SHARED);
 	m = member_find(group_id, topic_id, member_id);
 	if (m != NULL && member_lease(m) > GetCurrentTimestamp())
@@ -659,6 +652,7 @@ group_member_owned(const char *group_id, const char *member_id, int32 topic_id)
 		PgqGroupTopic *gt = hash_search(group_topics, &m->key.group, HASH_FIND, NULL);
 
 		owned = member_owned_list(m, gt->partitions);
+		*join_epoch = m->join_epoch;
 	}
 	LWLockRelease(pgq_groups->lock);
 	return owned;
@@ -722,25 +716,71 @@ group_member_topics(const char *group_id, const char *member_id)
 }
 
 /*
- * Has another session polled as this member since this session last did?
- * Then this session's positions are stale and must not be auto-committed.
+ * Is member_id a member of the group in a topic of a database (of any
+ * database: for the worker's sweep of positions)?
  */
 bool
-group_member_polled_elsewhere(const char *group_id, const char *member_id, int32 topic_id)
+group_member_exists(Oid dbid, const char *group_id, int32 topic_id, const char *member_id)
+{
+	PgqMemberKey key;
+	bool		found;
+
+	memset(&key, 0, sizeof(key));
+	key.group.dbid = dbid;
+	key.group.topic_id = topic_id;
+	strlcpy(key.group.group_id, group_id, sizeof(key.group.group_id));
+	strlcpy(key.member_id, member_id, sizeof(key.member_id));
+	LWLockAcquire(pgq_groups->lock, LW_SHARED);
+	found = hash_search(members, &key, HASH_FIND, NULL) != NULL;
+	LWLockRelease(pgq_groups->lock);
+	return found;
+}
+
+/* Raises 55000: the member is not (or no longer) in the group. */
+void
+member_not_in_group_error(const char *group_id, const char *member_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("member \"%s\" is not in group \"%s\"", member_id, group_id),
+			 errdetail("It has not polled yet, it left, or its session timed out."),
+			 errhint("Poll to join the group.")));
+}
+
+/* Raises 55000 unless the member is in the group (in any topic). */
+void
+member_check_exists(const char *group_id, const char *member_id)
+{
+	if (group_member_topics(group_id, member_id) == NIL)
+		member_not_in_group_error(group_id, member_id);
+}
+
+/*
+ * The partitions a member owns in a topic and the generation of the
+ * group's assignment of the topic; false if it is not a member there.
+ * Nothing is renewed or rebalanced.
+ */
+bool
+group_member_assignment(const char *group_id, const char *member_id, int32 topic_id,
+						List **owned, uint64 *generation)
 {
 	PgqMember  *m;
-	bool		elsewhere = false;
+	bool		found = false;
 
+	*owned = NIL;
+	*generation = 0;
 	LWLockAcquire(pgq_groups->lock, LW_SHARED);
 	m = member_find(group_id, topic_id, member_id);
 	if (m != NULL)
 	{
-		SpinLockAcquire(&m->mutex);
-		elsewhere = m->poller_pid != MyProcPid || m->poller_start != MyStartTimestamp;
-		SpinLockRelease(&m->mutex);
+		PgqGroupTopic *gt = hash_search(group_topics, &m->key.group, HASH_FIND, NULL);
+
+		*owned = member_owned_list(m, gt->partitions);
+		*generation = gt->generation;
+		found = true;
 	}
 	LWLockRelease(pgq_groups->lock);
-	return elsewhere;
+	return found;
 }
 
 /*

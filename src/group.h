@@ -24,12 +24,11 @@ extern const char *group_arg_member_id(FunctionCallInfo fcinfo, int argno);
 extern const char *group_session_member_id(void);
 extern List *group_member_poll(const char *group_id, const char *member_id, PgqTopic *topic,
 							   int session_timeout_ms, const Bitmapset *busy,
-							   uint64 *generation, uint64 *join_epoch, bool *other_session,
-							   List **releasing);
+							   uint64 *generation, uint64 *join_epoch, List **releasing);
 extern bool group_member_owns(const char *group_id, const char *member_id,
 							  int32 topic_id, int32 partition);
 extern List *group_member_owned(const char *group_id, const char *member_id,
-								int32 topic_id);
+								int32 topic_id, uint64 *join_epoch);
 extern bool group_member_heartbeat(const char *group_id, const char *member_id,
 								   int session_timeout_ms);
 extern bool group_member_leave(const char *group_id, const char *member_id);
@@ -37,11 +36,16 @@ extern bool group_member_leave_at_commit(const char *group_id, const char *membe
 extern bool group_member_pin(const char *group_id, const char *member_id,
 							 int32 topic_id, int32 partition);
 extern List *group_member_topics(const char *group_id, const char *member_id);
-extern bool group_member_polled_elsewhere(const char *group_id, const char *member_id,
-										  int32 topic_id);
 extern bool group_has_live_members(const char *group_id, int32 topic_id);
 extern void group_forget_topic(Oid dbid, int32 topic_id);
 extern void group_expire_members(void);
+extern bool group_member_exists(Oid dbid, const char *group_id, int32 topic_id,
+								const char *member_id);
+extern bool group_member_assignment(const char *group_id, const char *member_id,
+									int32 topic_id, List **owned, uint64 *generation);
+extern void member_not_in_group_error(const char *group_id,
+									  const char *member_id) pg_attribute_noreturn();
+extern void member_check_exists(const char *group_id, const char *member_id);
 extern void member_fenced_error(const char *group_id, const char *member_id,
 								const char *topic, int32 partition) pg_attribute_noreturn();
 

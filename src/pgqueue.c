@@ -18,6 +18,7 @@
 #include "storage/shmem.h"
 #include "utils/guc.h"
 
+#include "consumer.h"
 #include "fetch.h"
 #include "group.h"
 #include "topic.h"
@@ -35,8 +36,8 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 
 /*
  * The shared memory of every module, and one named LWLock each for the
- * partition table and the group tables (their own tranche names, so that
- * pg_stat_activity tells their waits apart).
+ * partition table, the group tables and the positions (their own tranche
+ * names, so that pg_stat_activity tells their waits apart).
  */
 static void
 pgq_shmem_request_hook(void)
@@ -45,9 +46,11 @@ pgq_shmem_request_hook(void)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(partition_state_shmem_size());
 	RequestAddinShmemSpace(group_shmem_size());
+	RequestAddinShmemSpace(positions_shmem_size());
 	RequestAddinShmemSpace(worker_shmem_size());
 	RequestNamedLWLockTranche("pgqueue_partitions", 1);
 	RequestNamedLWLockTranche("pgqueue_groups", 1);
+	RequestNamedLWLockTranche("pgqueue_positions", 1);
 }
 
 /* Every module's shared memory is set up here, under AddinShmemInitLock. */
@@ -59,6 +62,7 @@ pgq_shmem_startup_hook(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	partition_state_shmem_startup(&GetNamedLWLockTranche("pgqueue_partitions")->lock);
 	group_shmem_startup(&GetNamedLWLockTranche("pgqueue_groups")->lock);
+	positions_shmem_startup(&GetNamedLWLockTranche("pgqueue_positions")->lock);
 	worker_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -86,6 +90,15 @@ _PG_init(void)
 							NULL,
 							&pgq_max_group_members,
 							1024, 16, INT_MAX / 2,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgqueue.max_positions",
+							gettext_noop("Maximum number of fetch positions of group members (one per member and partition it reads) shared memory holds."),
+							NULL,
+							&pgq_max_positions,
+							8192, 16, INT_MAX / 2,
 							PGC_POSTMASTER,
 							0,
 							NULL, NULL, NULL);

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * poll.c
- *	  Consuming in a group: pgq_poll, pgq_heartbeat and pgq_leave.
+ *	  Consuming in a group: pgq_poll, pgq_heartbeat, pgq_leave and
+ *	  pgq_assignment.
  *
  * A poll auto-commits what the member's previous poll in this session
  * returned (if the group says so), heartbeats and rebalances (group.c),
@@ -14,10 +15,12 @@
 #include "pgqueue.h"
 
 #include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
 #include "utils/hsearch.h"
+#include "utils/array.h"
 #include "utils/memutils.h"
 #include "utils/wait_event.h"
 
@@ -27,6 +30,7 @@
 PG_FUNCTION_INFO_V1(pgq_poll);
 PG_FUNCTION_INFO_V1(pgq_heartbeat);
 PG_FUNCTION_INFO_V1(pgq_leave);
+PG_FUNCTION_INFO_V1(pgq_assignment);
 
 /* the member state of this session per (group, topic, member) */
 typedef struct MemberStateKey
@@ -40,7 +44,7 @@ typedef struct MemberState
 {
 	MemberStateKey key;
 	uint64		generation;		/* of the group, at our last rebalance */
-	uint64		join_epoch;		/* of our member entry */
+	uint64		join_epoch;		/* of the member entry, at our last poll */
 	uint32		next_start;		/* rotates the first partition read */
 } MemberState;
 
@@ -99,7 +103,8 @@ typedef struct PollStep
 	const char *member_id;
 	PgqTopic   *topic;
 	List	   *owned;
-	Position  **positions;		/* of the owned partitions, in that order */
+	Position   *positions;		/* copies of the owned partitions' positions,
+								 * in that order; written through */
 	int32		max_records;
 	MemberState *ms;
 	ReturnSetInfo *rsinfo;
@@ -158,7 +163,7 @@ poll_step(void *arg)
 
 			if (!active[k])
 				continue;
-			pos = ps->positions[k];
+			pos = &ps->positions[k];
 			got = partition_read(ps->topic, p, pos->position, ask, ps->rsinfo, &next, &gone);
 			if (gone)
 			{
@@ -167,15 +172,17 @@ poll_step(void *arg)
 				 * poll or while it read): start again from the log start, or
 				 * the end, in the next round.
 				 */
-				ps->positions[k] = position_set(ps->group_id, ps->member_id, ps->topic->topic_id, p,
-												start_position(ps->topic, p, -1, ps->gc),
-												pos->committed);
+				pos->position = start_position(ps->topic, p, -1, ps->gc);
+				position_set(ps->group_id, ps->member_id, ps->topic->topic_id, p,
+							 pos->position, pos->committed, pos->join_epoch);
 				continue;
 			}
 			if (next != pos->position)
-				pos = position_set(ps->group_id, ps->member_id, ps->topic->topic_id, p,
-								   next, pos->committed);
-			ps->positions[k] = pos;
+			{
+				pos->position = next;
+				position_set(ps->group_id, ps->member_id, ps->topic->topic_id, p,
+							 pos->position, pos->committed, pos->join_epoch);
+			}
 			remaining -= got;
 			ps->served += got;
 			if (got > 0)
@@ -215,13 +222,12 @@ pgq_poll(PG_FUNCTION_ARGS)
 	PgqTopic   *topic;
 	GroupConfig *gc;
 	MemberState *ms;
-	uint64		old_epoch;
-	bool		other_session;
 	List	   *owned;
 	List	   *releasing;
 	int			n;
 	int32	   *parts;
 	int64	   *committed;
+	bool	   *have;
 	int			nneed = 0;
 	int64		served;
 	int			i;
@@ -236,23 +242,22 @@ pgq_poll(PG_FUNCTION_ARGS)
 	gc = group_config_get(group_id);
 	ms = member_state_get(group_id, member_id, topic->topic_id);
 
-	/* positions another session made stale are not committed (dropped below) */
-	if (gc->auto_commit &&
-		!group_member_polled_elsewhere(group_id, member_id, topic->topic_id))
+	/* what the member's previous poll returned, whichever backend served it */
+	if (gc->auto_commit)
 		positions_commit(group_id, member_id, topic, false);
 
-	old_epoch = ms->join_epoch;
 	owned = group_member_poll(group_id, member_id, topic, gc->session_timeout_ms,
 							  positions_busy(group_id, member_id, topic->topic_id),
-							  &ms->generation, &ms->join_epoch, &other_session, &releasing);
+							  &ms->generation, &ms->join_epoch, &releasing);
 	/*
-	 * Positions are stale after a rejoin, or if another session polled as
-	 * us.  Those of partitions released at the end of this transaction stay,
-	 * so that a commit in it still covers what was read from them.
+	 * Positions of partitions the member no longer owns go, and so do all
+	 * of them after the member joined again (its lease had expired: another
+	 * member may have moved the committed offsets meanwhile).  Those of
+	 * partitions released at the end of this transaction stay, so that a
+	 * commit in it still covers what was read from them.
 	 */
 	positions_drop(group_id, member_id, topic->topic_id,
-				   (ms->join_epoch != old_epoch || other_session) ? NIL :
-				   list_concat(list_copy(owned), releasing));
+				   list_concat(list_copy(owned), releasing), ms->join_epoch);
 
 	records_result_init(fcinfo);
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
@@ -278,12 +283,13 @@ pgq_poll(PG_FUNCTION_ARGS)
 	 * The owned partitions' positions, looked up once for every read of this
 	 * call; those without one start from their committed offset.
 	 */
-	ps.positions = palloc(sizeof(Position *) * n);
+	ps.positions = palloc(sizeof(Position) * n);
 	parts = palloc(sizeof(int32) * n);
 	committed = palloc(sizeof(int64) * n);
+	have = palloc(sizeof(bool) * n);
 	for (i = 0; i < n; i++)
-		if ((ps.positions[i] = position_find(group_id, member_id, topic->topic_id,
-											 list_nth_int(owned, i))) == NULL)
+		if (!(have[i] = position_get(group_id, member_id, topic->topic_id,
+									 list_nth_int(owned, i), &ps.positions[i])))
 			parts[nneed++] = list_nth_int(owned, i);
 	if (nneed > 0)
 	{
@@ -291,12 +297,16 @@ pgq_poll(PG_FUNCTION_ARGS)
 
 		offsets_read(group_id, topic, parts, committed, nneed);
 		for (i = 0; i < n; i++)
-			if (ps.positions[i] == NULL)
+			if (!have[i])
 			{
+				Position   *pos = &ps.positions[i];
+
 				Assert(parts[j] == list_nth_int(owned, i));
-				ps.positions[i] = position_set(group_id, member_id, topic->topic_id, parts[j],
-											   start_position(topic, parts[j], committed[j], gc),
-											   committed[j]);
+				pos->position = start_position(topic, parts[j], committed[j], gc);
+				pos->committed = committed[j];
+				pos->join_epoch = ms->join_epoch;
+				position_set(group_id, member_id, topic->topic_id, parts[j],
+							 pos->position, pos->committed, pos->join_epoch);
 				j++;
 			}
 	}
@@ -353,18 +363,17 @@ pgq_heartbeat(PG_FUNCTION_ARGS)
 	check_member_topics_privilege(group_id, member_id);
 	gc = group_config_get(group_id);
 	if (!group_member_heartbeat(group_id, member_id, gc->session_timeout_ms))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("member \"%s\" is not in group \"%s\"", member_id, group_id),
-				 errdetail("It has not polled yet, it left, or its session timed out."),
-				 errhint("Poll to join the group.")));
+		member_not_in_group_error(group_id, member_id);
 	PG_RETURN_VOID();
 }
 
 /*
  * pgq_leave(group_id, member_id): with auto-commit, commits the member's
- * positions first (as Kafka's close() does), then leaves every topic of the
- * group when the transaction commits; its partitions are free at once then.
+ * positions first (as Kafka's close() does) and returns what it committed,
+ * then leaves every topic of the group when the transaction commits; its
+ * partitions are free at once then.  A member that is not in the group
+ * (its lease expired, or it left already) has nothing to leave: no rows,
+ * no error, so that a client's shutdown can always call it.
  */
 Datum
 pgq_leave(PG_FUNCTION_ARGS)
@@ -372,14 +381,54 @@ pgq_leave(PG_FUNCTION_ARGS)
 	char	   *group_id = group_arg_group_id(fcinfo, 0);
 	const char *member_id = group_arg_member_id(fcinfo, 1);
 	GroupConfig *gc;
+	List	   *committed = NIL;
 
 	PreventCommandIfReadOnly("pgq_leave()");
 	check_member_topics_privilege(group_id, member_id);
 	positions_init();
 	gc = group_config_get(group_id);
-	if (gc->auto_commit)
-		positions_commit(group_id, member_id, NULL, false);
-	group_member_leave_at_commit(group_id, member_id);
-	positions_drop(group_id, member_id, 0, NIL);
-	PG_RETURN_VOID();
+	if (gc->auto_commit && group_member_topics(group_id, member_id) != NIL)
+		committed = positions_commit(group_id, member_id, NULL, false);
+	(void) group_member_leave_at_commit(group_id, member_id);
+	positions_drop(group_id, member_id, 0, NIL, 0);
+	commit_result(fcinfo, committed);
+	return (Datum) 0;
+}
+
+/*
+ * pgq_assignment(group_id, topic, member_id): the partitions the member
+ * owns in the topic now and the generation of the group's assignment of
+ * the topic, which changes whenever a member joins or leaves or a
+ * partition changes hands.  Reads only: it neither renews the lease nor
+ * rebalances (pgq_poll does).
+ */
+Datum
+pgq_assignment(PG_FUNCTION_ARGS)
+{
+	char	   *group_id = group_arg_group_id(fcinfo, 0);
+	text	   *topic_name = DatumGetTextPP(pgq_require_arg(fcinfo, 1, "topic"));
+	const char *member_id = group_arg_member_id(fcinfo, 2);
+	PgqTopic   *topic = topic_lookup(topic_name, false);
+	ReturnSetInfo *rsinfo;
+	List	   *owned;
+	uint64		generation;
+	Datum	   *parts;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	ListCell   *lc;
+	int			i = 0;
+
+	topic_check_privilege(topic, PGQ_PRIV_CONSUME);
+	if (!group_member_assignment(group_id, member_id, topic->topic_id, &owned, &generation))
+		member_not_in_group_error(group_id, member_id);
+	parts = palloc(sizeof(Datum) * Max(list_length(owned), 1));
+	foreach(lc, owned)
+		parts[i++] = Int32GetDatum(lfirst_int(lc));
+	values[0] = PointerGetDatum(construct_array(parts, i, INT4OID, sizeof(int32), true,
+												TYPALIGN_INT));
+	values[1] = Int64GetDatum((int64) generation);
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum) 0;
 }

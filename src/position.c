@@ -1,8 +1,25 @@
 /*-------------------------------------------------------------------------
  *
  * position.c
- *	  Members' positions in backend memory, and what the current transaction
+ *	  Members' positions, in shared memory, and what the current transaction
  *	  did to them (see consumer.h for the vocabulary).
+ *
+ * A position belongs to its member, not to a database session: a member
+ * named by member_id polls, commits, seeks and leaves through whichever
+ * backend serves the statement (a transaction-mode pooler, a client-side
+ * pool), and finds the positions its earlier statements left.  So the
+ * positions live in a shared hash table keyed by (database, group, member,
+ * topic, partition), of at most pgqueue.max_positions entries.  A member
+ * without a member_id is its session (group_session_member_id): its
+ * positions are removed when the session ends.  Each entry records the
+ * member's join epoch (group.c) when it was made: after the member's lease
+ * expired and it joined again, its old positions are stale (another member
+ * may have moved the committed offset meanwhile), and the poll drops them.
+ * The worker drops the positions of members it expires.
+ *
+ * Locking: PositionsShared->lock protects the table and every field of its
+ * entries (shared to read, exclusive to change).  Callers get and set
+ * copies; no pointer into the table leaves this file.
  *
  * Positions follow the transaction: if the transaction that polled rolls
  * back, the positions it moved go back too, so the records are delivered
@@ -27,10 +44,24 @@
 
 #include "access/xact.h"
 #include "common/hashfn.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
 #include "consumer.h"
+
+/* GUC: how many positions, over all members and databases, shared memory holds */
+int			pgq_max_positions = 8192;
+
+typedef struct PositionsShared
+{
+	LWLock	   *lock;			/* see the file header */
+} PositionsShared;
+
+static PositionsShared *positions_shared = NULL;
+static HTAB *positions = NULL;
 
 /* the value of a position before a (sub)transaction first changed it */
 typedef struct PositionUndo
@@ -40,15 +71,17 @@ typedef struct PositionUndo
 	int			nest_level;
 } PositionUndo;
 
-static HTAB *positions = NULL;
 static List *position_undo = NIL;	/* PositionUndo, in TopMemoryContext */
 static List *offsets_committed = NIL;	/* PositionKey of the offsets this
 										 * transaction committed for a member,
 										 * in TopMemoryContext */
+static bool positions_initialized = false;
 
 static void position_xact_callback(XactEvent event, void *arg);
 static void position_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 									  SubTransactionId parentSubid, void *arg);
+static void positions_at_exit(int code, Datum arg);
+
 /*
  * Hashes the ids only up to their ends: a poll looks up a position per
  * partition it owns, and hashing the two zero-padded 128-byte names whole
@@ -60,29 +93,50 @@ position_key_hash(const void *key, Size keysize)
 	const PositionKey *k = (const PositionKey *) key;
 	uint32		h;
 
-	h = hash_bytes((const unsigned char *) k->group_id, strlen(k->group_id));
+	h = hash_bytes_uint32((uint32) k->dbid);
+	h = hash_combine(h, hash_bytes((const unsigned char *) k->group_id, strlen(k->group_id)));
 	h = hash_combine(h, hash_bytes((const unsigned char *) k->member_id, strlen(k->member_id)));
 	h = hash_combine(h, hash_bytes_uint32((uint32) k->topic_id));
 	return hash_combine(h, hash_bytes_uint32((uint32) k->partition));
 }
 
-/* Sets up this backend's positions; called before any other function here. */
+Size
+positions_shmem_size(void)
+{
+	return add_size(MAXALIGN(sizeof(PositionsShared)),
+					hash_estimate_size(pgq_max_positions, sizeof(Position)));
+}
+
+/* Called from the shmem startup hook, holding AddinShmemInitLock. */
+void
+positions_shmem_startup(LWLock *lock)
+{
+	bool		found;
+	HASHCTL		info;
+
+	positions_shared = ShmemInitStruct("pgqueue positions", sizeof(PositionsShared), &found);
+	if (!found)
+		positions_shared->lock = lock;
+
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(PositionKey);
+	info.entrysize = sizeof(Position);
+	info.hash = position_key_hash;	/* compared whole: keys are zero-padded */
+	positions = ShmemInitHash("pgqueue position table",
+							  pgq_max_positions, pgq_max_positions,
+							  &info, HASH_ELEM | HASH_FUNCTION | HASH_FIXED_SIZE);
+}
+
+/* Sets up this backend's use of positions; called before any other function here. */
 void
 positions_init(void)
 {
-	HASHCTL		ctl;
-
-	if (positions != NULL)
+	if (positions_initialized)
 		return;
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(PositionKey);
-	ctl.entrysize = sizeof(Position);
-	ctl.hash = position_key_hash;	/* compared whole: keys are zero-padded */
-	ctl.hcxt = TopMemoryContext;
-	positions = hash_create("pgqueue positions", 64, &ctl,
-							HASH_ELEM | HASH_FUNCTION | HASH_CONTEXT);
 	RegisterXactCallback(position_xact_callback, NULL);
 	RegisterSubXactCallback(position_subxact_callback, NULL);
+	before_shmem_exit(positions_at_exit, (Datum) 0);
+	positions_initialized = true;
 }
 
 static void
@@ -90,19 +144,28 @@ position_key(PositionKey *key, const char *group_id, const char *member_id,
 			 int32 topic_id, int32 partition)
 {
 	memset(key, 0, sizeof(*key));
+	key->dbid = MyDatabaseId;
 	strlcpy(key->group_id, group_id, sizeof(key->group_id));
 	strlcpy(key->member_id, member_id, sizeof(key->member_id));
 	key->topic_id = topic_id;
 	key->partition = partition;
 }
 
-Position *
-position_find(const char *group_id, const char *member_id, int32 topic_id, int32 partition)
+/* Copies a member's position of a partition into *pos; false if it has none. */
+bool
+position_get(const char *group_id, const char *member_id, int32 topic_id, int32 partition,
+			 Position *pos)
 {
 	PositionKey key;
+	Position   *entry;
 
 	position_key(&key, group_id, member_id, topic_id, partition);
-	return hash_search(positions, &key, HASH_FIND, NULL);
+	LWLockAcquire(positions_shared->lock, LW_SHARED);
+	entry = hash_search(positions, &key, HASH_FIND, NULL);
+	if (entry != NULL)
+		*pos = *entry;
+	LWLockRelease(positions_shared->lock);
+	return entry != NULL;
 }
 
 static PositionUndo *
@@ -130,51 +193,82 @@ position_save(const PositionKey *key)
 {
 	int			level = GetCurrentTransactionNestLevel();
 	PositionUndo *undo;
-	Position   *pos;
+	Position   *entry;
 	MemoryContext old;
 
 	if (position_undo_find(key, level) != NULL)
 		return;
 
 	old = MemoryContextSwitchTo(TopMemoryContext);
-	undo = palloc(sizeof(PositionUndo));
+	undo = palloc0(sizeof(PositionUndo));
 	undo->nest_level = level;
-	pos = hash_search(positions, key, HASH_FIND, NULL);
-	undo->existed = pos != NULL;
-	if (pos != NULL)
-		undo->before = *pos;
+	LWLockAcquire(positions_shared->lock, LW_SHARED);
+	entry = hash_search(positions, key, HASH_FIND, NULL);
+	undo->existed = entry != NULL;
+	if (entry != NULL)
+		undo->before = *entry;
 	else
 		undo->before.key = *key;
+	LWLockRelease(positions_shared->lock);
 	position_undo = lappend(position_undo, undo);
 	MemoryContextSwitchTo(old);
 }
 
-/* Sets a position and returns its entry, which stays put until dropped. */
-Position *
-position_set(const char *group_id, const char *member_id, int32 topic_id, int32 partition,
-			 int64 position, int64 committed)
+/* Writes a position into the table, under the lock held exclusively. */
+static bool
+position_store(const Position *pos)
 {
-	PositionKey key;
-	Position   *pos;
+	Position   *entry = hash_search(positions, &pos->key, HASH_ENTER_NULL, NULL);
 
-	position_key(&key, group_id, member_id, topic_id, partition);
-	position_save(&key);
-	pos = hash_search(positions, &key, HASH_ENTER, NULL);
-	pos->position = position;
-	pos->committed = committed;
-	return pos;
+	if (entry == NULL)
+		return false;
+	*entry = *pos;
+	return true;
+}
+
+/*
+ * Sets a member's position of a partition: the next offset to read, the
+ * last offset it committed (or -1), and the join epoch of the member the
+ * position was made for.
+ */
+void
+position_set(const char *group_id, const char *member_id, int32 topic_id, int32 partition,
+			 int64 position, int64 committed, uint64 join_epoch)
+{
+	Position	pos;
+	bool		stored;
+
+	position_key(&pos.key, group_id, member_id, topic_id, partition);
+	pos.position = position;
+	pos.committed = committed;
+	pos.join_epoch = join_epoch;
+	position_save(&pos.key);
+	LWLockAcquire(positions_shared->lock, LW_EXCLUSIVE);
+	stored = position_store(&pos);
+	LWLockRelease(positions_shared->lock);
+	if (!stored)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of pgqueue position slots"),
+				 errdetail("Shared memory holds at most %d positions of group members.",
+						   pgq_max_positions),
+				 errhint("Increase pgqueue.max_positions and restart the server.")));
 }
 
 void
-position_drop(Position *pos)
+position_drop(const Position *pos)
 {
 	position_save(&pos->key);
+	LWLockAcquire(positions_shared->lock, LW_EXCLUSIVE);
 	hash_search(positions, &pos->key, HASH_REMOVE, NULL);
+	LWLockRelease(positions_shared->lock);
 }
 
 /*
  * Puts back the positions saved by (sub)transactions at nest_level or
- * deeper, newest first, and forgets those saves.
+ * deeper, newest first, and forgets those saves.  Runs at abort, so it
+ * cannot fail: a position that no longer finds a free slot is left out,
+ * and its member reads again from the committed offset.
  */
 static void
 positions_undo(int nest_level)
@@ -187,11 +281,12 @@ positions_undo(int nest_level)
 
 		if (undo->nest_level < nest_level)
 			continue;
+		LWLockAcquire(positions_shared->lock, LW_EXCLUSIVE);
 		if (undo->existed)
-			*(Position *) hash_search(positions, &undo->before.key, HASH_ENTER, NULL) =
-				undo->before;
+			(void) position_store(&undo->before);
 		else
 			hash_search(positions, &undo->before.key, HASH_REMOVE, NULL);
+		LWLockRelease(positions_shared->lock);
 		position_undo = list_delete_nth_cell(position_undo, i);
 		pfree(undo);
 	}
@@ -199,7 +294,7 @@ positions_undo(int nest_level)
 
 static void
 position_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-					  SubTransactionId parentSubid, void *arg)
+						  SubTransactionId parentSubid, void *arg)
 {
 	int			level = GetCurrentTransactionNestLevel();
 	int			i;
@@ -307,31 +402,41 @@ position_xact_callback(XactEvent event, void *arg)
 }
 
 /*
- * The positions of a member in a topic (every topic if topic_id is 0).  The
- * entries stay put until dropped.
+ * Copies of the positions of a member in a topic (every topic if topic_id
+ * is 0), in the current memory context.
  */
 List *
 positions_of_member(const char *group_id, const char *member_id, int32 topic_id)
 {
 	HASH_SEQ_STATUS seq;
-	Position   *pos;
+	Position   *entry;
 	List	   *result = NIL;
 
+	LWLockAcquire(positions_shared->lock, LW_SHARED);
 	hash_seq_init(&seq, positions);
-	while ((pos = hash_seq_search(&seq)) != NULL)
-		if ((topic_id == 0 || pos->key.topic_id == topic_id) &&
-			strcmp(pos->key.group_id, group_id) == 0 &&
-			strcmp(pos->key.member_id, member_id) == 0)
-			result = lappend(result, pos);
+	while ((entry = hash_seq_search(&seq)) != NULL)
+		if (entry->key.dbid == MyDatabaseId &&
+			(topic_id == 0 || entry->key.topic_id == topic_id) &&
+			strcmp(entry->key.group_id, group_id) == 0 &&
+			strcmp(entry->key.member_id, member_id) == 0)
+		{
+			Position   *copy = palloc(sizeof(Position));
+
+			*copy = *entry;
+			result = lappend(result, copy);
+		}
+	LWLockRelease(positions_shared->lock);
 	return result;
 }
 
 /*
  * Drops the positions of a member in a topic (every topic if topic_id is 0),
- * except those of the partitions in keep.
+ * except those of the partitions in keep made for the member's join epoch
+ * (any epoch if join_epoch is 0).  Undone if the transaction aborts.
  */
 void
-positions_drop(const char *group_id, const char *member_id, int32 topic_id, List *keep)
+positions_drop(const char *group_id, const char *member_id, int32 topic_id, List *keep,
+			   uint64 join_epoch)
 {
 	List	   *mine = positions_of_member(group_id, member_id, topic_id);
 	ListCell   *lc;
@@ -343,11 +448,100 @@ positions_drop(const char *group_id, const char *member_id, int32 topic_id, List
 	{
 		Position   *pos = lfirst(lc);
 
-		if (!bms_is_member(pos->key.partition, kept))
+		if (!bms_is_member(pos->key.partition, kept) ||
+			(join_epoch != 0 && pos->join_epoch != join_epoch))
 			position_drop(pos);
 	}
-	list_free(mine);
+	list_free_deep(mine);
 	bms_free(kept);
+}
+
+/*
+ * Removes, outside any transaction's undo, the positions of a member of a
+ * group in a topic of a database (every member if member_id is NULL, every
+ * group and topic of the database if group_id is NULL and topic_id 0):
+ * for members that expired or left at the end of their session, and topics
+ * that were dropped.
+ */
+void
+positions_forget(Oid dbid, const char *group_id, int32 topic_id, const char *member_id)
+{
+	HASH_SEQ_STATUS seq;
+	Position   *entry;
+
+	if (positions == NULL)
+		return;
+	LWLockAcquire(positions_shared->lock, LW_EXCLUSIVE);
+	hash_seq_init(&seq, positions);
+	while ((entry = hash_seq_search(&seq)) != NULL)
+		if (entry->key.dbid == dbid &&
+			(topic_id == 0 || entry->key.topic_id == topic_id) &&
+			(group_id == NULL || strcmp(entry->key.group_id, group_id) == 0) &&
+			(member_id == NULL || strcmp(entry->key.member_id, member_id) == 0))
+			hash_search(positions, &entry->key, HASH_REMOVE, NULL);
+	LWLockRelease(positions_shared->lock);
+}
+
+/*
+ * Removes the positions of members that are not in their group any more
+ * (their lease expired, or their topic was dropped), in every database:
+ * run by the worker after it expired members.  A member that joins again
+ * between the check and the removal loses positions it just made; it then
+ * reads again from its committed offset (at least once, never a loss).
+ */
+void
+positions_sweep(void)
+{
+	HASH_SEQ_STATUS seq;
+	Position   *entry;
+	PositionKey *owner;
+	HASHCTL		ctl;
+	HTAB	   *owners;
+
+	/* one key per (database, group, topic, member) with positions */
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(PositionKey);
+	ctl.entrysize = sizeof(PositionKey);
+	ctl.hash = position_key_hash;
+	ctl.hcxt = CurrentMemoryContext;
+	owners = hash_create("pgqueue position owners", 64, &ctl,
+						 HASH_ELEM | HASH_FUNCTION | HASH_CONTEXT);
+	LWLockAcquire(positions_shared->lock, LW_SHARED);
+	hash_seq_init(&seq, positions);
+	while ((entry = hash_seq_search(&seq)) != NULL)
+	{
+		PositionKey key = entry->key;
+
+		key.partition = 0;
+		(void) hash_search(owners, &key, HASH_ENTER, NULL);
+	}
+	LWLockRelease(positions_shared->lock);
+
+	hash_seq_init(&seq, owners);
+	while ((owner = hash_seq_search(&seq)) != NULL)
+		if (!group_member_exists(owner->dbid, owner->group_id, owner->topic_id,
+								 owner->member_id))
+			positions_forget(owner->dbid, owner->group_id, owner->topic_id, owner->member_id);
+	hash_destroy(owners);
+}
+
+/* At the end of a session, its own member's positions go with it. */
+static void
+positions_at_exit(int code, Datum arg)
+{
+	HASH_SEQ_STATUS seq;
+	Position   *entry;
+	const char *session_member = group_session_member_id();
+
+	/* an open transaction's changes are undone first, as its abort would */
+	LWLockReleaseAll();
+	positions_undo(0);
+	LWLockAcquire(positions_shared->lock, LW_EXCLUSIVE);
+	hash_seq_init(&seq, positions);
+	while ((entry = hash_seq_search(&seq)) != NULL)
+		if (strcmp(entry->key.member_id, session_member) == 0)
+			hash_search(positions, &entry->key, HASH_REMOVE, NULL);
+	LWLockRelease(positions_shared->lock);
 }
 
 /*

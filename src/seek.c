@@ -95,8 +95,8 @@ seek_offset(PgqTopic *topic, int32 partition, SeekTarget target, int64 offset, T
 
 /*
  * pgq_seek(group_id, topic, {partition, msg_offset | to_position |
- * to_timestamp}, member_id): moves this session's fetch positions of
- * partitions the member owns; the committed offsets do not change.
+ * to_timestamp}, member_id): moves the member's fetch positions of
+ * partitions it owns; the committed offsets do not change.
  */
 Datum
 pgq_seek(PG_FUNCTION_ARGS)
@@ -111,13 +111,14 @@ pgq_seek(PG_FUNCTION_ARGS)
 	int64		offset = 0;
 	TimestampTz time = 0;
 	List	   *owned;
+	uint64		join_epoch;
 	ListCell   *lc;
 
 	PreventCommandIfReadOnly("pgq_seek()");
 	topic_check_privilege(topic, PGQ_PRIV_CONSUME);
 	target = seek_target(fcinfo, 2, topic, &partition, &offset, &time);
 	positions_init();
-	owned = group_member_owned(group_id, member_id, topic->topic_id);
+	owned = group_member_owned(group_id, member_id, topic->topic_id, &join_epoch);
 	if (target == SEEK_OFFSET)
 	{
 		if (!list_member_int(owned, partition))
@@ -134,11 +135,12 @@ pgq_seek(PG_FUNCTION_ARGS)
 	foreach(lc, owned)
 	{
 		int32		p = lfirst_int(lc);
-		Position   *pos = position_find(group_id, member_id, topic->topic_id, p);
+		Position	pos;
+		bool		have = position_get(group_id, member_id, topic->topic_id, p, &pos);
 
 		position_set(group_id, member_id, topic->topic_id, p,
 					 seek_offset(topic, p, target, offset, time),
-					 pos != NULL ? pos->committed : -1);
+					 have && pos.join_epoch == join_epoch ? pos.committed : -1, join_epoch);
 	}
 	PG_RETURN_VOID();
 }

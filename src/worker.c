@@ -52,7 +52,7 @@
 #include "utils/varlena.h"
 #include "utils/wait_event.h"
 
-#include "group.h"
+#include "consumer.h"
 #include "partition_state.h"
 #include "worker.h"
 
@@ -177,6 +177,7 @@ worker_round(void)
 {
 	pgstat_report_activity(STATE_RUNNING, "pgqueue maintenance");
 	group_expire_members();
+	positions_sweep();
 	if (pgq_segment_maintenance)
 		retention_round();
 

@@ -1,7 +1,7 @@
 -- Every bad call gets a specific SQLSTATE (clients branch on these; the
 -- README lists them) and changes nothing.
 BEGIN;
-SELECT plan(71);
+SELECT plan(74);
 
 SELECT pgq_create_topic('tap', 2);
 SELECT pgq_send('tap', 'one', partition => 0);
@@ -94,7 +94,10 @@ SELECT throws_ok($$SELECT pgq_poll('g', 'tap', 1, 0, repeat('m', 200))$$, '42602
 SELECT throws_ok($$SELECT pgq_poll('g', 'missing')$$, '42704', NULL, 'poll: unknown topic');
 SELECT throws_ok($$SELECT pgq_poll('g', 'tap', 0)$$, '22023', NULL, 'poll: zero max_records');
 SELECT throws_ok($$SELECT pgq_commit('g', 'tap', 0, 1, 'stranger')$$, '55000', NULL, 'commit: fenced member');
+SELECT throws_ok($$SELECT pgq_commit('g', 'stranger')$$, '55000', 'member "stranger" is not in group "g"', 'commit: unknown member');
 SELECT throws_ok($$SELECT pgq_heartbeat('g', 'stranger')$$, '55000', NULL, 'heartbeat: unknown member');
+SELECT is((SELECT count(*) FROM pgq_leave('g', 'stranger')), 0::bigint, 'leave: an unknown member has nothing to leave');
+SELECT throws_ok($$SELECT pgq_assignment('g', 'tap', 'stranger')$$, '55000', NULL, 'assignment: unknown member');
 SELECT throws_ok($$SELECT pgq_seek('g', 'tap', 'earliest', 'stranger')$$, '55000', NULL, 'seek: member owns nothing');
 SELECT throws_ok($$SELECT pgq_seek('g', 'tap', 'sideways', 'stranger')$$, '22023', NULL, 'seek: bad position');
 SELECT throws_ok($$SELECT pgq_alter_group('g', '{"session.timeout.ms": true}')$$, '22023', NULL, 'alter group: bad value');

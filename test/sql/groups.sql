@@ -226,3 +226,23 @@ SELECT count(*) FROM pgq_members WHERE group_id = 'gmanual';
 SELECT pgq_drop_topic('gt');
 SELECT pgq_drop_group(group_id) FROM pgq_groups;
 SELECT count(*) FROM pgq_groups;
+
+-- pgq_assignment: a member's partitions and the assignment's generation,
+-- which changes when the assignment does; reading it renews nothing
+SELECT pgq_create_topic('asg', 4);
+SELECT count(*) FROM pgq_poll('gasg', 'asg', 1, 0, 'one');
+SELECT partitions FROM pgq_assignment('gasg', 'asg', 'one');
+CREATE TEMP TABLE asg_gen AS SELECT generation FROM pgq_assignment('gasg', 'asg', 'one');
+SELECT generation = (SELECT generation FROM asg_gen) AS same_generation
+  FROM pgq_assignment('gasg', 'asg', 'one');
+SELECT count(*) FROM pgq_poll('gasg', 'asg', 1, 0, 'two');
+SELECT count(*) FROM pgq_poll('gasg', 'asg', 1, 0, 'one');   -- gives up its share
+SELECT partitions, generation > (SELECT generation FROM asg_gen) AS new_generation
+  FROM pgq_assignment('gasg', 'asg', 'one');
+SELECT partitions FROM pgq_assignment('gasg', 'asg', 'two');  -- claims them at its next poll
+SELECT count(*) FROM pgq_poll('gasg', 'asg', 1, 0, 'two');
+SELECT partitions FROM pgq_assignment('gasg', 'asg', 'two');
+SELECT pgq_assignment('gasg', 'asg', 'three');
+SELECT count(*) FROM pgq_leave('gasg', 'one');
+SELECT count(*) FROM pgq_leave('gasg', 'two');
+SELECT pgq_drop_topic('asg');
