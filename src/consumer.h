@@ -20,6 +20,8 @@
 #ifndef PGQ_CONSUMER_H
 #define PGQ_CONSUMER_H
 
+#include "utils/timestamp.h"
+
 #include "group.h"
 
 /* group_admin.c: a group's config, cached like topic metadata */
@@ -53,6 +55,8 @@ typedef struct Position
 	int64		position;		/* the next offset to read */
 	int64		committed;		/* the last offset the member committed, or -1 */
 	uint64		join_epoch;		/* of the member entry it was made for */
+	int			writer_pid;		/* the backend that set it last */
+	TimestampTz writer_start;	/* and that backend's start time */
 } Position;
 
 extern Size positions_shmem_size(void);

@@ -11,7 +11,8 @@
  * positions live in a shared hash table keyed by (database, group, member,
  * topic, partition), of at most pgqueue.max_positions entries.  A member
  * without a member_id is its session (group_session_member_id): its
- * positions are removed when the session ends.  Each entry records the
+ * positions are removed when the session ends, and so are the positions a
+ * session set last for named members (see positions_at_exit).  Each entry records the
  * member's join epoch (group.c) when it was made: after the member's lease
  * expired and it joined again, its old positions are stale (another member
  * may have moved the committed offset meanwhile), and the poll drops them.
@@ -242,6 +243,8 @@ position_set(const char *group_id, const char *member_id, int32 topic_id, int32 
 	pos.position = position;
 	pos.committed = committed;
 	pos.join_epoch = join_epoch;
+	pos.writer_pid = MyProcPid;
+	pos.writer_start = MyStartTimestamp;
 	position_save(&pos.key);
 	LWLockAcquire(positions_shared->lock, LW_EXCLUSIVE);
 	stored = position_store(&pos);
@@ -525,7 +528,16 @@ positions_sweep(void)
 	hash_destroy(owners);
 }
 
-/* At the end of a session, its own member's positions go with it. */
+/*
+ * At the end of a session, its own member's positions go with it, and so
+ * do the positions it set last for named members.  A client that talks to
+ * its own backend and dies (a crash, pg_terminate_backend) loses its
+ * positions as a Kafka consumer does: whoever polls as that member next
+ * starts from the committed offsets, so records the dead client was given
+ * but never committed are delivered again.  Behind a pool the backend
+ * outlives its clients; a server connection that the pool closes only
+ * costs its members a re-read from the committed offset.
+ */
 static void
 positions_at_exit(int code, Datum arg)
 {
@@ -539,7 +551,8 @@ positions_at_exit(int code, Datum arg)
 	LWLockAcquire(positions_shared->lock, LW_EXCLUSIVE);
 	hash_seq_init(&seq, positions);
 	while ((entry = hash_seq_search(&seq)) != NULL)
-		if (strcmp(entry->key.member_id, session_member) == 0)
+		if (strcmp(entry->key.member_id, session_member) == 0 ||
+			(entry->writer_pid == MyProcPid && entry->writer_start == MyStartTimestamp))
 			hash_search(positions, &entry->key, HASH_REMOVE, NULL);
 	LWLockRelease(positions_shared->lock);
 }

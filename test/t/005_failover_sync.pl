@@ -132,7 +132,7 @@ foreach my $m (@members)
 	my $s =
 	    "PREPARE pl AS SELECT format('served|%s|%s|%s', partition, msg_offset, convert_from(value, 'UTF8'))\n"
 	  . "  FROM pgq_poll('$group', '$topic', 50, 0, '$m');\n"
-	  . "PREPARE cm AS SELECT 'commit_ok' FROM pgq_commit('$group', '$m');\n"
+	  . "PREPARE cm AS SELECT 'commit_ok' FROM (SELECT count(*) FROM pgq_commit('$group', '$m')) c;\n"
 	  . "PREPARE co AS SELECT format('committed|%s|%s', partition, committed_offset)\n"
 	  . "  FROM pgq_consumer_lag WHERE group_id = '$group' AND topic = '$topic'\n"
 	  . "   AND owner = '$m' AND committed_offset IS NOT NULL;\n";

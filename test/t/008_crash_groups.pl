@@ -211,7 +211,7 @@ foreach my $m (@manual_members)
 {
 	my $s = "PREPARE pl AS SELECT 'got', partition, msg_offset, convert_from(value, 'UTF8')\n"
 	  . "  FROM pgq_poll('g_manual', '$topic', 50, 100, '$m');\n";
-	$s .= "EXECUTE pl;\nSELECT pgq_commit('g_manual', '$m') \\gset\n\\echo end|$_\n" for 1 .. $polls;
+	$s .= "EXECUTE pl;\nSELECT count(*) AS committed FROM pgq_commit('g_manual', '$m') \\gset\n\\echo end|$_\n" for 1 .. $polls;
 	push @consumers, start_client($node, $m, write_script($m, $s));
 }
 {
@@ -222,7 +222,7 @@ foreach my $m (@manual_members)
 	for my $k (1 .. $polls)
 	{
 		my $end = $k % 5 == 0 ? 'rollback' : 'commit';
-		$s .= "BEGIN;\nEXECUTE pl;\nSELECT pgq_commit('g_txn', 't1') \\gset\n"
+		$s .= "BEGIN;\nEXECUTE pl;\nSELECT count(*) AS committed FROM pgq_commit('g_txn', 't1') \\gset\n"
 		  . uc($end) . ";\n\\echo end|$end|$k\n";
 	}
 	push @consumers, start_client($node, 't1', write_script('t1', $s));
@@ -532,7 +532,7 @@ sub poll_member
 	{
 		$out = session_query($s,
 			"SELECT partition, msg_offset, convert_from(value, 'UTF8') FROM pgq_poll('g_manual', '$topic', 500, 0, '$m');\n"
-			  . "SELECT pgq_commit('g_manual', '$m') \\gset");
+			  . "SELECT count(*) AS committed FROM pgq_commit('g_manual', '$m') \\gset");
 		deliver('g_manual', split(/\|/, $_, 3)) foreach grep { /^\d+\|/ } split /\n/, $out;
 	}
 	else
@@ -541,7 +541,7 @@ sub poll_member
 			"BEGIN;\n"
 			  . "INSERT INTO processed SELECT partition, msg_offset, convert_from(value, 'UTF8')\n"
 			  . "  FROM pgq_poll('g_txn', '$topic', 500, 0, 't1') RETURNING partition, msg_offset, value;\n"
-			  . "SELECT pgq_commit('g_txn', 't1') \\gset\nCOMMIT;");
+			  . "SELECT count(*) AS committed FROM pgq_commit('g_txn', 't1') \\gset\nCOMMIT;");
 	}
 	return scalar(grep { /^\d+\|/ } split /\n/, $out);
 }

@@ -26,8 +26,8 @@ $node->restart;
 my $segment = $node->safe_psql('postgres', q{SELECT relid FROM pgqueue.segment});
 is($node->safe_psql('postgres', q{
 	SELECT string_agg(convert_from(value, 'UTF8'), ',') FROM pgq_poll('g', 'r', 10, 0, 'm');
-	SELECT pgq_commit('g', 'm');
-	SELECT committed_offset FROM pgq_consumer_lag WHERE group_id = 'g'}), "a\n\n2",
+	SELECT count(*) FROM pgq_commit('g', 'm');
+	SELECT committed_offset >= 2 FROM pgq_consumer_lag WHERE group_id = 'g'}), "a\n1\nt",
 	'the group read offset 0 and committed past the rolled-back offset 1');
 
 $node->safe_psql('postgres', "VACUUM $segment");
@@ -39,7 +39,7 @@ my $offset = $node->safe_psql('postgres', q{SELECT msg_offset FROM pgq_send('r',
 cmp_ok($offset, '>=', 2, "a new send does not reuse the rolled-back offset 1 (got $offset)");
 is($node->safe_psql('postgres',
 		q{SELECT string_agg(convert_from(value, 'UTF8'), ',') FROM pgq_poll('g', 'r', 10, 0, 'm')}),
-	'c', 'the group, which committed 2, gets the new record');
+	'c', 'the group, which committed past offset 1, gets the new record');
 
 $node->stop;
 done_testing();
