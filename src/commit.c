@@ -335,8 +335,7 @@ positions_commit(const char *group_id, const char *member_id, PgqTopic *only_top
 	List	   *done = NIL;
 	ListCell   *lc;
 
-	foreach(lc, positions_of_member(group_id, member_id,
-									only_topic != NULL ? only_topic->topic_id : 0))
+	foreach(lc, positions_of_member(group_id, member_id, only_topic))
 	{
 		pos = lfirst(lc);
 		if (pos->position != pos->committed)

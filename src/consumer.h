@@ -69,8 +69,8 @@ extern void position_set(const char *group_id, const char *member_id,
 						 int64 committed, uint64 join_epoch);
 extern void position_drop(const Position *pos);
 extern List *positions_of_member(const char *group_id, const char *member_id,
-								 int32 topic_id);
-extern void positions_drop(const char *group_id, const char *member_id, int32 topic_id,
+								 PgqTopic *topic);
+extern void positions_drop(const char *group_id, const char *member_id, PgqTopic *topic,
 						   List *keep, uint64 join_epoch);
 extern void positions_forget(Oid dbid, const char *group_id, int32 topic_id,
 							 const char *member_id);

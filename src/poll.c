@@ -256,7 +256,7 @@ pgq_poll(PG_FUNCTION_ARGS)
 	 * partitions released at the end of this transaction stay, so that a
 	 * commit in it still covers what was read from them.
 	 */
-	positions_drop(group_id, member_id, topic->topic_id,
+	positions_drop(group_id, member_id, topic,
 				   list_concat(list_copy(owned), releasing), ms->join_epoch);
 
 	records_result_init(fcinfo);
@@ -390,7 +390,7 @@ pgq_leave(PG_FUNCTION_ARGS)
 	if (gc->auto_commit && group_member_topics(group_id, member_id) != NIL)
 		committed = positions_commit(group_id, member_id, NULL, false);
 	(void) group_member_leave_at_commit(group_id, member_id);
-	positions_drop(group_id, member_id, 0, NIL, 0);
+	positions_drop(group_id, member_id, NULL, NIL, 0);
 	commit_result(fcinfo, committed);
 	return (Datum) 0;
 }

@@ -405,43 +405,65 @@ position_xact_callback(XactEvent event, void *arg)
 }
 
 /*
- * Copies of the positions of a member in a topic (every topic if topic_id
- * is 0), in the current memory context.
+ * Copies of the positions of a member in a topic (every topic if topic is
+ * NULL), in the current memory context.  For one topic it looks up each of
+ * its partitions, under one acquisition of the lock: a poll calls it twice,
+ * and a scan of the whole table would cost in proportion to
+ * pgqueue.max_positions, not to the member's partitions.
  */
 List *
-positions_of_member(const char *group_id, const char *member_id, int32 topic_id)
+positions_of_member(const char *group_id, const char *member_id, PgqTopic *topic)
 {
 	HASH_SEQ_STATUS seq;
 	Position   *entry;
 	List	   *result = NIL;
 
 	LWLockAcquire(positions_shared->lock, LW_SHARED);
-	hash_seq_init(&seq, positions);
-	while ((entry = hash_seq_search(&seq)) != NULL)
-		if (entry->key.dbid == MyDatabaseId &&
-			(topic_id == 0 || entry->key.topic_id == topic_id) &&
-			strcmp(entry->key.group_id, group_id) == 0 &&
-			strcmp(entry->key.member_id, member_id) == 0)
-		{
-			Position   *copy = palloc(sizeof(Position));
+	if (topic != NULL)
+	{
+		PositionKey key;
 
-			*copy = *entry;
-			result = lappend(result, copy);
+		position_key(&key, group_id, member_id, topic->topic_id, 0);
+		for (key.partition = 0; key.partition < topic->partitions; key.partition++)
+		{
+			entry = hash_search(positions, &key, HASH_FIND, NULL);
+			if (entry != NULL)
+			{
+				Position   *copy = palloc(sizeof(Position));
+
+				*copy = *entry;
+				result = lappend(result, copy);
+			}
 		}
+	}
+	else
+	{
+		hash_seq_init(&seq, positions);
+		while ((entry = hash_seq_search(&seq)) != NULL)
+			if (entry->key.dbid == MyDatabaseId &&
+				strcmp(entry->key.group_id, group_id) == 0 &&
+				strcmp(entry->key.member_id, member_id) == 0)
+			{
+				Position   *copy = palloc(sizeof(Position));
+
+				*copy = *entry;
+				result = lappend(result, copy);
+			}
+	}
 	LWLockRelease(positions_shared->lock);
 	return result;
 }
 
 /*
- * Drops the positions of a member in a topic (every topic if topic_id is 0),
+ * Drops the positions of a member in a topic (every topic if topic is NULL),
  * except those of the partitions in keep made for the member's join epoch
  * (any epoch if join_epoch is 0).  Undone if the transaction aborts.
  */
 void
-positions_drop(const char *group_id, const char *member_id, int32 topic_id, List *keep,
+positions_drop(const char *group_id, const char *member_id, PgqTopic *topic, List *keep,
 			   uint64 join_epoch)
 {
-	List	   *mine = positions_of_member(group_id, member_id, topic_id);
+	List	   *mine = positions_of_member(group_id, member_id, topic);
 	ListCell   *lc;
 	Bitmapset  *kept = NULL;
 
