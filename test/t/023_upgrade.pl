@@ -147,6 +147,26 @@ is( $new->safe_psql(
 	SELECT bool_and(c.committed_offset = (SELECT max(msg_offset) + 1 FROM pgq_fetch('orders', c.partition, 0, 1000)))
 	  FROM pgq_consumer_lag c WHERE group_id = 'billing'}),
 	't', 'and commits the end of every partition');
+# 0.3.0's overloads: untyped keys and values resolve as typed drivers send
+# them (see docs/drivers.md), with no cast
+$new->safe_psql('postgres', <<'SQL');
+SELECT pgq_create_topic('natural');
+SELECT * FROM pgq_send('natural', '\x41', '\x42');
+SELECT * FROM pgq_send_batch('natural', '{"\\x41",\\xff00}');
+SQL
+is( $new->safe_psql(
+		'postgres', q{
+	SELECT string_agg(coalesce(encode(key, 'hex'), '-') || '/' || encode(value, 'hex'), ','
+	                  ORDER BY msg_offset)
+	  FROM pgq_fetch('natural', 0, 0)}),
+	'5c783432/5c783431,-/5c783431,-/ff00',
+	'after the update, untyped values and keys store text as text and unquoted \\x<hex> batch elements as bytes');
+is( $new->safe_psql(
+		'postgres', q{
+	SELECT string_agg(proargtypes[1]::regtype::text, ',' ORDER BY proargtypes[1]::regtype::text)
+	  FROM pg_proc WHERE proname IN ('pgq_send', 'pgq_send_batch')}),
+	'jsonb,jsonb[],pgq_payload,pgq_payloads', 'the old overloads are replaced');
+
 ok( $new->poll_query_until(
 		'postgres', q{SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'pgqueue worker'}),
 	'the worker runs after the update');
