@@ -8,7 +8,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_CONFIG=${PG_CONFIG:-pg_config}
 PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap libipc-run-perl
-          libtap-parser-sourcehandler-pgtap-perl make gcc libpq-dev rsync"
+          libtap-parser-sourcehandler-pgtap-perl make gcc libpq-dev rsync
+          python3-psycopg nodejs"
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -30,6 +31,21 @@ install_packages() {
 		apt-get update -qq
 		apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 	fi
+	install_node_modules
+}
+
+# node_modules: node-postgres for the driver test (test/t/033_drivers.pl),
+# at the versions package-lock.json pins; the TAP tests' copy of the tree
+# takes it along.  NodeSource's nodejs brings npm, Debian's has it in a
+# package of its own.
+install_node_modules() {
+	[ -d "$ROOT/node_modules" ] && return
+	if ! command -v npm >/dev/null; then
+		say "installing npm"
+		apt-get install -y -qq --no-install-recommends npm >/dev/null
+	fi
+	say "installing node modules (npm ci)"
+	(cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
 }
 
 build_and_install() {

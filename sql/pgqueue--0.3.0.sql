@@ -178,83 +178,113 @@ COMMENT ON VIEW pgq_partitions IS
 'per partition: log start, high watermark (next offset), last stable offset (readers see below it), offsets in the log and bytes on disk';
 
 /*
- * Producing.  One C function serves every overload; it looks at the
- * argument types.  Overloads whose key is of the other type than the value
- * have no default for the key, so that pgq_send('t', 'v') is not ambiguous.
+ * Producing.  Keys and values are of the types pgq_payload and pgq_payloads
+ * (payload.c): text is stored as its UTF-8 bytes, bytea as it is; an untyped
+ * argument (a literal, or a driver's parameter of OID 0) resolves to them,
+ * because they are of the string category and the only other overloads take
+ * jsonb, and text, varchar, json and bytea (and their arrays) are cast to
+ * them implicitly.  So there is no text overload: an untyped parameter
+ * would resolve to it (text is the string category's preferred type), and
+ * text's binary input rejects the bytes of a node-postgres Buffer.  One C
+ * function serves every overload; it reads the arguments by their types.
  */
-CREATE FUNCTION pgq_send(topic text, value bytea, key bytea DEFAULT NULL,
-                         partition integer DEFAULT NULL, headers jsonb DEFAULT NULL,
-                         "timestamp" timestamptz DEFAULT NULL)
-RETURNS TABLE(partition integer, msg_offset bigint)
-LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send';
-CREATE FUNCTION pgq_send(topic text, value text, key text DEFAULT NULL,
-                         partition integer DEFAULT NULL, headers jsonb DEFAULT NULL,
-                         "timestamp" timestamptz DEFAULT NULL)
-RETURNS TABLE(partition integer, msg_offset bigint)
-LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send';
-CREATE FUNCTION pgq_send(topic text, value jsonb, key text DEFAULT NULL,
-                         partition integer DEFAULT NULL, headers jsonb DEFAULT NULL,
-                         "timestamp" timestamptz DEFAULT NULL)
-RETURNS TABLE(partition integer, msg_offset bigint)
-LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send';
-CREATE FUNCTION pgq_send(topic text, value bytea, key text,
-                         partition integer DEFAULT NULL, headers jsonb DEFAULT NULL,
-                         "timestamp" timestamptz DEFAULT NULL)
-RETURNS TABLE(partition integer, msg_offset bigint)
-LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send';
-CREATE FUNCTION pgq_send(topic text, value text, key bytea,
-                         partition integer DEFAULT NULL, headers jsonb DEFAULT NULL,
-                         "timestamp" timestamptz DEFAULT NULL)
-RETURNS TABLE(partition integer, msg_offset bigint)
-LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send';
-CREATE FUNCTION pgq_send(topic text, value jsonb, key bytea,
-                         partition integer DEFAULT NULL, headers jsonb DEFAULT NULL,
-                         "timestamp" timestamptz DEFAULT NULL)
-RETURNS TABLE(partition integer, msg_offset bigint)
-LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send';
-COMMENT ON FUNCTION pgq_send(text, bytea, bytea, integer, jsonb, timestamptz) IS
-'appends one record; returns its partition and offset (visible to readers when the transaction commits)';
-COMMENT ON FUNCTION pgq_send(text, text, text, integer, jsonb, timestamptz) IS
-'appends one record with a text value (stored as UTF-8) and text key';
-COMMENT ON FUNCTION pgq_send(text, jsonb, text, integer, jsonb, timestamptz) IS
-'appends one record with a jsonb value (stored as its UTF-8 text) and text key';
-COMMENT ON FUNCTION pgq_send(text, bytea, text, integer, jsonb, timestamptz) IS
-'appends one record with a bytea value and text key';
-COMMENT ON FUNCTION pgq_send(text, text, bytea, integer, jsonb, timestamptz) IS
-'appends one record with a text value and bytea key';
-COMMENT ON FUNCTION pgq_send(text, jsonb, bytea, integer, jsonb, timestamptz) IS
-'appends one record with a jsonb value and bytea key';
+CREATE TYPE pgq_payload;
+CREATE FUNCTION pgqueue.payload_in(cstring) RETURNS pgq_payload
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgq_payload_in';
+CREATE FUNCTION pgqueue.payload_out(pgq_payload) RETURNS cstring
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgq_payload_out';
+CREATE FUNCTION pgqueue.payload_recv(internal) RETURNS pgq_payload
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgq_payload_recv';
+CREATE FUNCTION pgqueue.payload_send(pgq_payload) RETURNS bytea
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgq_payload_send';
+CREATE TYPE pgq_payload (
+    INPUT = pgqueue.payload_in, OUTPUT = pgqueue.payload_out,
+    RECEIVE = pgqueue.payload_recv, SEND = pgqueue.payload_send,
+    INTERNALLENGTH = VARIABLE, ALIGNMENT = int4, STORAGE = extended,
+    CATEGORY = 'S');
+COMMENT ON FUNCTION pgqueue.payload_in(cstring) IS 'pgq_payload''s text input: the string as text, its UTF-8 bytes';
+COMMENT ON FUNCTION pgqueue.payload_out(pgq_payload) IS 'pgq_payload''s text output: text as text, other bytes in hex';
+COMMENT ON FUNCTION pgqueue.payload_recv(internal) IS 'pgq_payload''s binary input: the bytes as they are';
+COMMENT ON FUNCTION pgqueue.payload_send(pgq_payload) IS 'pgq_payload''s binary output: the bytes';
+COMMENT ON TYPE pgq_payload IS
+'a key or value for pgq_send: text (stored as UTF-8) or bytes; an untyped argument in text format is text, in binary format bytes';
 
-CREATE FUNCTION pgq_send_batch(topic text, "values" bytea[], keys bytea[] DEFAULT NULL,
+CREATE FUNCTION pgqueue.payload_from_text(text) RETURNS pgq_payload
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgq_payload_from_text';
+CREATE FUNCTION pgqueue.payload_from_json(json) RETURNS pgq_payload
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgq_payload_from_text';
+COMMENT ON FUNCTION pgqueue.payload_from_text(text) IS 'the cast of text and varchar to pgq_payload: their UTF-8 bytes';
+COMMENT ON FUNCTION pgqueue.payload_from_json(json) IS 'the cast of json to pgq_payload: the UTF-8 bytes of its text';
+CREATE CAST (text AS pgq_payload) WITH FUNCTION pgqueue.payload_from_text(text) AS IMPLICIT;
+CREATE CAST (varchar AS pgq_payload) WITH FUNCTION pgqueue.payload_from_text(text) AS IMPLICIT;
+CREATE CAST (json AS pgq_payload) WITH FUNCTION pgqueue.payload_from_json(json) AS IMPLICIT;
+CREATE CAST (bytea AS pgq_payload) WITHOUT FUNCTION AS IMPLICIT;
+
+CREATE TYPE pgq_payloads;
+CREATE FUNCTION pgqueue.payloads_in(cstring) RETURNS pgq_payloads
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgq_payloads_in';
+CREATE FUNCTION pgqueue.payloads_out(pgq_payloads) RETURNS cstring
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgq_payloads_out';
+CREATE FUNCTION pgqueue.payloads_recv(internal) RETURNS pgq_payloads
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgq_payloads_recv';
+CREATE FUNCTION pgqueue.payloads_send(pgq_payloads) RETURNS bytea
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgq_payloads_send';
+CREATE TYPE pgq_payloads (
+    INPUT = pgqueue.payloads_in, OUTPUT = pgqueue.payloads_out,
+    RECEIVE = pgqueue.payloads_recv, SEND = pgqueue.payloads_send,
+    INTERNALLENGTH = VARIABLE, ALIGNMENT = int4, STORAGE = extended,
+    CATEGORY = 'S');
+COMMENT ON FUNCTION pgqueue.payloads_in(cstring) IS 'pgq_payloads''s text input: an array literal whose unquoted \\x<hex> elements are bytes';
+COMMENT ON FUNCTION pgqueue.payloads_out(pgq_payloads) IS 'pgq_payloads''s text output: text quoted, other bytes unquoted in hex';
+COMMENT ON FUNCTION pgqueue.payloads_recv(internal) IS 'pgq_payloads''s binary input: an array of bytea, text, varchar or json';
+COMMENT ON FUNCTION pgqueue.payloads_send(pgq_payloads) IS 'pgq_payloads''s binary output: an array';
+COMMENT ON TYPE pgq_payloads IS
+'keys or values for pgq_send_batch: an array of text and bytes; in an untyped array literal an unquoted element \\x<hex> is bytes, every other element text';
+
+CREATE FUNCTION pgqueue.payloads_from_text(text[]) RETURNS pgq_payloads
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgq_payloads_from_array';
+CREATE FUNCTION pgqueue.payloads_from_varchar(varchar[]) RETURNS pgq_payloads
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgq_payloads_from_array';
+CREATE FUNCTION pgqueue.payloads_from_json(json[]) RETURNS pgq_payloads
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgq_payloads_from_array';
+CREATE FUNCTION pgqueue.payloads_from_bytea(bytea[]) RETURNS pgq_payloads
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgq_payloads_from_array';
+COMMENT ON FUNCTION pgqueue.payloads_from_text(text[]) IS 'the cast of text[] to pgq_payloads';
+COMMENT ON FUNCTION pgqueue.payloads_from_varchar(varchar[]) IS 'the cast of varchar[] to pgq_payloads';
+COMMENT ON FUNCTION pgqueue.payloads_from_json(json[]) IS 'the cast of json[] to pgq_payloads';
+COMMENT ON FUNCTION pgqueue.payloads_from_bytea(bytea[]) IS 'the cast of bytea[] to pgq_payloads';
+CREATE CAST (text[] AS pgq_payloads) WITH FUNCTION pgqueue.payloads_from_text(text[]) AS IMPLICIT;
+CREATE CAST (varchar[] AS pgq_payloads) WITH FUNCTION pgqueue.payloads_from_varchar(varchar[]) AS IMPLICIT;
+CREATE CAST (json[] AS pgq_payloads) WITH FUNCTION pgqueue.payloads_from_json(json[]) AS IMPLICIT;
+CREATE CAST (bytea[] AS pgq_payloads) WITH FUNCTION pgqueue.payloads_from_bytea(bytea[]) AS IMPLICIT;
+
+CREATE FUNCTION pgq_send(topic text, value pgq_payload, key pgq_payload DEFAULT NULL,
+                         partition integer DEFAULT NULL, headers jsonb DEFAULT NULL,
+                         "timestamp" timestamptz DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send';
+CREATE FUNCTION pgq_send(topic text, value jsonb, key pgq_payload DEFAULT NULL,
+                         partition integer DEFAULT NULL, headers jsonb DEFAULT NULL,
+                         "timestamp" timestamptz DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send';
+COMMENT ON FUNCTION pgq_send(text, pgq_payload, pgq_payload, integer, jsonb, timestamptz) IS
+'appends one record (text stored as UTF-8, bytea as it is); returns its partition and offset (visible to readers when the transaction commits)';
+COMMENT ON FUNCTION pgq_send(text, jsonb, pgq_payload, integer, jsonb, timestamptz) IS
+'appends one record with a jsonb value (stored as the UTF-8 bytes of its text form)';
+
+CREATE FUNCTION pgq_send_batch(topic text, "values" pgq_payloads, keys pgq_payloads DEFAULT NULL,
                                partition integer DEFAULT NULL, headers jsonb[] DEFAULT NULL)
 RETURNS TABLE(partition integer, msg_offset bigint)
 LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send_batch';
-CREATE FUNCTION pgq_send_batch(topic text, "values" text[], keys text[] DEFAULT NULL,
+CREATE FUNCTION pgq_send_batch(topic text, "values" jsonb[], keys pgq_payloads DEFAULT NULL,
                                partition integer DEFAULT NULL, headers jsonb[] DEFAULT NULL)
 RETURNS TABLE(partition integer, msg_offset bigint)
 LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send_batch';
-CREATE FUNCTION pgq_send_batch(topic text, "values" jsonb[], keys text[] DEFAULT NULL,
-                               partition integer DEFAULT NULL, headers jsonb[] DEFAULT NULL)
-RETURNS TABLE(partition integer, msg_offset bigint)
-LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send_batch';
-CREATE FUNCTION pgq_send_batch(topic text, "values" bytea[], keys text[],
-                               partition integer DEFAULT NULL, headers jsonb[] DEFAULT NULL)
-RETURNS TABLE(partition integer, msg_offset bigint)
-LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send_batch';
-CREATE FUNCTION pgq_send_batch(topic text, "values" text[], keys bytea[],
-                               partition integer DEFAULT NULL, headers jsonb[] DEFAULT NULL)
-RETURNS TABLE(partition integer, msg_offset bigint)
-LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send_batch';
-COMMENT ON FUNCTION pgq_send_batch(text, bytea[], bytea[], integer, jsonb[]) IS
+COMMENT ON FUNCTION pgq_send_batch(text, pgq_payloads, pgq_payloads, integer, jsonb[]) IS
 'appends many records in one call; returns (partition, offset) per record, in input order';
-COMMENT ON FUNCTION pgq_send_batch(text, text[], text[], integer, jsonb[]) IS
-'appends many records with text values and keys in one call';
-COMMENT ON FUNCTION pgq_send_batch(text, jsonb[], text[], integer, jsonb[]) IS
+COMMENT ON FUNCTION pgq_send_batch(text, jsonb[], pgq_payloads, integer, jsonb[]) IS
 'appends many records with jsonb values in one call';
-COMMENT ON FUNCTION pgq_send_batch(text, bytea[], text[], integer, jsonb[]) IS
-'appends many records with bytea values and text keys in one call';
-COMMENT ON FUNCTION pgq_send_batch(text, text[], bytea[], integer, jsonb[]) IS
-'appends many records with text values and bytea keys in one call';
 
 CREATE FUNCTION pgq_murmur2(data bytea)
 RETURNS integer LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE

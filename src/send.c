@@ -46,6 +46,7 @@
 #include "fetch.h"
 #include "murmur2.h"
 #include "partition_state.h"
+#include "payload.h"
 #include "segment.h"
 
 PG_FUNCTION_INFO_V1(pgq_send);
@@ -64,46 +65,34 @@ typedef struct PgqRecord
 } PgqRecord;
 
 /*
- * Converts a key or value argument to the bytea stored: bytea as is, text
- * as its UTF-8 bytes, jsonb as the UTF-8 bytes of its text form.
+ * Converts a key or value to the bytea stored, by its type: pgq_payload
+ * (the argument type of pgq_send's keys and values, see payload.c) and bytea
+ * are the bytes already; text, varchar and json (elements of an array cast
+ * to pgq_payloads) are stored as their UTF-8 bytes, jsonb as the UTF-8 bytes
+ * of its text form.
  */
 static Datum
 payload_bytes(Datum arg, Oid type)
 {
-	const char *data;
-	int			len;
-	char	   *utf8;
-	bytea	   *result;
+	if (type == JSONBOID)
+	{
+		Jsonb	   *jb = DatumGetJsonbP(arg);
+		char	   *data = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
 
-	if (type == BYTEAOID)
-		return PointerGetDatum(PG_DETOAST_DATUM_PACKED(arg));
-	if (type == TEXTOID)
+		return PointerGetDatum(payload_from_text(data, strlen(data)));
+	}
+	if (type == TEXTOID || type == VARCHAROID || type == JSONOID)
 	{
 		text	   *t = DatumGetTextPP(arg);
 
 		if (GetDatabaseEncoding() == PG_UTF8 || GetDatabaseEncoding() == PG_SQL_ASCII)
 			return PointerGetDatum(t);	/* text and bytea share a layout */
-		data = VARDATA_ANY(t);
-		len = VARSIZE_ANY_EXHDR(t);
+		return PointerGetDatum(payload_from_text(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)));
 	}
-	else if (type == JSONBOID)
-	{
-		Jsonb	   *jb = DatumGetJsonbP(arg);
-
-		data = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
-		len = strlen(data);
-	}
-	else
-		elog(ERROR, "unexpected payload type %u", type);
-
-	utf8 = (char *) pg_do_encoding_conversion((unsigned char *) data, len,
-											  GetDatabaseEncoding(), PG_UTF8);
-	if (utf8 != data)
-		len = strlen(utf8);
-	result = palloc(VARHDRSZ + len);
-	SET_VARSIZE(result, VARHDRSZ + len);
-	memcpy(VARDATA(result), utf8, len);
-	return PointerGetDatum(result);
+	if (!OidIsValid(type))
+		elog(ERROR, "could not determine the type of a key or value");
+	/* bytea or pgq_payload */
+	return PointerGetDatum(PG_DETOAST_DATUM_PACKED(arg));
 }
 
 /* Headers must be a JSON object whose values are all strings. */

@@ -1,23 +1,18 @@
 -- The SQL surface of SPEC.md: functions with their signatures, the views
 -- with their columns, the comments, and the internal schema closed to PUBLIC.
 BEGIN;
-SELECT plan(63);
+SELECT plan(61);
 
 SELECT has_function('pgq_create_topic', ARRAY['text', 'integer', 'jsonb', 'boolean']);
 SELECT has_function('pgq_drop_topic', ARRAY['text', 'boolean']);
 SELECT has_function('pgq_add_partitions', ARRAY['text', 'integer']);
 SELECT has_function('pgq_alter_topic', ARRAY['text', 'jsonb']);
-SELECT has_function('pgq_send', ARRAY['text', 'bytea', 'bytea', 'integer', 'jsonb', 'timestamp with time zone']);
-SELECT has_function('pgq_send', ARRAY['text', 'text', 'text', 'integer', 'jsonb', 'timestamp with time zone']);
-SELECT has_function('pgq_send', ARRAY['text', 'jsonb', 'text', 'integer', 'jsonb', 'timestamp with time zone']);
-SELECT has_function('pgq_send', ARRAY['text', 'bytea', 'text', 'integer', 'jsonb', 'timestamp with time zone']);
-SELECT has_function('pgq_send', ARRAY['text', 'text', 'bytea', 'integer', 'jsonb', 'timestamp with time zone']);
-SELECT has_function('pgq_send', ARRAY['text', 'jsonb', 'bytea', 'integer', 'jsonb', 'timestamp with time zone']);
-SELECT has_function('pgq_send_batch', ARRAY['text', 'bytea[]', 'bytea[]', 'integer', 'jsonb[]']);
-SELECT has_function('pgq_send_batch', ARRAY['text', 'text[]', 'text[]', 'integer', 'jsonb[]']);
-SELECT has_function('pgq_send_batch', ARRAY['text', 'jsonb[]', 'text[]', 'integer', 'jsonb[]']);
-SELECT has_function('pgq_send_batch', ARRAY['text', 'bytea[]', 'text[]', 'integer', 'jsonb[]']);
-SELECT has_function('pgq_send_batch', ARRAY['text', 'text[]', 'bytea[]', 'integer', 'jsonb[]']);
+SELECT has_type('pgq_payload');
+SELECT has_type('pgq_payloads');
+SELECT has_function('pgq_send', ARRAY['text', 'pgq_payload', 'pgq_payload', 'integer', 'jsonb', 'timestamp with time zone']);
+SELECT has_function('pgq_send', ARRAY['text', 'jsonb', 'pgq_payload', 'integer', 'jsonb', 'timestamp with time zone']);
+SELECT has_function('pgq_send_batch', ARRAY['text', 'pgq_payloads', 'pgq_payloads', 'integer', 'jsonb[]']);
+SELECT has_function('pgq_send_batch', ARRAY['text', 'jsonb[]', 'pgq_payloads', 'integer', 'jsonb[]']);
 SELECT has_function('pgq_fetch', ARRAY['text', 'integer', 'bigint', 'integer', 'integer']);
 SELECT has_function('pgq_offsets_for_time', ARRAY['text', 'timestamp with time zone']);
 SELECT has_function('pgq_grant', ARRAY['text', 'text', 'text']);
@@ -53,7 +48,7 @@ SELECT columns_are('pgq_partitions', ARRAY['topic', 'partition', 'log_start_offs
 SELECT col_type_is('pgq_partitions', 'high_watermark', 'bigint');
 
 -- the output columns of pgq_send and pgq_fetch
-SELECT is(pg_get_function_result('pgq_send(text, bytea, bytea, integer, jsonb, timestamptz)'::regprocedure),
+SELECT is(pg_get_function_result('pgq_send(text, pgq_payload, pgq_payload, integer, jsonb, timestamptz)'::regprocedure),
           'TABLE(partition integer, msg_offset bigint)', 'pgq_send returns (partition, msg_offset)');
 SELECT is(pg_get_function_result('pgq_fetch(text, integer, bigint, integer, integer)'::regprocedure),
           'TABLE(topic text, partition integer, msg_offset bigint, key bytea, value bytea, headers jsonb, "timestamp" timestamp with time zone)',
@@ -69,8 +64,12 @@ SELECT lives_ok($$SELECT * FROM pgq_send('api_t', 'v', 'k')$$, 'send with an unt
 SELECT lives_ok($$SELECT * FROM pgq_send('api_t', 'v', partition => 0)$$, 'send with a named partition');
 SELECT lives_ok($$SELECT * FROM pgq_send('api_t', '{"a":1}'::jsonb, 'k')$$, 'send jsonb with a text key');
 SELECT lives_ok($$SELECT * FROM pgq_send_batch('api_t', ARRAY['a', 'b'])$$, 'send a text[] batch');
+SELECT lives_ok($$SELECT * FROM pgq_send_batch('api_t', '{a,b}', '{k,l}')$$, 'send an untyped batch');
+SELECT lives_ok($$SELECT * FROM pgq_send('api_t', 'v'::varchar, 'k'::varchar)$$, 'send varchar');
+SELECT lives_ok($$SELECT * FROM pgq_send('api_t', '{"a":1}'::json, '\x01'::bytea)$$, 'send json with a bytea key');
 
--- each pgq_send_batch variant, called with its value and key types
+-- pgq_send_batch with each kind of values and keys (cast to pgq_payloads,
+-- or jsonb[] values)
 SELECT is((SELECT count(*) FROM pgq_send_batch('api_t', ARRAY['\x01'::bytea], ARRAY['\x02'::bytea])),
           1::bigint, 'batch of bytea values and bytea keys');
 SELECT is((SELECT count(*) FROM pgq_send_batch('api_t', ARRAY['v'::text], ARRAY['k'::text])),
@@ -82,11 +81,12 @@ SELECT is((SELECT count(*) FROM pgq_send_batch('api_t', ARRAY['\x01'::bytea], AR
 SELECT is((SELECT count(*) FROM pgq_send_batch('api_t', ARRAY['v'::text], ARRAY['\x02'::bytea])),
           1::bigint, 'batch of text values and bytea keys');
 
--- an untyped NULL for keys fits two variants; a cast picks one (README)
-SELECT throws_ok($$SELECT * FROM pgq_send_batch('api_t', ARRAY['x'], NULL)$$, '42725', NULL,
-                 'an untyped NULL keys array is ambiguous');
+-- an untyped NULL for keys is not ambiguous (keys are pgq_payloads in both
+-- overloads); a cast still works
+SELECT lives_ok($$SELECT * FROM pgq_send_batch('api_t', ARRAY['x'], NULL)$$,
+                'an untyped NULL keys array resolves');
 SELECT lives_ok($$SELECT * FROM pgq_send_batch('api_t', ARRAY['x'], NULL::text[])$$,
-                'a NULL keys array cast to text[] is not');
+                'a NULL keys array cast to text[] too');
 
 -- every function has a comment
 SELECT is((SELECT count(*) FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass

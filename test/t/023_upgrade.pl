@@ -144,6 +144,26 @@ my ($read) = split /\n/, $new->safe_psql('postgres', q{
 is($read, 30 - 12, 'the other group reads the rest of its topic');
 is($new->safe_psql('postgres', q{SELECT sum(lag) FROM pgq_consumer_lag WHERE group_id = 'billing'}),
 	'0', 'and commits the end of every partition: no lag is left');
+# 0.3.0's overloads: untyped keys and values resolve as typed drivers send
+# them (see docs/drivers.md), with no cast
+$new->safe_psql('postgres', <<'SQL');
+SELECT pgq_create_topic('natural');
+SELECT * FROM pgq_send('natural', '\x41', '\x42');
+SELECT * FROM pgq_send_batch('natural', '{"\\x41",\\xff00}');
+SQL
+is( $new->safe_psql(
+		'postgres', q{
+	SELECT string_agg(coalesce(encode(key, 'hex'), '-') || '/' || encode(value, 'hex'), ','
+	                  ORDER BY msg_offset)
+	  FROM pgq_fetch('natural', 0, 0)}),
+	'5c783432/5c783431,-/5c783431,-/ff00',
+	'after the update, untyped values and keys store text as text and unquoted \\x<hex> batch elements as bytes');
+is( $new->safe_psql(
+		'postgres', q{
+	SELECT string_agg(proargtypes[1]::regtype::text, ',' ORDER BY proargtypes[1]::regtype::text)
+	  FROM pg_proc WHERE proname IN ('pgq_send', 'pgq_send_batch')}),
+	'jsonb,jsonb[],pgq_payload,pgq_payloads', 'the old overloads are replaced');
+
 ok( $new->poll_query_until(
 		'postgres', q{SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'pgqueue worker'}),
 	'the worker runs after the update');
