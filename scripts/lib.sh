@@ -9,7 +9,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_CONFIG=${PG_CONFIG:-pg_config}
 PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap libipc-run-perl
           libtap-parser-sourcehandler-pgtap-perl make gcc libpq-dev rsync
-          python3-psycopg nodejs"
+          python3-psycopg nodejs prometheus-postgres-exporter"
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -29,9 +29,41 @@ install_packages() {
 		say "installing ${missing[*]}"
 		export DEBIAN_FRONTEND=noninteractive
 		apt-get update -qq
-		apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+		without_service_starts apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+		case " ${missing[*]} " in
+		*" prometheus-postgres-exporter "*) exporter_service_disable ;;
+		esac
 	fi
 	install_node_modules
+}
+
+# Runs a command (a package install) with the packages' services kept from
+# starting, as Debian's policy-rc.d allows (deb-systemd-invoke and
+# invoke-rc.d both obey it), unless the machine has a policy of its own.
+without_service_starts() {
+	local policy=/usr/sbin/policy-rc.d rc=0
+	if [ -e "$policy" ]; then
+		"$@"
+		return
+	fi
+	printf '#!/bin/sh\nexit 101\n' >"$policy"
+	chmod 755 "$policy"
+	"$@" || rc=$?
+	rm -f "$policy"
+	return $rc
+}
+
+# prometheus-postgres-exporter's package enables a service that listens on
+# every address (:9187).  The tests run their own exporter on loopback
+# (test/t/036_exporter.pl): stop the packaged one and keep it from starting
+# at boot, with or without systemd.
+exporter_service_disable() {
+	if [ -d /run/systemd/system ]; then
+		systemctl disable --now prometheus-postgres-exporter.service >/dev/null 2>&1 || true
+	elif [ -x /etc/init.d/prometheus-postgres-exporter ]; then
+		/etc/init.d/prometheus-postgres-exporter stop >/dev/null 2>&1 || true
+		update-rc.d prometheus-postgres-exporter disable >/dev/null 2>&1 || true
+	fi
 }
 
 # node_modules: node-postgres for the driver test (test/t/033_drivers.pl),

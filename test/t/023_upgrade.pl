@@ -127,6 +127,23 @@ ok(!grep({ $new_hwms[$_] < $old_hwms[$_] } 0 .. $#old_hwms),
 ($rc, $stdout, $stderr) = $new->psql('postgres', 'DROP OPERATOR public.= (oid, integer)');
 is($rc, 0, 'the updated views do not use an operator of the search_path');
 
+# 0.3.0's monitoring view: audit committed 2 of events/0, whose records 2-4
+# and 6 it has not consumed (the lag counts offsets up to the last stable
+# offset, which the restart moved on)
+is( $new->safe_psql(
+		'postgres', q{
+	SELECT format('%s/%s/%s', committed_offset, first_unconsumed_offset,
+	              lag = last_stable_offset - 2)
+	  FROM pgq_lag WHERE group_id = 'audit'}),
+	'2/2/t',
+	'the update adds pgq_lag');
+is( $new->safe_psql(
+		'postgres', q{
+	SELECT format('%s/%s', has_table_privilege('pg_monitor', 'pgq_lag', 'SELECT'),
+	              has_table_privilege('public', 'pgq_lag', 'SELECT'))}),
+	't/f',
+	'which pg_monitor may read, and not everybody');
+
 # sending, polling and committing go on where they left off
 my $hwm = $new->safe_psql('postgres', q{SELECT high_watermark FROM pgq_partitions WHERE topic = 'events'});
 is($new->safe_psql('postgres', q{SELECT msg_offset FROM pgq_send('events', 'new')}),
