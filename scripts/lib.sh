@@ -9,7 +9,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_CONFIG=${PG_CONFIG:-pg_config}
 PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap libipc-run-perl
           libtap-parser-sourcehandler-pgtap-perl make gcc libpq-dev rsync
-          python3-psycopg nodejs prometheus-postgres-exporter"
+          python3-psycopg nodejs prometheus-postgres-exporter pgbouncer"
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -31,7 +31,10 @@ install_packages() {
 		apt-get update -qq
 		without_service_starts apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 		case " ${missing[*]} " in
-		*" prometheus-postgres-exporter "*) exporter_service_disable ;;
+		*" prometheus-postgres-exporter "*) service_disable prometheus-postgres-exporter ;;
+		esac
+		case " ${missing[*]} " in
+		*" pgbouncer "*) service_disable pgbouncer ;;
 		esac
 	fi
 	install_node_modules
@@ -53,16 +56,18 @@ without_service_starts() {
 	return $rc
 }
 
-# prometheus-postgres-exporter's package enables a service that listens on
-# every address (:9187).  The tests run their own exporter on loopback
-# (test/t/036_exporter.pl): stop the packaged one and keep it from starting
-# at boot, with or without systemd.
-exporter_service_disable() {
+# service_disable NAME: stop a packaged service and keep it from starting
+# at boot, with or without systemd.  prometheus-postgres-exporter's package
+# enables one that listens on every address (:9187), pgbouncer's one on
+# localhost:6432; the tests run their own (test/t/036_exporter.pl,
+# test/t/044_examples.pl).
+service_disable() {
+	local name=$1
 	if [ -d /run/systemd/system ]; then
-		systemctl disable --now prometheus-postgres-exporter.service >/dev/null 2>&1 || true
-	elif [ -x /etc/init.d/prometheus-postgres-exporter ]; then
-		/etc/init.d/prometheus-postgres-exporter stop >/dev/null 2>&1 || true
-		update-rc.d prometheus-postgres-exporter disable >/dev/null 2>&1 || true
+		systemctl disable --now "$name.service" >/dev/null 2>&1 || true
+	elif [ -x "/etc/init.d/$name" ]; then
+		"/etc/init.d/$name" stop >/dev/null 2>&1 || true
+		update-rc.d "$name" disable >/dev/null 2>&1 || true
 	fi
 }
 
