@@ -34,12 +34,10 @@ async function main() {
 				values.push(`${opt.prefix}-${i}`);
 				keys.push(`key-${i % opt.keys}`);
 			}
-			// The casts pick the text[] overload of pgq_send_batch:
-			// node-postgres sends an array of strings with no type, which
-			// fits the bytea[] and jsonb[] overloads as well.  (To go once
-			// pgqueue resolves it.)
+			// arrays of strings need no cast: pgq_send_batch takes them as
+			// they come and stores each string's UTF-8 bytes (docs/drivers.md)
 			const { rows } = await pool.query(
-				'SELECT partition, msg_offset FROM pgq_send_batch($1, $2::text[], $3::text[])',
+				'SELECT partition, msg_offset FROM pgq_send_batch($1, $2, $3)',
 				[opt.topic, values, keys]);
 			// one row per record, in input order; msg_offset is a bigint,
 			// which node-postgres returns as a string (see worker.js)

@@ -43,11 +43,10 @@ def main():
             numbers = range(start, min(start + args.batch, args.count + 1))
             values = [f"{args.prefix}-{i}" for i in numbers]
             keys = [f"key-{i % args.keys}" for i in numbers]
-            # The casts pick the text[] overload of pgq_send_batch: psycopg
-            # sends a list of str with no type, which fits the bytea[] and
-            # jsonb[] overloads as well.  (To go once pgqueue resolves it.)
+            # lists of str need no cast: pgq_send_batch takes them as they
+            # come and stores each string's UTF-8 bytes (docs/drivers.md)
             rows = conn.execute(
-                "SELECT partition, msg_offset FROM pgq_send_batch(%s, %s::text[], %s::text[])",
+                "SELECT partition, msg_offset FROM pgq_send_batch(%s, %s, %s)",
                 (args.topic, values, keys)).fetchall()
             # one row per record, in input order
             out = "".join(f"{p}\t{o}\t{k}\t{v}\n" for (p, o), k, v in zip(rows, keys, values))
