@@ -18,8 +18,9 @@
 #			reached the high watermarks, the workers get SIGTERM and must
 #			finish, commit, leave and exit 0.  Every record in the log must
 #			have been processed exactly once;
-#	kill	the same, but two workers are killed (SIGKILL) while they
-#			consume: one is restarted with the same member_id, the other
+#	kill	the same, but two workers are killed (SIGKILL) in the middle of
+#			a batch, holding records they processed and had not committed
+#			yet: one is restarted with the same member_id, the other
 #			replaced by a worker with a new one (the group's
 #			session.timeout.ms is short, so that its partitions move soon).
 #			Every record must have been processed at least once.
@@ -318,6 +319,42 @@ sub worker_cmd
 	return ($node_js, "$examples/node/worker.js", @args);
 }
 
+# Kill a worker (SIGKILL) while it holds records it processed and has not
+# committed, as a crash mid-batch would: stopped (SIGSTOP), so that it can
+# commit nothing meanwhile, it is killed if some partition's last record it
+# processed is at or past the group's committed offset, else let go on and
+# tried again.  Returns whether it was killed so within $seconds (it is
+# killed anyway then).
+sub kill_mid_batch
+{
+	my ($w, $group, $topic, $seconds) = @_;
+	my $deadline = time + $seconds;
+	while (time < $deadline)
+	{
+		kill 'STOP', $w->{pid};
+		usleep(50_000);    # a commit the server was running has ended
+		my %committed = map { split /\|/ } split /\n/,
+		  $node->safe_psql('postgres',
+			"SELECT partition, coalesce(committed_offset, 0) FROM pgq_consumer_lag"
+			  . " WHERE group_id = '$group' AND topic = '$topic'");
+		my %last;
+		foreach my $line (output_lines($w))
+		{
+			my (undef, $p, $o) = split /\t/, $line;
+			$last{$p} = $o if !defined $last{$p} || $o > $last{$p};
+		}
+		if (grep { $last{$_} >= ($committed{$_} // 0) } keys %last)
+		{
+			kill 'KILL', $w->{pid};
+			return 1;
+		}
+		kill 'CONT', $w->{pid};
+		usleep(10_000 + int(rand(40_000)));
+	}
+	kill 'KILL', $w->{pid};
+	return 0;
+}
+
 sub run_examples
 {
 	my ($lang, $way, $kill) = @_;
@@ -350,13 +387,15 @@ sub run_examples
 
 	if ($kill)
 	{
-		# kill w1 and w2 once each processed some records; restart w1 as
-		# the same member, replace w2 by a new member w4
+		# once w1 and w2 processed some records, kill each in the middle of
+		# a batch; restart w1 as the same member, replace w2 by a new
+		# member w4
 		ok( wait_for_lines($workers{w1}, 50, 30) && wait_for_lines($workers{w2}, 50, 30),
 			"$run: w1 and w2 processed records before the kill");
 		foreach my $w (qw(w1 w2))
 		{
-			kill 'KILL', $workers{$w}{pid};
+			ok(kill_mid_batch($workers{$w}, $group, $topic, 10),
+				"$run: $w killed with processed records not committed");
 			push @finished, wait_proc($workers{$w}, 10);
 		}
 		$workers{w1} = start_proc("$topic-w1-restarted", \%env,
