@@ -126,7 +126,8 @@ COMMENT ON FUNCTION pgq_send_batch(text, jsonb[], pgq_payloads, integer, jsonb[]
 
 /*
  * Consuming in a group: pgq_commit and pgq_leave return what they
- * committed (a return type cannot be changed in place); pgq_assignment.
+ * committed (a return type cannot be changed in place); pgq_join;
+ * pgq_assignment.
  */
 DROP FUNCTION pgq_commit(text, text);
 DROP FUNCTION pgq_commit(text, text, integer, bigint, text);
@@ -150,6 +151,11 @@ RETURNS TABLE(topic text, partition integer, msg_offset bigint)
 LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_leave';
 COMMENT ON FUNCTION pgq_leave(text, text) IS
 'leaves the group (with auto-commit, committing the member''s positions first, which it returns): the member''s partitions are handed over at once';
+
+CREATE FUNCTION pgq_join(group_id text, member_id text DEFAULT NULL)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_join';
+COMMENT ON FUNCTION pgq_join(text, text) IS
+'starts a new process of the member: forgets the positions an earlier one left uncommitted, so that it reads on from the committed offsets';
 
 CREATE FUNCTION pgq_assignment(group_id text, topic text, member_id text DEFAULT NULL)
 RETURNS TABLE(partitions integer[], generation bigint)

@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * poll.c
- *	  Consuming in a group: pgq_poll, pgq_heartbeat, pgq_leave and
- *	  pgq_assignment.
+ *	  Consuming in a group: pgq_poll, pgq_heartbeat, pgq_leave, pgq_join
+ *	  and pgq_assignment.
  *
  * A poll auto-commits what the member's previous poll in this session
  * returned (if the group says so), heartbeats and rebalances (group.c),
@@ -31,6 +31,7 @@ PG_FUNCTION_INFO_V1(pgq_poll);
 PG_FUNCTION_INFO_V1(pgq_heartbeat);
 PG_FUNCTION_INFO_V1(pgq_leave);
 PG_FUNCTION_INFO_V1(pgq_assignment);
+PG_FUNCTION_INFO_V1(pgq_join);
 
 /* the member state of this session per (group, topic, member) */
 typedef struct MemberStateKey
@@ -393,6 +394,30 @@ pgq_leave(PG_FUNCTION_ARGS)
 	positions_drop(group_id, member_id, NULL, NIL, 0);
 	commit_result(fcinfo, committed);
 	return (Datum) 0;
+}
+
+/*
+ * pgq_join(group_id, member_id): a process that starts consuming as the
+ * member calls it first.  It forgets the positions a previous process of
+ * the member left, without committing them, so that the member reads on
+ * from its committed offsets, as a restarted Kafka consumer does: records a
+ * dead process was given but did not commit are delivered again.  Behind a
+ * pool nothing else can tell a new process from an old one (the backend
+ * that served the dead one lives on).  The member's partitions and lease
+ * are kept: a static member that restarts within session.timeout.ms keeps
+ * its partitions without a rebalance.
+ */
+Datum
+pgq_join(PG_FUNCTION_ARGS)
+{
+	char	   *group_id = group_arg_group_id(fcinfo, 0);
+	const char *member_id = group_arg_member_id(fcinfo, 1);
+
+	PreventCommandIfReadOnly("pgq_join()");
+	check_member_topics_privilege(group_id, member_id);
+	positions_init();
+	positions_drop(group_id, member_id, NULL, NIL, 0);
+	PG_RETURN_VOID();
 }
 
 /*

@@ -7,6 +7,11 @@
 //
 // The loop is Kafka's: poll, process, commit.
 //
+//   - pgq_join(group, member), once at start: this process is a new
+//     instance of the member, so it reads on from the committed offsets,
+//     not from the positions a previous process of the member may have left
+//     (behind a pool nothing else tells the server that the old process
+//     died).
 //   - pgq_poll(group, topic, max_records, timeout_ms, member) returns
 //     records from the partitions this member owns; with nothing to return
 //     it waits up to timeout_ms for a send (a long poll).  The poll is also
@@ -93,6 +98,7 @@ async function main() {
 	});
 	let processed = 0;
 	try {
+		await pool.query('SELECT pgq_join($1, $2)', [opt.group, opt.member]);
 		log(`consuming ${opt.topic} in group ${opt.group}`);
 		while (!stopping) {
 			const { rows } = await pool.query(

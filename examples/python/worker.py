@@ -7,6 +7,10 @@
 
 The loop is Kafka's: poll, process, commit.
 
+  - pgq_join(group, member), once at start: this process is a new instance
+    of the member, so it reads on from the committed offsets, not from the
+    positions a previous process of the member may have left (behind a
+    pool nothing else tells the server that the old process died).
   - pgq_poll(group, topic, max_records, timeout_ms, member) returns records
     from the partitions this member owns; with nothing to return it waits
     up to timeout_ms for a send (a long poll).  The poll is also the
@@ -88,6 +92,7 @@ def main():
     processed = 0
     with psycopg.connect(args.dsn, autocommit=True,
                          prepare_threshold=None if args.no_prepare else 5) as conn:
+        conn.execute("SELECT pgq_join(%s, %s)", (args.group, member))
         log(member, f"consuming {args.topic} in group {args.group}")
         while not stopping:
             records = conn.execute(

@@ -1,7 +1,7 @@
 -- The SQL surface of SPEC.md: functions with their signatures, the views
 -- with their columns, the comments, and the internal schema closed to PUBLIC.
 BEGIN;
-SELECT plan(61);
+SELECT plan(62);
 
 SELECT has_function('pgq_create_topic', ARRAY['text', 'integer', 'jsonb', 'boolean']);
 SELECT has_function('pgq_drop_topic', ARRAY['text', 'boolean']);
@@ -25,6 +25,7 @@ SELECT has_function('pgq_commit', ARRAY['text', 'text', 'integer', 'bigint', 'te
 SELECT has_function('pgq_heartbeat', ARRAY['text', 'text']);
 SELECT has_function('pgq_leave', ARRAY['text', 'text']);
 SELECT has_function('pgq_assignment', ARRAY['text', 'text', 'text']);
+SELECT has_function('pgq_join', ARRAY['text', 'text']);
 SELECT function_returns('pgq_commit', ARRAY['text', 'text'], 'setof record');
 SELECT function_returns('pgq_leave', ARRAY['text', 'text'], 'setof record');
 SELECT has_function('pgq_seek', ARRAY['text', 'text', 'integer', 'bigint', 'text']);
