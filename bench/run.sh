@@ -20,7 +20,7 @@
 #   --held-xmin     also run the held-snapshot workload (see below)
 #   --held-minutes M  how long the snapshot is held per system (default 10, --quick 1)
 #   --only LIST     only these workloads, comma-separated:
-#                   p1,p1off,p2,c1,e2e,partitions,members,topics,held
+#                   p1,p1off,p2,c1,p2py,c1py,e2e,partitions,members,topics,held
 #   --systems LIST  only these systems, comma-separated: pgqueue,plain,pgq
 #                   (ratios need pgqueue and plain; held compares each
 #                   system with itself)
@@ -82,6 +82,22 @@
 #            pgq      BEGIN; next_batch; count(*) of get_batch_events;
 #                     finish_batch; COMMIT
 #          messages/s = messages / (transactions / pgbench tps); lag 0 is checked after.
+#   P2py   pgqueue and plain: P2 through a client driver, bench/driver.py
+#          (psycopg 3 from Debian's python3-psycopg, installed if missing;
+#          default settings), one connection, for -T's time: 1000 records
+#          per transaction, 100-byte values and 16-digit keys made by the
+#          client and sent as parameters (bytes -> bytea[], str -> text[]):
+#            pgqueue  SELECT count(*) FROM pgq_send_batch(%s, %s::bytea[], %s::text[])
+#            plain    INSERT INTO plain_p2py (partition, key, value)
+#                     SELECT 0, k, v FROM unnest(%s::bytea[], %s::text[]) AS u(v, k)
+#   C1py   pgqueue and plain: C1 through bench/driver.py: the same pre-load,
+#          then one connection drains it, 1000 per batch, one transaction per
+#          batch, every column of every row fetched into Python objects:
+#            pgqueue  SELECT * FROM pgq_poll(g, 'c1py', 1000, 0, 'm1');
+#                     SELECT * FROM pgq_commit(g, 'm1'); COMMIT
+#            plain    SELECT partition, msg_offset, key, value, ts of the 1000
+#                     rows above the cursor; UPDATE the cursor row; COMMIT
+#          messages/s from the first poll to the last commit.
 #   E2E    pgqueue only, bench/e2e_latency.sh's method on this server:
 #          pgbench -R 1000 -c 2 sends for 10 s (--quick 3) to a 1-partition
 #          topic, one consumer long-polls pgq_fetch(timeout_ms => 1000) and
@@ -110,7 +126,7 @@
 #          take turns, each with its own held snapshot.
 #
 # Targets, as ratios pgqueue / plain of the same run: P1 >= 0.95,
-# P1off >= 0.85, P2 >= 0.90, C1 >= 0.85; held snapshot: end >= 0.8 x start;
+# P1off >= 0.85, P2 >= 0.90, C1 >= 0.85, P2py >= 0.90, C1py >= 0.90; held snapshot: end >= 0.8 x start;
 # drains: no cost from partitions or members not involved.
 source "$(dirname "$0")/../scripts/lib.sh"
 
@@ -141,7 +157,7 @@ else
 	: "${RUNS:=3}" "${HELD_MIN:=10}"
 	T_P=15 MSGS=1000000 E2E_T=10 E2E_IDLE=5 HELD_P2_T=5
 fi
-ALL_WORKLOADS="p1 p1off p2 c1 e2e partitions members topics"
+ALL_WORKLOADS="p1 p1off p2 c1 p2py c1py e2e partitions members topics"
 if [ -n "$ONLY" ]; then WORKLOADS=${ONLY//,/ }; else WORKLOADS=$ALL_WORKLOADS; fi
 if [ "$HELD" = 1 ] && [[ " $WORKLOADS " != *" held "* ]]; then WORKLOADS="$WORKLOADS held"; fi
 for w in $WORKLOADS; do
@@ -180,14 +196,15 @@ write_report() {
 	{
 		cat "$dir/meta.md"
 		echo
-		if grep -qE '^(p1|p1off|p2|c1)	' "$tsv"; then
+		if grep -qE '^(p1|p1off|p2|c1|p2py|c1py)	' "$tsv"; then
 			echo "### Throughput, messages/s (median of the runs)"
 			echo
 			echo "| workload | clients | pgqueue | plain table | PgQ | pgqueue / plain | target | met | pgqueue / PgQ |"
 			echo "|---|---|---|---|---|---|---|---|---|"
 			local w c t name a b g r
 			for row in "p1 c1 0.95 P1" "p1 c4 0.95 P1" "p1off c1 0.85 P1off" "p1off c4 0.85 P1off" \
-				"p2 c1 0.90 P2" "p2 c2 0.90 P2" "c1 drain 0.85 C1"; do
+				"p2 c1 0.90 P2" "p2 c2 0.90 P2" "c1 drain 0.85 C1" \
+				"p2py c1 0.90 P2py" "c1py drain 0.90 C1py"; do
 				set -- $row
 				w=$1 c=$2 t=$3 name=$4
 				grep -q "^$w	$c	" "$tsv" || continue
@@ -197,6 +214,10 @@ write_report() {
 					sed 's/| drain |/| 1 consumer |/'
 			done
 			echo
+			if grep -qE '^(p2py|c1py)	' "$tsv"; then
+				echo "P2py and C1py: the same workloads through psycopg (bench/driver.py), the client sending the records as parameters and reading every column; PgQ not measured."
+				echo
+			fi
 		fi
 		if grep -qE '^(partitions|members|topics)	' "$tsv"; then
 			echo "### Scale, messages/s (median of the runs)"
@@ -309,6 +330,11 @@ if [[ " $SYSTEMS " == *" pgq "* ]] && ! pgq_installed; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15-pgq3 pgqd >/dev/null 2>&1 ||
 		{ apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15-pgq3 pgqd >/dev/null 2>&1; } || true
 fi
+if { want p2py || want c1py; } && ! /usr/bin/python3 -c 'import psycopg' 2>/dev/null; then
+	say "installing psycopg (python3-psycopg)"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-psycopg >/dev/null 2>&1 ||
+		{ apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-psycopg >/dev/null; }
+fi
 if [[ " $SYSTEMS " == *" pgq "* ]] && ! pgq_installed; then
 	SYSTEMS=$(echo " $SYSTEMS " | sed "s/ pgq / /; s/^ //; s/ $//")
 	PGQ_NOTE="PgQ could not be installed (apt-get install postgresql-15-pgq3 pgqd failed): its column is empty."
@@ -332,6 +358,8 @@ est=$(awk -v runs="$RUNS" -v t="$T_P" -v m="$MSGS" -v e="$E2E_T" -v i="$E2E_IDLE
 	if (wl ~ / p1off /) s += runs * ns * 2 * (t + 2)
 	if (wl ~ / p2 /) s += runs * ns * 2 * (t + 3)
 	if (wl ~ / c1 /) s += runs * (m / 60000 + m / 45000 + pgq * m / 16000 + 8)
+	if (wl ~ / p2py /) s += runs * 2 * (t + 3)
+	if (wl ~ / c1py /) s += runs * (m / 60000 + m / 45000 + 2 * m / 40000 + 8)
 	if (wl ~ / e2e /) s += runs * (e + i + 6)
 	if (wl ~ / partitions /) s += runs * (4 * (t + 3) + 4 * (m / 50000 + 5))
 	if (wl ~ / members /) s += runs * 2 * (m / 50000 + 5)
@@ -632,6 +660,57 @@ run_c1() {
 	done
 }
 
+# driver LOG ARGS...: bench/driver.py ARGS, output in LOG; prints the messages/s, or fails
+driver() {
+	local log=$1 out
+	shift
+	echo "# bench/driver.py $*" >"$log"
+	if ! "$BENCH_DIR/driver.py" "$@" >>"$log" 2>&1; then
+		echo "bench/driver.py failed, see $log:" >&2
+		tail -3 "$log" >&2
+		return 1
+	fi
+	sed -n 's/^messages .* rate \([0-9.]*\)$/\1/p' "$log"
+}
+
+# P2 and C1 through psycopg: pgqueue and the plain table (no PgQ)
+run_p2py() {
+	local r=$1 sys v
+	for sys in $(rotated "$r"); do
+		[ "$sys" = pgq ] && continue
+		reset "$sys" p2py 1
+		checkpoint
+		if v=$(driver "$OUT/raw/p2py-c1-$sys-r$r.log" p2 --system "$sys" --name p2py --seconds "$T_P"); then
+			record p2py c1 "$sys" "$r" "$v" msg/s
+		else
+			record p2py c1 "$sys" "$r" NA msg/s
+		fi
+	done
+}
+
+run_c1py() {
+	local r=$1 sys v left
+	for sys in $(rotated "$r"); do
+		[ "$sys" = pgq ] && continue
+		progress "  c1py $sys run $r: pre-loading $(fmt_int "$MSGS") messages"
+		reset "$sys" c1py 1
+		consumer_setup "$sys" c1py "py$r"
+		if preload "$sys" c1py "$MSGS" 1 "$OUT/raw/c1py-preload-$sys-r$r.log" && checkpoint &&
+			v=$(driver "$OUT/raw/c1py-drain-$sys-r$r.log" c1 --system "$sys" --name c1py --group "py$r" --messages "$MSGS"); then
+			left=$(backlog "$sys" c1py "py$r")
+			echo "backlog after the drain: $left" >>"$OUT/raw/c1py-drain-$sys-r$r.log"
+			if [ "$left" = 0 ]; then
+				record c1py drain "$sys" "$r" "$v" msg/s
+			else
+				echo "$sys: $left messages left after the drain, see $OUT/raw/c1py-drain-$sys-r$r.log" >&2
+				record c1py drain "$sys" "$r" NA msg/s
+			fi
+		else
+			record c1py drain "$sys" "$r" NA msg/s
+		fi
+	done
+}
+
 run_e2e() {
 	local r=$1 log="$OUT/raw/e2e-r$r.log" send="$OUT/scripts/e2e-send.sql" line
 	progress "  e2e pgqueue run $r: 1000 records/s for $E2E_T s"
@@ -849,6 +928,8 @@ for r in $(seq "$RUNS"); do
 	if want p1off; then progress "P1off: the same, synchronous_commit = off"; run_p1 p1off "$r"; fi
 	if want p2; then progress "P2: 1000 messages per transaction, -T $T_P"; run_p2 "$r"; fi
 	if want c1; then progress "C1: drain $(fmt_int "$MSGS") messages, 1 consumer, 1000 per batch"; run_c1 "$r"; fi
+	if want p2py; then progress "P2py: P2 through psycopg, -T $T_P"; run_p2py "$r"; fi
+	if want c1py; then progress "C1py: C1 through psycopg, $(fmt_int "$MSGS") messages"; run_c1py "$r"; fi
 	if want e2e; then progress "E2E: send-to-receive latency (pgqueue)"; run_e2e "$r"; fi
 	if want partitions; then progress "scale: 1, 16, 256 partitions"; run_partitions "$r"; fi
 	if want members; then progress "scale: 1, 4, 16 members draining 16 partitions"; run_members "$r"; fi
