@@ -72,8 +72,6 @@ extern List *positions_of_member(const char *group_id, const char *member_id,
 								 PgqTopic *topic);
 extern void positions_drop(const char *group_id, const char *member_id, PgqTopic *topic,
 						   List *keep, uint64 join_epoch);
-extern void positions_forget(Oid dbid, const char *group_id, int32 topic_id,
-							 const char *member_id);
 extern void positions_sweep(void);
 extern Bitmapset *positions_busy(const char *group_id, const char *member_id,
 								 int32 topic_id);

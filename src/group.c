@@ -137,6 +137,7 @@ static List *pinned_members = NIL;	/* DeferredChange, partition unused */
 static bool xact_callback_registered = false;
 
 static void group_xact_callback(XactEvent event, void *arg);
+static bool group_member_leave(const char *group_id, const char *member_id);
 
 #define OWNED_BYTES		((pgq_max_partitions + 7) / 8)
 #define MEMBER_SIZE		(offsetof(PgqMember, owned) + OWNED_BYTES)
@@ -186,7 +187,7 @@ group_shmem_startup(LWLock *lock)
  * Group and member ids: 1 to PGQ_GROUP_ID_MAX bytes, no control characters
  * (they appear in views and error messages).
  */
-void
+static void
 group_id_validate(const char *id, const char *what)
 {
 	size_t		len = strlen(id);
@@ -912,7 +913,7 @@ group_member_heartbeat(const char *group_id, const char *member_id, int session_
  * group_id is NULL).  Its partitions are free at once.  Returns false if it
  * was not a member.
  */
-bool
+static bool
 group_member_leave(const char *group_id, const char *member_id)
 {
 	HASH_SEQ_STATUS seq;

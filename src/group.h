@@ -18,7 +18,6 @@
 extern int	pgq_max_group_members;
 extern Size group_shmem_size(void);
 extern void group_shmem_startup(LWLock *lock);
-extern void group_id_validate(const char *id, const char *what);
 extern char *group_arg_group_id(FunctionCallInfo fcinfo, int argno);
 extern const char *group_arg_member_id(FunctionCallInfo fcinfo, int argno);
 extern const char *group_session_member_id(void);
@@ -31,7 +30,6 @@ extern List *group_member_owned(const char *group_id, const char *member_id,
 								int32 topic_id, uint64 *join_epoch);
 extern bool group_member_heartbeat(const char *group_id, const char *member_id,
 								   int session_timeout_ms);
-extern bool group_member_leave(const char *group_id, const char *member_id);
 extern bool group_member_leave_at_commit(const char *group_id, const char *member_id);
 extern bool group_member_pin(const char *group_id, const char *member_id,
 							 int32 topic_id, int32 partition);

@@ -488,7 +488,7 @@ positions_drop(const char *group_id, const char *member_id, PgqTopic *topic, Lis
  * for members that expired or left at the end of their session, and topics
  * that were dropped.
  */
-void
+static void
 positions_forget(Oid dbid, const char *group_id, int32 topic_id, const char *member_id)
 {
 	HASH_SEQ_STATUS seq;
