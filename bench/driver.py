@@ -17,8 +17,11 @@ connection, for pgqueue or the plain table of bench/run.sh:
                  SELECT 0, k, v FROM unnest(%s::bytea[], %s::text[]) AS u(v, k)
   driver.py c1 --system pgqueue|plain --name T --group G --messages M
       drains M pre-loaded messages, batches of 1000, one transaction per
-      batch, every column of every row fetched into Python objects.
-        pgqueue  SELECT * FROM pgq_poll(G, T, 1000, 0, 'm1'); SELECT * FROM
+      batch, the same five columns of every row fetched into Python objects
+      from both systems (pgq_poll's topic and headers are left out: the
+      plain table has neither).
+        pgqueue  SELECT partition, msg_offset, key, value, "timestamp" FROM
+                 pgq_poll(G, T, 1000, 0, 'm1'); SELECT * FROM
                  pgq_commit(G, 'm1'); COMMIT   (the group has auto commit off)
         plain    SELECT partition, msg_offset, key, value, ts FROM plain_T
                  WHERE partition = 0 AND msg_offset >= (SELECT pos FROM
@@ -98,14 +101,14 @@ def p2(conn, a):
 def c1(conn, a):
     cur = conn.cursor()
     if a.system == "pgqueue":
-        poll = "SELECT * FROM pgq_poll(%s, %s, 1000, 0, 'm1')"
+        poll = ('SELECT partition, msg_offset, key, value, "timestamp" '
+                "FROM pgq_poll(%s, %s, 1000, 0, 'm1')")
         poll_args = (a.group, a.name)
     else:
         poll = ("SELECT partition, msg_offset, key, value, ts FROM plain_%s "
                 "WHERE partition = 0 AND msg_offset >= (SELECT pos FROM plain_cursor WHERE consumer = %%s) "
                 "ORDER BY msg_offset LIMIT 1000" % a.name)
         poll_args = (a.group,)
-    offset_col = 2 if a.system == "pgqueue" else 1
     state = {"bytes": 0}
 
     def batch():
@@ -113,13 +116,13 @@ def c1(conn, a):
         rows = cur.fetchall()
         if rows:
             # the rows are Python objects now; touch the payload as a consumer would
-            state["bytes"] += sum(len(r[offset_col + 1]) + len(r[offset_col + 2]) for r in rows)
+            state["bytes"] += sum(len(r[2]) + len(r[3]) for r in rows)
             if a.system == "pgqueue":
                 cur.execute("SELECT * FROM pgq_commit(%s, 'm1')", (a.group,))
                 cur.fetchall()
             else:
                 cur.execute("UPDATE plain_cursor SET pos = greatest(pos, %s) WHERE consumer = %s",
-                            (rows[-1][offset_col] + 1, a.group))
+                            (rows[-1][1] + 1, a.group))
         conn.commit()
         return len(rows)
 

@@ -92,8 +92,10 @@
 #                     SELECT 0, k, v FROM unnest(%s::bytea[], %s::text[]) AS u(v, k)
 #   C1py   pgqueue and plain: C1 through bench/driver.py: the same pre-load,
 #          then one connection drains it, 1000 per batch, one transaction per
-#          batch, every column of every row fetched into Python objects:
-#            pgqueue  SELECT * FROM pgq_poll(g, 'c1py', 1000, 0, 'm1');
+#          batch, the same five columns of every row fetched into Python
+#          objects (pgq_poll's topic and headers left out):
+#            pgqueue  SELECT partition, msg_offset, key, value, "timestamp"
+#                     FROM pgq_poll(g, 'c1py', 1000, 0, 'm1');
 #                     SELECT * FROM pgq_commit(g, 'm1'); COMMIT
 #            plain    SELECT partition, msg_offset, key, value, ts of the 1000
 #                     rows above the cursor; UPDATE the cursor row; COMMIT
@@ -215,7 +217,7 @@ write_report() {
 			done
 			echo
 			if grep -qE '^(p2py|c1py)	' "$tsv"; then
-				echo "P2py and C1py: the same workloads through psycopg (bench/driver.py), the client sending the records as parameters and reading every column; PgQ not measured."
+				echo "P2py and C1py: the same workloads through psycopg (bench/driver.py), the client sending the records as parameters and reading the same five columns of every record; PgQ not measured."
 				echo
 			fi
 		fi

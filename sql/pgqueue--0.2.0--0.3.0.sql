@@ -185,3 +185,7 @@ COMMENT ON VIEW pgq_lag IS
 'for monitoring (pg_monitor): per group and partition, the committed offset, the log''s offsets, the lag in offsets and in time behind the first unconsumed record, and the owner';
 REVOKE ALL ON pgq_lag FROM PUBLIC;
 GRANT SELECT ON pgq_lag TO pg_monitor;
+
+-- messages counts the records in the readable log (gaps no longer count)
+COMMENT ON VIEW pgq_partitions IS
+'per partition: log start, high watermark (next offset), last stable offset (readers see below it), records in the readable log and bytes on disk';

@@ -175,7 +175,7 @@ COMMENT ON FUNCTION pgqueue.partitions_info() IS 'backs the pgq_partitions view'
 
 CREATE VIEW pgq_partitions AS SELECT * FROM pgqueue.partitions_info();
 COMMENT ON VIEW pgq_partitions IS
-'per partition: log start, high watermark (next offset), last stable offset (readers see below it), offsets in the log and bytes on disk';
+'per partition: log start, high watermark (next offset), last stable offset (readers see below it), records in the readable log and bytes on disk';
 
 /*
  * Producing.  Keys and values are of the types pgq_payload and pgq_payloads

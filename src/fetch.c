@@ -759,10 +759,73 @@ partition_last_stable_offset(PgqTopic *topic, int32 partition, int64 *hwm)
 	return pending ? stop : *hwm;
 }
 
+/* Counts the records below an offset (pgq_partitions_info). */
+typedef struct RecordCount
+{
+	int64		below;
+	int64		records;
+} RecordCount;
+
+static bool
+scan_count(void *arg, int64 offset, HeapTuple tuple, TupleDesc desc)
+{
+	RecordCount *rc = (RecordCount *) arg;
+
+	if (offset >= rc->below)
+		return false;
+	rc->records++;
+	return true;
+}
+
+/*
+ * The records of a partition's readable log, [log start, stop): gaps (the
+ * offsets of rolled-back sends, and those the offset floor skips after a
+ * restart) do not count.  Every offset below stop is settled, so any
+ * snapshot counts the same, and the count so far is kept in the partition's
+ * shared state: each call counts only the records that became stable since
+ * the last (all of them after a restart or a segment drop).  If retention
+ * drops a segment under the scan, the count starts again from the new log
+ * start.
+ */
+static int64
+partition_count_records(PgqTopic *topic, int32 partition, int64 stop)
+{
+	PgqPartitionInfo *info = topic_partition_info(topic, partition);
+	Oid			newest = info->segments[info->nsegments - 1].relid;
+	PgqPartitionState *state;
+	RecordCount rc;
+	int64		from;
+	bool		pending;
+	bool		gone;
+
+	lock_newest_segment(topic, newest);
+	state = partition_state_lookup(topic->topic_id, partition, info->offset_floor, true);
+	rc.below = stop;
+	do
+	{
+		int64		counted;
+
+		from = topic_partition_info(topic, partition)->log_start_offset;
+		counted = partition_state_get_count(state, from, &rc.records);
+		if (counted > stop)
+		{
+			/* counted past our stop by a later call: count again */
+			counted = from;
+			rc.records = 0;
+		}
+		gone = false;
+		(void) partition_scan(topic, partition, counted, PG_INT64_MAX, GetActiveSnapshot(),
+							  scan_count, &rc, &pending, &gone);
+	} while (gone);
+	partition_state_set_count(state, from, stop, rc.records);
+	UnlockRelationOid(newest, AccessShareLock);
+	return rc.records;
+}
+
 /*
  * One row per partition of every topic: log start, high watermark, last
- * stable offset, offsets in the log (LSO - log start; gaps count) and the
- * bytes of its segment tables.
+ * stable offset, the records in the readable log (counted) and the bytes of
+ * its segment tables.
  */
 Datum
 pgq_partitions_info(PG_FUNCTION_ARGS)
@@ -797,9 +860,10 @@ pgq_partitions_info(PG_FUNCTION_ARGS)
 
 		for (p = 0; p < topic->partitions; p++)
 		{
-			PgqPartitionInfo *info = topic_partition_info(topic, p);
 			int64		hwm;
 			int64		stop = partition_last_stable_offset(topic, p, &hwm);
+			int64		records = partition_count_records(topic, p, stop);
+			PgqPartitionInfo *info = topic_partition_info(topic, p);	/* as the count left it */
 			int64		bytes = 0;
 			Datum		values[7];
 			bool		nulls[7] = {false, false, false, false, false, false, false};
@@ -814,7 +878,7 @@ pgq_partitions_info(PG_FUNCTION_ARGS)
 			values[2] = Int64GetDatum(info->log_start_offset);
 			values[3] = Int64GetDatum(hwm);
 			values[4] = Int64GetDatum(stop);
-			values[5] = Int64GetDatum(stop - info->log_start_offset);
+			values[5] = Int64GetDatum(records);
 			values[6] = Int64GetDatum(bytes);
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		}

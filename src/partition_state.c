@@ -131,6 +131,9 @@ partition_state_reset(PgqPartitionState *state, Oid incarnation)
 	state->floor = 0;
 	SpinLockAcquire(&state->mutex);
 	state->stable_hint = 0;
+	state->counted_from = 0;
+	state->counted_below = 0;
+	state->counted_records = 0;
 	SpinLockRelease(&state->mutex);
 	pg_write_barrier();
 	state->incarnation = incarnation;
@@ -305,6 +308,42 @@ partition_state_advance_stable_hint(PgqPartitionState *state, int64 offset)
 	SpinLockAcquire(&state->mutex);
 	if (offset > state->stable_hint)
 		state->stable_hint = offset;
+	SpinLockRelease(&state->mutex);
+}
+
+/*
+ * The records counted so far from a log start (pgq_partitions): returns the
+ * offset the count reached (from itself if nothing was counted from there)
+ * and sets *records.  Offsets below it are settled, so the count never
+ * changes; only a new log start (retention) starts it again.
+ */
+int64
+partition_state_get_count(PgqPartitionState *state, int64 from, int64 *records)
+{
+	int64		below = from;
+
+	*records = 0;
+	SpinLockAcquire(&state->mutex);
+	if (state->counted_from == from && state->counted_below > from)
+	{
+		below = state->counted_below;
+		*records = state->counted_records;
+	}
+	SpinLockRelease(&state->mutex);
+	return below;
+}
+
+/* Remembers a count of the records in [from, below), if it goes further. */
+void
+partition_state_set_count(PgqPartitionState *state, int64 from, int64 below, int64 records)
+{
+	SpinLockAcquire(&state->mutex);
+	if (state->counted_from != from || below > state->counted_below)
+	{
+		state->counted_from = from;
+		state->counted_below = below;
+		state->counted_records = records;
+	}
 	SpinLockRelease(&state->mutex);
 }
 

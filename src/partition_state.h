@@ -58,8 +58,12 @@ typedef struct PgqPartitionState
 	pg_atomic_uint64 next_offset;	/* the high watermark; read without lock */
 	int64		floor;			/* every offset assigned is below it, durably */
 
-	slock_t		mutex;			/* protects stable_hint */
+	slock_t		mutex;			/* protects stable_hint and the count */
 	int64		stable_hint;	/* every offset below it is settled */
+	/* the records in [counted_from, counted_below), all settled offsets */
+	int64		counted_from;
+	int64		counted_below;
+	int64		counted_records;
 } PgqPartitionState;
 
 struct PgqTopic;					/* topic.h */
@@ -75,6 +79,9 @@ extern void partition_ensure_loaded(struct PgqTopic *topic, int32 partition,
 extern void partition_state_forget(Oid dbid, int32 topic_id, int32 from_partition);
 extern int64 partition_state_get_stable_hint(PgqPartitionState *state);
 extern void partition_state_advance_stable_hint(PgqPartitionState *state, int64 offset);
+extern int64 partition_state_get_count(PgqPartitionState *state, int64 from, int64 *records);
+extern void partition_state_set_count(PgqPartitionState *state, int64 from, int64 below,
+									  int64 records);
 extern void partition_wait_roll(int32 topic_id, PgqPartitionState *state);
 extern void partition_state_reset_rolling(void);
 extern ConditionVariable *topic_wakeup_cv(int32 topic_id);

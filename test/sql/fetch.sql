@@ -89,6 +89,16 @@ SELECT count(*) FROM pgq_fetch('f', 0, 1000, 10, 50);
 -- the partitions view
 SELECT topic, partition, log_start_offset, high_watermark, last_stable_offset, messages, bytes > 0 AS has_bytes
   FROM pgq_partitions WHERE topic IN ('f', 'times') ORDER BY 1, 2;
+-- messages counts records, so f's gaps (rolled-back sends) do not
+-- count; the next look counts on from where this one stopped
+SELECT count(*) FROM pgq_send('f', 'r8', partition => 0);
+BEGIN;
+SELECT count(*) FROM pgq_send('f', 'rolled back', partition => 0);
+ROLLBACK;
+SELECT count(*) FROM pgq_send('f', 'r10', partition => 0);
+SELECT p.messages, (SELECT count(*) FROM pgq_fetch('f', 0, 0, 1000)) AS fetched,
+       p.last_stable_offset - p.log_start_offset AS offsets
+  FROM pgq_partitions p WHERE topic = 'f' AND partition = 0;
 
 SELECT pgq_drop_topic('f');
 SELECT pgq_drop_topic('times');

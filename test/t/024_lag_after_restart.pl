@@ -38,6 +38,8 @@ is( $node->safe_psql(
 	"$offset\n1", 'the member reads the record after the gap, and commits');
 is($node->safe_psql('postgres', q{SELECT lag FROM pgq_consumer_lag}), '0',
 	'committed past the gap: lag 0');
+is($node->safe_psql('postgres', q{SELECT messages FROM pgq_partitions}), '4',
+	'pgq_partitions counts the 4 records, not the offsets of the gap');
 
 # a restart with nothing sent after it: the high watermark is a gap
 $node->restart;
