@@ -1,5 +1,5 @@
 EXTENSION = pgqueue
-EXTVERSION = 0.3.0
+EXTVERSION = 0.4.0
 
 MODULE_big = pgqueue
 OBJS = src/pgqueue.o src/catalog.o src/acl.o src/config.o \

@@ -480,7 +480,7 @@ lag_row_put(ReturnSetInfo *rsinfo, LagRow *row, TimestampTz now)
 /*
  * pgqueue.lag_info(): the rows of the pgq_lag view (see the header).  It
  * reads records whatever the caller's rights on the topics, so EXECUTE is
- * granted to pg_monitor only (pgqueue--0.3.0.sql).
+ * granted to pg_monitor only (pgqueue--0.4.0.sql).
  */
 Datum
 pgq_lag_info(PG_FUNCTION_ARGS)

@@ -1,4 +1,4 @@
-/* pgqueue--0.3.0.sql: install script.
+/* pgqueue--0.4.0.sql: install script.
  *
  * The SQL surface is thin: every function is a C function (or a view over
  * one), so the C code is the single source of truth for behaviour.  The
