@@ -102,6 +102,18 @@ CREATE FUNCTION pgqueue.forget_shared_state() RETURNS void
 SELECT pgqueue.forget_shared_state();
 DROP FUNCTION pgqueue.forget_shared_state();
 
+-- Idempotent producers (src/producer.c): ids come from the sequence; a
+-- transactional id has a row with its producer id and current epoch.  The
+-- sequence numbers travel with the records, in the segment tables.
+CREATE SEQUENCE pgqueue.producer_id_seq AS bigint;
+
+CREATE TABLE pgqueue.producer (
+    transactional_id  text PRIMARY KEY,
+    producer_id       bigint NOT NULL UNIQUE,
+    producer_epoch    integer NOT NULL,
+    updated_at        timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
 SELECT pg_catalog.pg_extension_config_dump('pgqueue.topic', '');
 SELECT pg_catalog.pg_extension_config_dump('pgqueue.topic_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('pgqueue.partition', '');
@@ -109,6 +121,8 @@ SELECT pg_catalog.pg_extension_config_dump('pgqueue.segment', '');
 SELECT pg_catalog.pg_extension_config_dump('pgqueue.topic_grant', '');
 SELECT pg_catalog.pg_extension_config_dump('pgqueue.consumer_group', '');
 SELECT pg_catalog.pg_extension_config_dump('pgqueue.group_offset', '');
+SELECT pg_catalog.pg_extension_config_dump('pgqueue.producer_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('pgqueue.producer', '');
 
 /*
  * Topics
@@ -260,31 +274,45 @@ CREATE CAST (bytea[] AS pgq_payloads) WITH FUNCTION pgqueue.payloads_from_bytea(
 
 CREATE FUNCTION pgq_send(topic text, value pgq_payload, key pgq_payload DEFAULT NULL,
                          partition integer DEFAULT NULL, headers jsonb DEFAULT NULL,
-                         "timestamp" timestamptz DEFAULT NULL)
+                         "timestamp" timestamptz DEFAULT NULL,
+                         producer_id bigint DEFAULT NULL, producer_epoch integer DEFAULT NULL,
+                         sequence integer DEFAULT NULL)
 RETURNS TABLE(partition integer, msg_offset bigint)
 LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send';
 CREATE FUNCTION pgq_send(topic text, value jsonb, key pgq_payload DEFAULT NULL,
                          partition integer DEFAULT NULL, headers jsonb DEFAULT NULL,
-                         "timestamp" timestamptz DEFAULT NULL)
+                         "timestamp" timestamptz DEFAULT NULL,
+                         producer_id bigint DEFAULT NULL, producer_epoch integer DEFAULT NULL,
+                         sequence integer DEFAULT NULL)
 RETURNS TABLE(partition integer, msg_offset bigint)
 LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send';
-COMMENT ON FUNCTION pgq_send(text, pgq_payload, pgq_payload, integer, jsonb, timestamptz) IS
-'appends one record (text stored as UTF-8, bytea as it is); returns its partition and offset (visible to readers when the transaction commits)';
-COMMENT ON FUNCTION pgq_send(text, jsonb, pgq_payload, integer, jsonb, timestamptz) IS
+COMMENT ON FUNCTION pgq_send(text, pgq_payload, pgq_payload, integer, jsonb, timestamptz, bigint, integer, integer) IS
+'appends one record (text stored as UTF-8, bytea as it is); returns its partition and offset (visible to readers when the transaction commits); with producer_id, producer_epoch and sequence, a retry appends nothing and returns the first attempt''s';
+COMMENT ON FUNCTION pgq_send(text, jsonb, pgq_payload, integer, jsonb, timestamptz, bigint, integer, integer) IS
 'appends one record with a jsonb value (stored as the UTF-8 bytes of its text form)';
 
 CREATE FUNCTION pgq_send_batch(topic text, "values" pgq_payloads, keys pgq_payloads DEFAULT NULL,
-                               partition integer DEFAULT NULL, headers jsonb[] DEFAULT NULL)
+                               partition integer DEFAULT NULL, headers jsonb[] DEFAULT NULL,
+                               producer_id bigint DEFAULT NULL, producer_epoch integer DEFAULT NULL,
+                               sequence integer DEFAULT NULL)
 RETURNS TABLE(partition integer, msg_offset bigint)
 LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send_batch';
 CREATE FUNCTION pgq_send_batch(topic text, "values" jsonb[], keys pgq_payloads DEFAULT NULL,
-                               partition integer DEFAULT NULL, headers jsonb[] DEFAULT NULL)
+                               partition integer DEFAULT NULL, headers jsonb[] DEFAULT NULL,
+                               producer_id bigint DEFAULT NULL, producer_epoch integer DEFAULT NULL,
+                               sequence integer DEFAULT NULL)
 RETURNS TABLE(partition integer, msg_offset bigint)
 LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send_batch';
-COMMENT ON FUNCTION pgq_send_batch(text, pgq_payloads, pgq_payloads, integer, jsonb[]) IS
-'appends many records in one call; returns (partition, offset) per record, in input order';
-COMMENT ON FUNCTION pgq_send_batch(text, jsonb[], pgq_payloads, integer, jsonb[]) IS
+COMMENT ON FUNCTION pgq_send_batch(text, pgq_payloads, pgq_payloads, integer, jsonb[], bigint, integer, integer) IS
+'appends many records in one call; returns (partition, offset) per record, in input order; with producer_id, producer_epoch and sequence (the first record''s), all go to one partition at consecutive offsets, and a retry appends nothing';
+COMMENT ON FUNCTION pgq_send_batch(text, jsonb[], pgq_payloads, integer, jsonb[], bigint, integer, integer) IS
 'appends many records with jsonb values in one call';
+
+CREATE FUNCTION pgq_init_producer(transactional_id text DEFAULT NULL)
+RETURNS TABLE(producer_id bigint, producer_epoch integer)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_init_producer';
+COMMENT ON FUNCTION pgq_init_producer(text) IS
+'a producer id and epoch for idempotent sends: a new id, or for a transactional id its id and the next epoch, which fences the earlier ones';
 
 CREATE FUNCTION pgq_murmur2(data bytea)
 RETURNS integer LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE

@@ -21,6 +21,7 @@
 #include "consumer.h"
 #include "fetch.h"
 #include "group.h"
+#include "producer.h"
 #include "topic.h"
 #include "worker.h"
 
@@ -47,10 +48,12 @@ pgq_shmem_request_hook(void)
 	RequestAddinShmemSpace(partition_state_shmem_size());
 	RequestAddinShmemSpace(group_shmem_size());
 	RequestAddinShmemSpace(positions_shmem_size());
+	RequestAddinShmemSpace(producer_shmem_size());
 	RequestAddinShmemSpace(worker_shmem_size());
 	RequestNamedLWLockTranche("pgqueue_partitions", 1);
 	RequestNamedLWLockTranche("pgqueue_groups", 1);
 	RequestNamedLWLockTranche("pgqueue_positions", 1);
+	RequestNamedLWLockTranche("pgqueue_producers", 1);
 }
 
 /* Every module's shared memory is set up here, under AddinShmemInitLock. */
@@ -63,6 +66,7 @@ pgq_shmem_startup_hook(void)
 	partition_state_shmem_startup(&GetNamedLWLockTranche("pgqueue_partitions")->lock);
 	group_shmem_startup(&GetNamedLWLockTranche("pgqueue_groups")->lock);
 	positions_shmem_startup(&GetNamedLWLockTranche("pgqueue_positions")->lock);
+	producer_shmem_startup(&GetNamedLWLockTranche("pgqueue_producers")->lock);
 	worker_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -101,6 +105,24 @@ _PG_init(void)
 							8192, 16, INT_MAX / 2,
 							PGC_POSTMASTER,
 							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgqueue.max_producer_states",
+							gettext_noop("Maximum number of idempotent producers, and of (producer, partition) pairs, whose state shared memory holds."),
+							NULL,
+							&pgq_max_producer_states,
+							8192, 16, INT_MAX / 2,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pgqueue.producer_id_expiration",
+							gettext_noop("Time after which the state of an idle idempotent producer leaves shared memory (Kafka's producer.id.expiration.ms)."),
+							gettext_noop("A producer that sends again later finds its state rebuilt from its records, if retention kept them."),
+							&pgq_producer_id_expiration,
+							86400000, 1000, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("pgqueue.databases",

@@ -25,6 +25,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_index.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -34,6 +35,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 #include "catalog.h"
 #include "segment.h"
@@ -60,7 +62,10 @@ segment_create(int32 topic_id, int32 partition, int32 segment_no, int64 base_off
 			 " \"timestamp\" timestamptz NOT NULL,"
 			 " key bytea,"
 			 " value bytea,"
-			 " headers jsonb"
+			 " headers jsonb,"
+			 " producer_id bigint,"
+			 " producer_epoch integer,"
+			 " sequence integer"
 			 ") WITH (fillfactor = 100)", name);
 	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not create segment table %s", name);
@@ -70,6 +75,14 @@ segment_create(int32 topic_id, int32 partition, int32 segment_no, int64 base_off
 			 name, name);
 	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not create the index of segment table %s", name);
+
+	/* an idempotent producer's newest records (producer.c) */
+	snprintf(sql, sizeof(sql),
+			 "CREATE INDEX %s_producer ON " PGQ_SCHEMA ".%s (producer_id, producer_epoch, sequence)"
+			 " WHERE producer_id IS NOT NULL",
+			 name, name);
+	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not create the producer index of segment table %s", name);
 
 	relid = get_relname_relid(name, get_namespace_oid(PGQ_SCHEMA, false));
 	if (!OidIsValid(relid))
@@ -153,16 +166,47 @@ segment_size(Oid relid)
 	return size;
 }
 
+/*
+ * The OID of a segment table's index on the column attnum, of which it is
+ * the first key: the offset index (msg_offset) and the producer index
+ * (producer_id, producer_epoch, sequence).
+ */
+static Oid
+segment_index_on(Relation rel, AttrNumber attnum)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+
+	foreach(lc, indexes)
+	{
+		Oid			indexoid = lfirst_oid(lc);
+		HeapTuple	tuple = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexoid));
+		bool		match;
+
+		if (!HeapTupleIsValid(tuple))
+			elog(ERROR, "cache lookup failed for index %u", indexoid);
+		match = ((Form_pg_index) GETSTRUCT(tuple))->indkey.values[0] == attnum;
+		ReleaseSysCache(tuple);
+		if (match)
+			return indexoid;
+	}
+	elog(ERROR, "segment table \"%s\" has no index on column %d",
+		 RelationGetRelationName(rel), attnum);
+	return InvalidOid;			/* keep the compiler quiet */
+}
+
 /* The OID of a segment table's offset index. */
 Oid
 segment_index(Relation rel)
 {
-	List	   *indexes = RelationGetIndexList(rel);
+	return segment_index_on(rel, SEG_OFFSET + 1);
+}
 
-	if (list_length(indexes) != 1)
-		elog(ERROR, "segment table \"%s\" does not have exactly one index",
-			 RelationGetRelationName(rel));
-	return linitial_oid(indexes);
+/* The OID of a segment table's producer index. */
+Oid
+segment_producer_index(Relation rel)
+{
+	return segment_index_on(rel, SEG_PRODUCER_ID + 1);
 }
 
 /*

@@ -47,6 +47,7 @@
 #include "murmur2.h"
 #include "partition_state.h"
 #include "payload.h"
+#include "producer.h"
 #include "segment.h"
 
 PG_FUNCTION_INFO_V1(pgq_send);
@@ -126,7 +127,8 @@ datum_len(Datum d)
  * headers' binary form) and chooses its partition.
  */
 static void
-record_prepare(PgqTopic *topic, PgqRecord *rec, bool explicit_partition)
+record_prepare(PgqTopic *topic, PgqRecord *rec, bool explicit_partition,
+			   const PgqProducerArgs *producer)
 {
 	rec->bytes = datum_len(rec->key) + datum_len(rec->value) + datum_len(rec->headers);
 	if (rec->bytes > topic->max_message_bytes)
@@ -143,6 +145,8 @@ record_prepare(PgqTopic *topic, PgqRecord *rec, bool explicit_partition)
 		rec->partition = pgq_key_partition((unsigned char *) VARDATA_ANY(DatumGetPointer(rec->key)),
 										   VARSIZE_ANY_EXHDR(DatumGetPointer(rec->key)),
 										   topic->partitions);
+	else if (producer != NULL)
+		rec->partition = producer_partition(topic, producer);
 	else
 		rec->partition = (int32) (topic->round_robin++ % (uint32) topic->partitions);
 }
@@ -159,12 +163,13 @@ record_prepare(PgqTopic *topic, PgqRecord *rec, bool explicit_partition)
 /*
  * An upper bound of how much bigger a record's segment row is than its
  * bytes (key, value and headers): the tuple header with its null bitmap,
- * the two 8-byte columns, and for each of the three varlena columns a 4-byte
- * length word and up to 3 bytes of alignment padding.
+ * the three 8-byte columns, the two 4-byte ones (with their padding), and
+ * for each of the three varlena columns a 4-byte length word and up to 3
+ * bytes of alignment padding.
  */
 #define SEG_ROW_OVERHEAD_MAX \
 	(MAXALIGN(offsetof(HeapTupleHeaderData, t_bits) + BITMAPLEN(SEG_NATTS)) + \
-	 2 * sizeof(int64) + 3 * (VARHDRSZ + 3))
+	 3 * (sizeof(int64) + 7) + 2 * sizeof(int32) + 3 * (VARHDRSZ + 3))
 
 /*
  * Whether heap_insert may TOAST one of the records: whether a row may be
@@ -187,7 +192,10 @@ records_may_toast(PgqRecord **recs, int nrecs)
  * offsets.  The append lock is held across offset assignment and the inserts.
  * nahead is the number of records of the partition that the caller will
  * append next (the rest of a batch), so that one raise of the offset floor
- * may cover them too.
+ * may cover them too.  producer (or NULL) is an idempotent send's producer,
+ * whose sequence the records take: then the append may find them appended
+ * before and append nothing, setting the offsets they got then (see
+ * producer.c), or wait for the transaction that appended them to end.
  *
  * No heavyweight lock may be taken while holding the append lock, so every
  * relation the inserts may touch is opened and locked before: the segment
@@ -200,12 +208,15 @@ records_may_toast(PgqRecord **recs, int nrecs)
  */
 static void
 partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs,
-				 int64 nahead)
+				 int64 nahead, const PgqProducerArgs *producer)
 {
 	PgqPartitionState *state;
 	Relation	rel;
 	Relation	index;
+	Relation	producer_index = NULL;
 	IndexInfo  *index_info;
+	IndexInfo  *producer_index_info = NULL;
+	Oid			incarnation;
 	TupleDesc	desc;
 	CommandId	cid = GetCurrentCommandId(true);
 	Relation	floor_seq = NULL;
@@ -222,9 +233,17 @@ partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs,
 	{
 		PgqPartitionInfo *info = topic_partition_info(topic, partition);
 		Oid			relid = info->segments[info->nsegments - 1].relid;
+		PgqProducerVerdict verdict = PRODUCER_APPEND;
+		int64		first_offset = 0;
+		TransactionId xid = InvalidTransactionId;
 
+		incarnation = info->offset_floor;
+		if (producer != NULL)
+			producer_state_ensure(topic, partition, incarnation, producer);
 		rel = segment_open(topic, relid, RowExclusiveLock);
 		index = index_open(segment_index(rel), RowExclusiveLock);
+		if (producer != NULL)
+			producer_index = index_open(segment_producer_index(rel), RowExclusiveLock);
 		if (may_toast)
 			segment_lock_toast(rel);
 		state = partition_state_lookup(topic->topic_id, partition, info->offset_floor, true);
@@ -236,6 +255,8 @@ partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs,
 			LWLockRelease(&state->append_lock);
 			/* wait while still holding the segment's lock, which keeps state valid */
 			partition_wait_roll(topic->topic_id, state);
+			if (producer_index != NULL)
+				index_close(producer_index, RowExclusiveLock);
 			index_close(index, RowExclusiveLock);
 			table_close(rel, RowExclusiveLock);
 			topic_partition_info_forget(topic, partition);
@@ -247,13 +268,38 @@ partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs,
 			LWLockRelease(&state->append_lock);
 			floor_seq = relation_open(info->offset_floor, RowExclusiveLock);
 			owner = catalog_owner();	/* a catalog lookup: not under the lock */
+			if (producer_index != NULL)
+				index_close(producer_index, NoLock);
 			index_close(index, NoLock);
 			table_close(rel, NoLock);
 			continue;
 		}
-		break;
+		if (producer != NULL)
+			verdict = producer_check(topic, partition, incarnation, producer, nrecs,
+									 &first_offset, &xid);
+		if (verdict == PRODUCER_APPEND)
+			break;
+
+		LWLockRelease(&state->append_lock);
+		index_close(producer_index, NoLock);
+		index_close(index, NoLock);
+		table_close(rel, NoLock);
+		if (verdict == PRODUCER_DUPLICATE)
+		{
+			/* a retry: the records are there already */
+			for (i = 0; i < nrecs; i++)
+				recs[i]->offset = first_offset + i;
+			if (floor_seq != NULL)
+				relation_close(floor_seq, NoLock);
+			return;
+		}
+		if (verdict == PRODUCER_WAIT)
+			XactLockTableWait(xid, NULL, NULL, XLTW_None);
+		/* and look again (PRODUCER_RELOAD: the state is loaded first) */
 	}
 	index_info = BuildIndexInfo(index);
+	if (producer_index != NULL)
+		producer_index_info = BuildIndexInfo(producer_index);
 	desc = RelationGetDescr(rel);
 
 	for (i = 0; i < nrecs; i++)
@@ -290,18 +336,36 @@ partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs,
 		nulls[SEG_VALUE] = rec->value == (Datum) 0;
 		values[SEG_HEADERS] = rec->headers;
 		nulls[SEG_HEADERS] = rec->headers == (Datum) 0;
+		if (producer != NULL)
+		{
+			values[SEG_PRODUCER_ID] = Int64GetDatum(producer->producer_id);
+			values[SEG_PRODUCER_EPOCH] = Int32GetDatum(producer->epoch);
+			values[SEG_SEQUENCE] = Int32GetDatum(producer->sequence + i);
+		}
+		nulls[SEG_PRODUCER_ID] = nulls[SEG_PRODUCER_EPOCH] = nulls[SEG_SEQUENCE] = producer == NULL;
 
 		tuple = heap_form_tuple(desc, values, nulls);
 		heap_insert(rel, tuple, cid, 0, NULL);
 		index_insert(index, &values[SEG_OFFSET], &index_null, &tuple->t_self, rel,
 					 UNIQUE_CHECK_NO, false, index_info);
+		if (producer != NULL)
+		{
+			bool		producer_nulls[3] = {false, false, false};
+
+			index_insert(producer_index, &values[SEG_PRODUCER_ID], producer_nulls, &tuple->t_self,
+						 rel, UNIQUE_CHECK_NO, false, producer_index_info);
+		}
 		heap_freetuple(tuple);
 	}
+	if (producer != NULL)
+		producer_record(topic->topic_id, partition, incarnation, producer, nrecs, recs[0]->offset);
 	LWLockRelease(&state->append_lock);
 	send_wakeup_register(topic->topic_id);
 
 	if (floor_seq != NULL)
 		relation_close(floor_seq, NoLock);
+	if (producer_index != NULL)
+		index_close(producer_index, NoLock);
 	index_close(index, NoLock);
 	table_close(rel, NoLock);
 }
@@ -385,8 +449,13 @@ pgq_send(PG_FUNCTION_ARGS)
 	PgqRecord	rec;
 	PgqRecord  *recp = &rec;
 	bool		explicit_partition;
+	PgqProducerArgs producer;
+	bool		idempotent;
 
 	send_prologue(topic);
+	idempotent = producer_args_get(fcinfo, 6, &producer);
+	if (idempotent)
+		producer_check_epoch(&producer);
 
 	memset(&rec, 0, sizeof(rec));
 	if (!PG_ARGISNULL(1))
@@ -403,8 +472,8 @@ pgq_send(PG_FUNCTION_ARGS)
 	}
 	rec.timestamp = PG_ARGISNULL(5) ? GetCurrentTimestamp() : PG_GETARG_TIMESTAMPTZ(5);
 
-	record_prepare(topic, &rec, explicit_partition);
-	partition_append(topic, rec.partition, &recp, 1, 0);
+	record_prepare(topic, &rec, explicit_partition, idempotent ? &producer : NULL);
+	partition_append(topic, rec.partition, &recp, 1, 0, idempotent ? &producer : NULL);
 
 	return return_offset(fcinfo, &rec);
 }
@@ -465,9 +534,14 @@ pgq_send_batch(PG_FUNCTION_ARGS)
 	TimestampTz now = GetCurrentTimestamp();
 	PgqRecord  *recs;
 	PgqRecord **order;
+	PgqProducerArgs producer;
+	bool		idempotent;
 	int			i;
 
 	send_prologue(topic);
+	idempotent = producer_args_get(fcinfo, 5, &producer);
+	if (idempotent)
+		producer_check_epoch(&producer);
 
 	array_elements(DatumGetArrayTypeP(pgq_require_arg(fcinfo, 1, "values")),
 				   &values, &value_nulls, &n);
@@ -508,8 +582,24 @@ pgq_send_batch(PG_FUNCTION_ARGS)
 		}
 		rec->timestamp = now;
 		rec->partition = partition;
-		record_prepare(topic, rec, explicit_partition);
+		record_prepare(topic, rec, explicit_partition, idempotent ? &producer : NULL);
 		order[i] = rec;
+		if (idempotent && rec->partition != recs[0].partition)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the records of an idempotent batch must go to one partition"),
+					 errdetail("Record %d goes to partition %d, record 1 to partition %d.",
+							   i + 1, rec->partition, recs[0].partition),
+					 errhint("Send one batch per partition: a producer's sequence numbers count per partition.")));
+	}
+
+	if (idempotent)
+	{
+		/* one run of sequences: appended at once, at consecutive offsets */
+		if (n > 0)
+			partition_append(topic, recs[0].partition, order, n, 0, &producer);
+		return_offsets(fcinfo, recs, n);
+		return (Datum) 0;
 	}
 
 	/*
@@ -527,7 +617,7 @@ pgq_send_batch(PG_FUNCTION_ARGS)
 		{
 			int			chunk = Min(j - i, PGQ_APPEND_CHUNK);
 
-			partition_append(topic, order[i]->partition, &order[i], chunk, j - i - chunk);
+			partition_append(topic, order[i]->partition, &order[i], chunk, j - i - chunk, NULL);
 			i += chunk;
 			CHECK_FOR_INTERRUPTS();
 		}

@@ -43,6 +43,7 @@
 #include "catalog.h"
 #include "config.h"
 #include "group.h"
+#include "producer.h"
 #include "segment.h"
 
 PG_FUNCTION_INFO_V1(pgq_create_topic);
@@ -457,6 +458,7 @@ pgq_xact_callback(XactEvent event, void *arg)
 				{
 					partition_state_forget(MyDatabaseId, ddl_list[i].topic_id, 0);
 					group_forget_topic(MyDatabaseId, ddl_list[i].topic_id);
+					producer_forget(MyDatabaseId, ddl_list[i].topic_id);
 				}
 			pgq_catalog_generation_bump();
 			pgq_catalog_invalidate_local();
@@ -537,6 +539,7 @@ pgq_forget_shared_state(PG_FUNCTION_ARGS)
 {
 	partition_state_forget(MyDatabaseId, 0, 0);
 	group_forget_topic(MyDatabaseId, 0);
+	producer_forget(MyDatabaseId, 0);
 	catalog_change_register();
 	PG_RETURN_VOID();
 }

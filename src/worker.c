@@ -54,6 +54,7 @@
 
 #include "consumer.h"
 #include "partition_state.h"
+#include "producer.h"
 #include "worker.h"
 
 PGDLLEXPORT void pgq_worker_main(Datum main_arg);
@@ -178,6 +179,7 @@ worker_round(void)
 	pgstat_report_activity(STATE_RUNNING, "pgqueue maintenance");
 	group_expire_members();
 	positions_sweep();
+	producer_expire();
 	if (pgq_segment_maintenance)
 		retention_round();
 
