@@ -193,6 +193,20 @@ is( $new->safe_psql(
 	  FROM pg_proc WHERE proname IN ('pgq_send', 'pgq_send_batch')}),
 	'jsonb,jsonb[],pgq_payload,pgq_payloads', 'the old overloads are replaced');
 
+# 0.4.0's idempotent producers, on a segment made by 0.1.0: the update gave
+# it the producer columns and index
+my $next = $hwm + 1;
+is( $new->safe_psql(
+		'postgres', q{
+	SELECT producer_id AS pid FROM pgq_init_producer() \gset
+	SELECT string_agg(msg_offset::text, ',')
+	  FROM generate_series(1, 2),
+	       LATERAL pgq_send('events', 'idempotent', partition => 0, producer_id => :pid,
+	                        producer_epoch => 0, sequence => 0);
+	SELECT count(*) FROM pgq_fetch('events', 0, 0) WHERE convert_from(value, 'UTF8') = 'idempotent'}),
+	"$next,$next\n1",
+	'after the update, an idempotent send to an old segment appends once, and its retry returns its offset');
+
 ok( $new->poll_query_until(
 		'postgres', q{SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'pgqueue worker'}),
 	'the worker runs after the update');
