@@ -39,6 +39,16 @@ $node->safe_psql('source', q{
 	SELECT pgq_commit('billing', 'w1');
 	SELECT pgq_leave('billing', 'w1');
 });
+# an idempotent producer with a transactional id, and one without
+my $idempotent_before = $node->safe_psql('source', q{
+	SELECT producer_id AS tx FROM pgq_init_producer('dump-tx') \gset
+	SELECT producer_id AS plain FROM pgq_init_producer() \gset
+	SELECT string_agg(partition || ':' || msg_offset, ' ')
+	  FROM (SELECT * FROM pgq_send_batch('events', ARRAY['i0', 'i1'], producer_id => :tx,
+	                                     producer_epoch => 0, sequence => 0)
+	        UNION ALL
+	        SELECT * FROM pgq_send('events', 'i2', partition => 0, producer_id => :plain,
+	                               producer_epoch => 0, sequence => 0)) s});
 
 my $records_sql = q{
 	SELECT string_agg(format('%s/%s/%s/%s/%s/%s', f.topic, f.partition, f.msg_offset,
@@ -95,6 +105,22 @@ my $resumed = $node->safe_psql('target', q{
 	SELECT count(*) FROM pgq_poll('billing', 'orders', 1000, 0, 'w2')});
 is($resumed, 31 + 3 - 10, 'the group resumes after what it committed in the source');
 cmp_ok($committed, '>', 0, 'committed offsets came along');
+
+# idempotent producers came along: retries append nothing, the epochs hold
+is( $node->safe_psql('target', q{
+	SELECT producer_id AS tx FROM pgqueue.producer WHERE transactional_id = 'dump-tx' \gset
+	SELECT last_value AS plain FROM pgqueue.producer_id_seq \gset
+	SELECT string_agg(partition || ':' || msg_offset, ' ')
+	  FROM (SELECT * FROM pgq_send_batch('events', ARRAY['i0', 'i1'], producer_id => :tx,
+	                                     producer_epoch => 0, sequence => 0)
+	        UNION ALL
+	        SELECT * FROM pgq_send('events', 'i2', partition => 0, producer_id => :plain,
+	                               producer_epoch => 0, sequence => 0)) s}),
+	$idempotent_before, 'after the restore, retries of idempotent sends return their offsets');
+is( $node->safe_psql('target', q{
+	SELECT producer_epoch FROM pgq_init_producer('dump-tx');
+	SELECT count(*) FROM pgq_fetch('events', 0, 0) WHERE convert_from(value, 'UTF8') LIKE 'i_'}),
+	"1\n3", 'the transactional id goes on with its next epoch, and the records are there once');
 
 # rights came along (by role name)
 $node->safe_psql('target', q{GRANT USAGE ON SCHEMA public TO dump_reader});
