@@ -20,7 +20,7 @@
 #   --held-xmin     also run the held-snapshot workload (see below)
 #   --held-minutes M  how long the snapshot is held per system (default 10, --quick 1)
 #   --only LIST     only these workloads, comma-separated:
-#                   p1,p1off,p2,c1,p2py,c1py,e2e,partitions,members,topics,held
+#                   p1,p1off,p1idem,p2,c1,p2py,c1py,e2e,partitions,members,topics,held
 #   --systems LIST  only these systems, comma-separated: pgqueue,plain,pgq
 #                   (ratios need pgqueue and plain; held compares each
 #                   system with itself)
@@ -65,6 +65,12 @@
 #          pgbench \set random(): pgq_send('p1', lpad(:v::text,100,'v'),
 #          lpad(:k::text,16,'0')); the plain table and PgQ insert the same.
 #   P1off  the same with synchronous_commit = off (PGOPTIONS of the clients).
+#   P1idem pgqueue only: P1 with idempotence against P1 without, alternating,
+#          -c 1 and -c 4: each client is a producer of its own
+#          (pgq_init_producer before each measurement) and sends its
+#          sequences 0, 1, 2, ... (pgbench -D seq=0, \set seq :seq + 1):
+#            SELECT pgq_send('p1', value, key, producer_id => BASE + :client_id,
+#                            producer_epoch => 0, sequence => :seq);
 #   P2     1000 messages per transaction, -c 1 and -c 2: pgq_send_batch with
 #          arrays built by array_agg over generate_series (value
 #          repeat('v',100), key lpad((random()*1e15)::bigint::text,16,'0'));
@@ -159,7 +165,7 @@ else
 	: "${RUNS:=3}" "${HELD_MIN:=10}"
 	T_P=15 MSGS=1000000 E2E_T=10 E2E_IDLE=5 HELD_P2_T=5
 fi
-ALL_WORKLOADS="p1 p1off p2 c1 p2py c1py e2e partitions members topics"
+ALL_WORKLOADS="p1 p1off p1idem p2 c1 p2py c1py e2e partitions members topics"
 if [ -n "$ONLY" ]; then WORKLOADS=${ONLY//,/ }; else WORKLOADS=$ALL_WORKLOADS; fi
 if [ "$HELD" = 1 ] && [[ " $WORKLOADS " != *" held "* ]]; then WORKLOADS="$WORKLOADS held"; fi
 for w in $WORKLOADS; do
@@ -220,6 +226,20 @@ write_report() {
 				echo "P2py and C1py: the same workloads through psycopg (bench/driver.py), the client sending the records as parameters and reading the same five columns of every record; PgQ not measured."
 				echo
 			fi
+		fi
+		if grep -q '^p1idem	' "$tsv"; then
+			local a b r c
+			echo "### Idempotent producer, messages/s (median of the runs)"
+			echo
+			echo "| workload | clients | idempotent | not idempotent | idempotent / not | target | met |"
+			echo "|---|---|---|---|---|---|---|"
+			for c in c1 c4; do
+				grep -q "^p1idem	$c	" "$tsv" || continue
+				a=$(med "$tsv" p1idem "$c" idempotent) b=$(med "$tsv" p1idem "$c" pgqueue)
+				r=$(ratio "$a" "$b")
+				echo "| P1 | ${c/c/} | $(rate "$a") | $(rate "$b") | $r | ≥ 0.90 | $(meets "$r" 0.90) |"
+			done
+			echo
 		fi
 		if grep -qE '^(partitions|members|topics)	' "$tsv"; then
 			echo "### Scale, messages/s (median of the runs)"
@@ -358,6 +378,7 @@ est=$(awk -v runs="$RUNS" -v t="$T_P" -v m="$MSGS" -v e="$E2E_T" -v i="$E2E_IDLE
 	ns = split(sys, a, " "); s = 20
 	if (wl ~ / p1 /) s += runs * ns * 2 * (t + 2)
 	if (wl ~ / p1off /) s += runs * ns * 2 * (t + 2)
+	if (wl ~ / p1idem /) s += runs * 4 * (t + 2)
 	if (wl ~ / p2 /) s += runs * ns * 2 * (t + 3)
 	if (wl ~ / c1 /) s += runs * (m / 60000 + m / 45000 + pgq * m / 16000 + 8)
 	if (wl ~ / p2py /) s += runs * 2 * (t + 3)
@@ -605,6 +626,37 @@ run_p1() { # WORKLOAD RUN (p1 or p1off)
 				PGOPTIONS="-c synchronous_commit=off" producer "$w" "c$c" "$sys" "$r" "$(p1_script "$sys" p1 1)" 1 "${args[@]}"
 			else
 				producer "$w" "c$c" "$sys" "$r" "$(p1_script "$sys" p1 1)" 1 "${args[@]}"
+			fi
+		done
+	done
+}
+
+# p1idem_script BASE: P1's pgqueue script as an idempotent producer: client
+# i is producer BASE + i, counting its sequences from -D seq=0
+p1idem_script() {
+	local f="$OUT/scripts/p1idem-$1.sql"
+	{
+		echo '\set k random(0, 999999999999999)'
+		echo '\set v random(0, 999999999999999)'
+		echo "SELECT pgq_send('p1', lpad(:v::text, 100, 'v'), lpad(:k::text, 16, '0'), producer_id => $1 + :client_id, producer_epoch => 0, sequence => :seq);"
+		echo '\set seq :seq + 1'
+	} >"$f"
+	echo "$f"
+}
+
+# P1 with and without idempotence (systems "idempotent" and "pgqueue"),
+# in turn, the order alternating by run
+run_p1idem() {
+	local r=$1 mode c base
+	for mode in $(if ((r % 2)); then echo pgqueue idempotent; else echo idempotent pgqueue; fi); do
+		for c in 1 4; do
+			reset pgqueue p1 1
+			local args=(-T "$T_P" -c "$c" -j "$((c > 1 ? 2 : 1))")
+			if [ "$mode" = idempotent ]; then
+				base=$(q -c "SELECT min(id) FROM (SELECT (pgq_init_producer()).producer_id AS id FROM generate_series(1, $c)) p")
+				producer p1idem "c$c" idempotent "$r" "$(p1idem_script "$base")" 1 "${args[@]}" -D seq=0
+			else
+				producer p1idem "c$c" pgqueue "$r" "$(p1_script pgqueue p1 1)" 1 "${args[@]}"
 			fi
 		done
 	done
@@ -928,6 +980,7 @@ for r in $(seq "$RUNS"); do
 	say "run $r of $RUNS"
 	if want p1; then progress "P1: 1 message per transaction, -T $T_P"; run_p1 p1 "$r"; fi
 	if want p1off; then progress "P1off: the same, synchronous_commit = off"; run_p1 p1off "$r"; fi
+	if want p1idem; then progress "P1idem: P1 with idempotence and without (pgqueue), -T $T_P"; run_p1idem "$r"; fi
 	if want p2; then progress "P2: 1000 messages per transaction, -T $T_P"; run_p2 "$r"; fi
 	if want c1; then progress "C1: drain $(fmt_int "$MSGS") messages, 1 consumer, 1000 per batch"; run_c1 "$r"; fi
 	if want p2py; then progress "P2py: P2 through psycopg, -T $T_P"; run_p2py "$r"; fi
