@@ -137,9 +137,20 @@ static ProducersShared *producers_shared = NULL;
 static HTAB *producers = NULL;
 static HTAB *producer_states = NULL;
 
-/* epochs raised by this transaction's pgq_init_producer, applied at commit */
+/*
+ * Epochs raised by this transaction's pgq_init_producer, applied to the
+ * cache at commit; each with the subtransaction that raised it, so that a
+ * rolled-back savepoint takes its raises back.
+ */
+typedef struct EpochRaise
+{
+	ProducerKey key;
+	int32		epoch;
+	SubTransactionId subid;
+} EpochRaise;
+
 static List *epochs_raised = NIL;
-static bool xact_callback_registered = false;
+static bool xact_callbacks_registered = false;
 
 Size
 producer_shmem_size(void)
@@ -307,7 +318,8 @@ producer_check_epoch(const PgqProducerArgs *args)
 			LWLockRelease(producers_shared->lock);
 			producers_full_error();
 		}
-		if (!found)
+		/* a pgq_init_producer that committed meanwhile may have entered a higher one */
+		if (!found || p->epoch < epoch)
 			p->epoch = epoch;
 		epoch = p->epoch;
 		p->last_used = GetCurrentTransactionStartTimestamp();
@@ -758,22 +770,71 @@ producer_xact_callback(XactEvent event, void *arg)
 {
 	ListCell   *lc;
 
-	if (event == XACT_EVENT_COMMIT && epochs_raised != NIL)
+	switch (event)
 	{
-		LWLockAcquire(producers_shared->lock, LW_EXCLUSIVE);
-		foreach(lc, epochs_raised)
-		{
-			Producer   *raised = (Producer *) lfirst(lc);
-			Producer   *p = hash_search(producers, &raised->key, HASH_FIND, NULL);
+		case XACT_EVENT_PRE_PREPARE:
+			/* the raise would be applied by no one at COMMIT PREPARED */
+			if (epochs_raised != NIL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that ran pgq_init_producer() with a transactional id")));
+			break;
+		case XACT_EVENT_COMMIT:
+			if (epochs_raised == NIL)
+				break;
+			LWLockAcquire(producers_shared->lock, LW_EXCLUSIVE);
+			foreach(lc, epochs_raised)
+			{
+				EpochRaise *raised = (EpochRaise *) lfirst(lc);
+				bool		found;
+				Producer   *p = hash_search(producers, &raised->key, HASH_ENTER_NULL, &found);
 
-			if (p != NULL && p->epoch < raised->epoch)
-				p->epoch = raised->epoch;
-		}
-		LWLockRelease(producers_shared->lock);
+				/*
+				 * Entered even if absent: a backend that read the old epoch
+				 * from the catalog before this commit and caches it after
+				 * finds this one and keeps the higher (epochs only rise).
+				 */
+				if (p == NULL)
+					continue;	/* full: its sends fail until there is room */
+				if (!found)
+				{
+					p->epoch = raised->epoch;
+					p->last_used = GetCurrentTimestamp();
+				}
+				else if (p->epoch < raised->epoch)
+					p->epoch = raised->epoch;
+			}
+			LWLockRelease(producers_shared->lock);
+			epochs_raised = NIL;	/* (allocated in TopTransactionContext) */
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			epochs_raised = NIL;
+			break;
+		default:
+			break;
 	}
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
-		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
-		epochs_raised = NIL;	/* (allocated in TopTransactionContext) */
+}
+
+static void
+producer_subxact_callback(SubXactEvent event, SubTransactionId subid,
+						  SubTransactionId parent, void *arg)
+{
+	ListCell   *lc;
+
+	foreach(lc, epochs_raised)
+	{
+		EpochRaise *raised = (EpochRaise *) lfirst(lc);
+
+		if (raised->subid != subid)
+			continue;
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+			raised->subid = parent;
+		else if (event == SUBXACT_EVENT_ABORT_SUB)
+			epochs_raised = foreach_delete_current(epochs_raised, lc);
+	}
 }
 
 /*
@@ -839,16 +900,18 @@ pgq_init_producer(PG_FUNCTION_ARGS)
 	{
 		/* fence the earlier epochs once this commits */
 		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-		Producer   *raised = palloc0(sizeof(Producer));
+		EpochRaise *raised = palloc0(sizeof(EpochRaise));
 
 		producer_key_init(&raised->key, DatumGetInt64(values[0]));
 		raised->epoch = DatumGetInt32(values[1]);
+		raised->subid = GetCurrentSubTransactionId();
 		epochs_raised = lappend(epochs_raised, raised);
 		MemoryContextSwitchTo(old);
-		if (!xact_callback_registered)
+		if (!xact_callbacks_registered)
 		{
 			RegisterXactCallback(producer_xact_callback, NULL);
-			xact_callback_registered = true;
+			RegisterSubXactCallback(producer_subxact_callback, NULL);
+			xact_callbacks_registered = true;
 		}
 	}
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);

@@ -72,6 +72,17 @@ SELECT * FROM pgq_send('idem', 't1', partition => 2, producer_id => :t, producer
 SELECT * FROM pgq_send('idem', 't1', partition => 1, producer_id => :t, producer_epoch => 1, sequence => 1);
 SELECT * FROM pgq_send('idem', 't1', partition => 1, producer_id => :t, producer_epoch => 1, sequence => 0);
 SELECT * FROM pgq_send('idem', 't1', partition => 1, producer_id => :t, producer_epoch => 2, sequence => 0);
+-- an epoch raised in a savepoint that rolls back fences nothing
+BEGIN;
+SAVEPOINT raise;
+SELECT producer_epoch FROM pgq_init_producer('txn-1');
+ROLLBACK TO SAVEPOINT raise;
+COMMIT;
+SELECT * FROM pgq_send('idem', 't2', partition => 1, producer_id => :t, producer_epoch => 1, sequence => 1);
+-- and one raised in a transaction cannot be prepared
+BEGIN;
+SELECT producer_epoch FROM pgq_init_producer('txn-1');
+PREPARE TRANSACTION 'raise';
 SELECT transactional_id, producer_id = :t AS same_id, producer_epoch FROM pgqueue.producer;
 
 -- unknown producer ids (PQ004), and bad arguments
