@@ -837,6 +837,26 @@ producer_subxact_callback(SubXactEvent event, SubTransactionId subid,
 	}
 }
 
+/* Notes an epoch to raise in the cache when this transaction commits. */
+static void
+epoch_raise_note(int64 producer_id, int32 epoch)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	EpochRaise *raised = palloc0(sizeof(EpochRaise));
+
+	producer_key_init(&raised->key, producer_id);
+	raised->epoch = epoch;
+	raised->subid = GetCurrentSubTransactionId();
+	epochs_raised = lappend(epochs_raised, raised);
+	MemoryContextSwitchTo(old);
+	if (!xact_callbacks_registered)
+	{
+		RegisterXactCallback(producer_xact_callback, NULL);
+		RegisterSubXactCallback(producer_subxact_callback, NULL);
+		xact_callbacks_registered = true;
+	}
+}
+
 /*
  * pgq_init_producer(transactional_id text DEFAULT NULL)
  *	  RETURNS TABLE(producer_id bigint, producer_epoch integer)
@@ -877,7 +897,9 @@ pgq_init_producer(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("transactional_id must not be empty")));
-		catalog_query("INSERT INTO " PGQ_SCHEMA ".producer AS p (transactional_id, producer_id, producer_epoch)"
+		catalog_query("WITH old AS (SELECT producer_id FROM " PGQ_SCHEMA ".producer"
+					  "              WHERE transactional_id OPERATOR(pg_catalog.=) $1)"
+					  " INSERT INTO " PGQ_SCHEMA ".producer AS p (transactional_id, producer_id, producer_epoch)"
 					  " VALUES ($1, pg_catalog.nextval('" PGQ_SCHEMA ".producer_id_seq'), 0)"
 					  " ON CONFLICT (transactional_id) DO UPDATE SET"
 					  "   producer_id = CASE WHEN p.producer_epoch OPERATOR(pg_catalog.>=) "
@@ -887,33 +909,24 @@ pgq_init_producer(PG_FUNCTION_ARGS)
 					  CppAsString2(PGQ_PRODUCER_EPOCH_MAX)
 					  "     THEN 0 ELSE p.producer_epoch OPERATOR(pg_catalog.+) 1 END,"
 					  "   updated_at = pg_catalog.now()"
-					  " RETURNING producer_id, producer_epoch",
+					  " RETURNING producer_id, producer_epoch, (SELECT producer_id FROM old)",
 					  1, argtypes, args, NULL, false);
 	}
 	if (SPI_processed != 1)
 		elog(ERROR, "pgq_init_producer: no producer id");
 	values[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	values[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-	SPI_finish();
-
 	if (!PG_ARGISNULL(0))
 	{
-		/* fence the earlier epochs once this commits */
-		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-		EpochRaise *raised = palloc0(sizeof(EpochRaise));
+		Datum		old_id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
 
-		producer_key_init(&raised->key, DatumGetInt64(values[0]));
-		raised->epoch = DatumGetInt32(values[1]);
-		raised->subid = GetCurrentSubTransactionId();
-		epochs_raised = lappend(epochs_raised, raised);
-		MemoryContextSwitchTo(old);
-		if (!xact_callbacks_registered)
-		{
-			RegisterXactCallback(producer_xact_callback, NULL);
-			RegisterSubXactCallback(producer_subxact_callback, NULL);
-			xact_callbacks_registered = true;
-		}
+		/* fence the earlier epochs once this commits */
+		epoch_raise_note(DatumGetInt64(values[0]), DatumGetInt32(values[1]));
+		/* and all of an id that epoch 32767 used up */
+		if (!isnull && DatumGetInt64(old_id) != DatumGetInt64(values[0]))
+			epoch_raise_note(DatumGetInt64(old_id), PGQ_PRODUCER_EPOCH_MAX + 1);
 	}
+	SPI_finish();
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
 }

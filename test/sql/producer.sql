@@ -83,6 +83,13 @@ SELECT * FROM pgq_send('idem', 't2', partition => 1, producer_id => :t, producer
 BEGIN;
 SELECT producer_epoch FROM pgq_init_producer('txn-1');
 PREPARE TRANSACTION 'raise';
+-- past epoch 32767 (Kafka's are 16-bit) the id gets a new producer id, and
+-- the old one is fenced whole
+UPDATE pgqueue.producer SET producer_epoch = 32766 WHERE transactional_id = 'txn-1';
+SELECT producer_id = :t AS same_id, producer_epoch FROM pgq_init_producer('txn-1');
+SELECT * FROM pgq_send('idem', 'w', partition => 2, producer_id => :t, producer_epoch => 32767, sequence => 0);
+SELECT producer_id = :t AS same_id, producer_epoch FROM pgq_init_producer('txn-1');
+SELECT * FROM pgq_send('idem', 'w', partition => 2, producer_id => :t, producer_epoch => 32767, sequence => 1);
 SELECT transactional_id, producer_id = :t AS same_id, producer_epoch FROM pgqueue.producer;
 
 -- unknown producer ids (PQ004), and bad arguments
