@@ -111,6 +111,7 @@ CREATE TABLE pgqueue.producer (
     transactional_id  text PRIMARY KEY,
     producer_id       bigint NOT NULL UNIQUE,
     producer_epoch    integer NOT NULL,
+    owner             regrole NOT NULL,   -- who may raise the epoch: the first user, and roles with its rights
     updated_at        timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 

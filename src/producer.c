@@ -890,8 +890,8 @@ pgq_init_producer(PG_FUNCTION_ARGS)
 	else
 	{
 		text	   *tid = PG_GETARG_TEXT_PP(0);
-		Oid			argtypes[1] = {TEXTOID};
-		Datum		args[1] = {PointerGetDatum(tid)};
+		Oid			argtypes[2] = {TEXTOID, OIDOID};
+		Datum		args[2] = {PointerGetDatum(tid), ObjectIdGetDatum(GetUserId())};
 
 		if (VARSIZE_ANY_EXHDR(tid) == 0)
 			ereport(ERROR,
@@ -899,8 +899,8 @@ pgq_init_producer(PG_FUNCTION_ARGS)
 					 errmsg("transactional_id must not be empty")));
 		catalog_query("WITH old AS (SELECT producer_id FROM " PGQ_SCHEMA ".producer"
 					  "              WHERE transactional_id OPERATOR(pg_catalog.=) $1)"
-					  " INSERT INTO " PGQ_SCHEMA ".producer AS p (transactional_id, producer_id, producer_epoch)"
-					  " VALUES ($1, pg_catalog.nextval('" PGQ_SCHEMA ".producer_id_seq'), 0)"
+					  " INSERT INTO " PGQ_SCHEMA ".producer AS p (transactional_id, producer_id, producer_epoch, owner)"
+					  " VALUES ($1, pg_catalog.nextval('" PGQ_SCHEMA ".producer_id_seq'), 0, $2)"
 					  " ON CONFLICT (transactional_id) DO UPDATE SET"
 					  "   producer_id = CASE WHEN p.producer_epoch OPERATOR(pg_catalog.>=) "
 					  CppAsString2(PGQ_PRODUCER_EPOCH_MAX)
@@ -909,8 +909,17 @@ pgq_init_producer(PG_FUNCTION_ARGS)
 					  CppAsString2(PGQ_PRODUCER_EPOCH_MAX)
 					  "     THEN 0 ELSE p.producer_epoch OPERATOR(pg_catalog.+) 1 END,"
 					  "   updated_at = pg_catalog.now()"
+					  " WHERE CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_authid a"
+					  "                         WHERE a.oid OPERATOR(pg_catalog.=) p.owner::pg_catalog.oid)"
+					  "       THEN pg_catalog.pg_has_role($2, p.owner::pg_catalog.oid, 'USAGE')"
+					  "       ELSE true END"	/* its owner was dropped: anyone's */
 					  " RETURNING producer_id, producer_epoch, (SELECT producer_id FROM old)",
-					  1, argtypes, args, NULL, false);
+					  2, argtypes, args, NULL, false);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for transactional id \"%s\"", text_to_cstring(tid)),
+					 errdetail("Only roles with the rights of the role that first used it may fence its producers.")));
 	}
 	if (SPI_processed != 1)
 		elog(ERROR, "pgq_init_producer: no producer id");

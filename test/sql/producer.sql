@@ -92,6 +92,17 @@ SELECT producer_id = :t AS same_id, producer_epoch FROM pgq_init_producer('txn-1
 SELECT * FROM pgq_send('idem', 'w', partition => 2, producer_id => :t, producer_epoch => 32767, sequence => 1);
 SELECT transactional_id, producer_id = :t AS same_id, producer_epoch FROM pgqueue.producer;
 
+-- only roles with the rights of a transactional id's first user may fence
+-- its producers; a role dropped leaves its ids to anyone
+CREATE ROLE idem_other;
+SET ROLE idem_other;
+SELECT * FROM pgq_init_producer('txn-1');
+SELECT producer_epoch FROM pgq_init_producer('other-tx');
+RESET ROLE;
+SELECT transactional_id, owner FROM pgqueue.producer WHERE transactional_id = 'other-tx';
+DROP ROLE idem_other;
+SELECT producer_epoch FROM pgq_init_producer('other-tx');
+
 -- unknown producer ids (PQ004), and bad arguments
 SELECT * FROM pgq_send('idem', 'u', producer_id => 1000000, producer_epoch => 0, sequence => 0);
 SELECT * FROM pgq_send('idem', 'u', producer_id => :p1, producer_epoch => 0);
