@@ -165,8 +165,8 @@ records_may_toast(PgqRecord **recs, int nrecs)
  * assignment and all the inserts, so no other sender's record comes in
  * between (Kafka clients compute a batch's offsets as its base offset plus
  * the record's index; see pgq_send_batch for what holding the lock for a
- * whole batch costs others).  producer (or NULL) is an idempotent send's producer,
- * whose sequence the records take: then the append may find them appended
+ * whole batch costs others).  producer (or NULL) is an idempotent send's
+ * producer, whose sequence the records take: then the append may find them appended
  * before and append nothing, setting the offsets they got then (see
  * producer.c), or wait for the transaction that appended them to end.
  *
