@@ -4,7 +4,7 @@ EXTVERSION = 0.4.0
 MODULE_big = pgqueue
 OBJS = src/pgqueue.o src/catalog.o src/acl.o src/config.o \
        src/partition_state.o src/topic.o src/segment.o \
-       src/send.o src/payload.o src/murmur2.o src/fetch.o src/wait.o \
+       src/send.o src/headers.o src/payload.o src/murmur2.o src/fetch.o src/wait.o \
        src/group.o src/group_admin.o src/position.o src/commit.o \
        src/poll.o src/seek.o src/lag.o src/producer.o \
        src/worker.o src/retention.o

@@ -65,26 +65,59 @@ COMMENT ON FUNCTION pgq_send(text, pgq_payload, pgq_payload, integer, jsonb, tim
 COMMENT ON FUNCTION pgq_send(text, jsonb, pgq_payload, integer, jsonb, timestamptz, bigint, integer, integer) IS
 'appends one record with a jsonb value (stored as the UTF-8 bytes of its text form)';
 
-CREATE FUNCTION pgq_send_batch(topic text, "values" pgq_payloads, keys pgq_payloads DEFAULT NULL,
-                               partition integer DEFAULT NULL, headers jsonb[] DEFAULT NULL,
-                               producer_id bigint DEFAULT NULL, producer_epoch integer DEFAULT NULL,
-                               sequence integer DEFAULT NULL)
-RETURNS TABLE(partition integer, msg_offset bigint)
-LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send_batch';
-CREATE FUNCTION pgq_send_batch(topic text, "values" jsonb[], keys pgq_payloads DEFAULT NULL,
-                               partition integer DEFAULT NULL, headers jsonb[] DEFAULT NULL,
-                               producer_id bigint DEFAULT NULL, producer_epoch integer DEFAULT NULL,
-                               sequence integer DEFAULT NULL)
-RETURNS TABLE(partition integer, msg_offset bigint)
-LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send_batch';
-COMMENT ON FUNCTION pgq_send_batch(text, pgq_payloads, pgq_payloads, integer, jsonb[], bigint, integer, integer) IS
-'appends many records in one call; returns (partition, offset) per record, in input order; with producer_id, producer_epoch and sequence (the first record''s), all go to one partition at consecutive offsets, and a retry appends nothing';
-COMMENT ON FUNCTION pgq_send_batch(text, jsonb[], pgq_payloads, integer, jsonb[], bigint, integer, integer) IS
-'appends many records with jsonb values in one call';
-
 CREATE FUNCTION pgq_init_producer(transactional_id text DEFAULT NULL)
 RETURNS TABLE(producer_id bigint, producer_epoch integer)
 LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_init_producer';
 COMMENT ON FUNCTION pgq_init_producer(text) IS
 'a producer id and epoch for idempotent sends: a new id, or for a transactional id its id and the next epoch, which fences the earlier ones';
 
+/*
+ * pgq_send_batch: per-record timestamps, contiguous offsets and the
+ * idempotence arguments (dropped above); headers in the list form, and the functions that convert them (src/headers.c).  The
+ * segment tables do not change: both header forms are stored in the
+ * headers jsonb column.
+ */
+CREATE FUNCTION pgq_send_batch(topic text, "values" pgq_payloads, keys pgq_payloads DEFAULT NULL,
+                               partition integer DEFAULT NULL, headers jsonb[] DEFAULT NULL,
+                               timestamps timestamptz[] DEFAULT NULL,
+                               producer_id bigint DEFAULT NULL, producer_epoch integer DEFAULT NULL,
+                               sequence integer DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send_batch';
+CREATE FUNCTION pgq_send_batch(topic text, "values" jsonb[], keys pgq_payloads DEFAULT NULL,
+                               partition integer DEFAULT NULL, headers jsonb[] DEFAULT NULL,
+                               timestamps timestamptz[] DEFAULT NULL,
+                               producer_id bigint DEFAULT NULL, producer_epoch integer DEFAULT NULL,
+                               sequence integer DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_send_batch';
+COMMENT ON FUNCTION pgq_send_batch(text, pgq_payloads, pgq_payloads, integer, jsonb[], timestamptz[], bigint, integer, integer) IS
+'appends many records in one call, each partition''s at consecutive offsets; returns (partition, offset) per record, in input order; timestamps (a NULL one: now) are stored as given; with producer_id, producer_epoch and sequence (the first record''s), all go to one partition, and a retry appends nothing';
+COMMENT ON FUNCTION pgq_send_batch(text, jsonb[], pgq_payloads, integer, jsonb[], timestamptz[], bigint, integer, integer) IS
+'appends many records with jsonb values in one call';
+
+/*
+ * Headers (src/headers.c): a send takes a record's headers jsonb as an
+ * object of string values or as a list [["key", value], ...] whose values
+ * are strings, null or {"base64": "..."} (Kafka's headers: ordered, keys may
+ * repeat, values are bytes); a list is stored in the object form whenever
+ * that denotes the same list.  These convert either form; see
+ * docs/headers.md.
+ */
+CREATE FUNCTION pgq_headers_to_kafka(headers jsonb)
+RETURNS bytea LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'pgq_headers_to_kafka';
+COMMENT ON FUNCTION pgq_headers_to_kafka(jsonb) IS
+'a record''s headers (object or list form) in Kafka''s encoding of a record''s headers: a varint count, then per header its key and value (length -1: null)';
+
+CREATE FUNCTION pgq_headers_from_kafka(data bytea)
+RETURNS jsonb LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'pgq_headers_from_kafka';
+COMMENT ON FUNCTION pgq_headers_from_kafka(bytea) IS
+'Kafka''s encoding of a record''s headers as the headers jsonb pgqueue stores: the object form if it denotes the same list, else the list form';
+
+CREATE FUNCTION pgq_headers_list(headers jsonb)
+RETURNS TABLE(key text, value bytea) LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'pgq_headers_list';
+COMMENT ON FUNCTION pgq_headers_list(jsonb) IS
+'a record''s headers (object or list form) as rows in their order, each value as its bytes (NULL: a null value)';

@@ -88,7 +88,7 @@ payload_from_text(const char *data, int len)
  * Whether bytes can be shown as text: valid UTF-8 without NUL bytes that
  * reads the same in the database encoding.
  */
-static bool
+bool
 payload_is_text(const char *data, int len)
 {
 	int			i;

@@ -13,5 +13,7 @@
 
 /* text in the database encoding -> its UTF-8 bytes, as a bytea */
 extern bytea *payload_from_text(const char *data, int len);
+/* whether bytes read as the same text in the database encoding */
+extern bool payload_is_text(const char *data, int len);
 
 #endif							/* PGQ_PAYLOAD_H */

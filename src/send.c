@@ -44,6 +44,7 @@
 
 #include "catalog.h"
 #include "fetch.h"
+#include "headers.h"
 #include "murmur2.h"
 #include "partition_state.h"
 #include "payload.h"
@@ -58,7 +59,7 @@ typedef struct PgqRecord
 {
 	Datum		key;			/* bytea, or 0 if null */
 	Datum		value;			/* bytea, or 0 if null (a tombstone) */
-	Datum		headers;		/* jsonb, or 0 if null */
+	Datum		headers;		/* jsonb as stored (headers.c), or 0 if null */
 	TimestampTz timestamp;
 	int64		bytes;			/* of key, value and headers */
 	int32		partition;
@@ -94,26 +95,6 @@ payload_bytes(Datum arg, Oid type)
 		elog(ERROR, "could not determine the type of a key or value");
 	/* bytea or pgq_payload */
 	return PointerGetDatum(PG_DETOAST_DATUM_PACKED(arg));
-}
-
-/* Headers must be a JSON object whose values are all strings. */
-static void
-headers_validate(Jsonb *headers)
-{
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-
-	if (!JB_ROOT_IS_OBJECT(headers) || JB_ROOT_IS_SCALAR(headers))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("headers must be a JSON object")));
-	it = JsonbIteratorInit(&headers->root);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-		if (tok == WJB_VALUE && v.type != jbvString)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("header values must be strings")));
 }
 
 static int64
@@ -152,15 +133,6 @@ record_prepare(PgqTopic *topic, PgqRecord *rec, bool explicit_partition,
 }
 
 /*
- * A batch appends at most this many records of a partition per acquisition
- * of the append lock, so that a big batch neither holds back the partition's
- * other senders for long nor stays uncancellable (an LWLock holds off
- * interrupts) for long.  Small enough for a few milliseconds of holding, big
- * enough that taking the lock again costs nothing measurable per record.
- */
-#define PGQ_APPEND_CHUNK		1000
-
-/*
  * An upper bound of how much bigger a record's segment row is than its
  * bytes (key, value and headers): the tuple header with its null bitmap,
  * the three 8-byte columns, the two 4-byte ones (with their padding), and
@@ -189,11 +161,12 @@ records_may_toast(PgqRecord **recs, int nrecs)
 
 /*
  * Appends records (all of one partition, in the given order) and sets their
- * offsets.  The append lock is held across offset assignment and the inserts.
- * nahead is the number of records of the partition that the caller will
- * append next (the rest of a batch), so that one raise of the offset floor
- * may cover them too.  producer (or NULL) is an idempotent send's producer,
- * whose sequence the records take: then the append may find them appended
+ * offsets, which are consecutive: the append lock is held across offset
+ * assignment and all the inserts, so no other sender's record comes in
+ * between (Kafka clients compute a batch's offsets as its base offset plus
+ * the record's index; see pgq_send_batch for what holding the lock for a
+ * whole batch costs others).  producer (or NULL) is an idempotent send's
+ * producer, whose sequence the records take: then the append may find them appended
  * before and append nothing, setting the offsets they got then (see
  * producer.c), or wait for the transaction that appended them to end.
  *
@@ -208,7 +181,7 @@ records_may_toast(PgqRecord **recs, int nrecs)
  */
 static void
 partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs,
-				 int64 nahead, const PgqProducerArgs *producer)
+				 const PgqProducerArgs *producer)
 {
 	PgqPartitionState *state;
 	Relation	rel;
@@ -311,14 +284,31 @@ partition_append(PgqTopic *topic, int32 partition, PgqRecord **recs, int nrecs,
 		bool		index_null = false;
 
 		/*
+		 * The append lock holds off interrupts, but a big batch must stay
+		 * cancellable (and stoppable by statement_timeout): a cancel or
+		 * terminate request ends the append with the error it asks for.
+		 * The records inserted so far roll back with the transaction; their
+		 * offsets become gaps, as those of any failed send.
+		 */
+		if (unlikely(QueryCancelPending || ProcDiePending))
+		{
+			LWLockRelease(&state->append_lock);
+			CHECK_FOR_INTERRUPTS();
+			/* not reached unless the request was withdrawn meanwhile */
+			ereport(ERROR,
+					(errcode(ERRCODE_QUERY_CANCELED),
+					 errmsg("canceling statement due to user request")));
+		}
+
+		/*
 		 * Advance the counter before inserting: if the insert fails, the
 		 * offset is a gap rather than reused.
 		 */
 		rec->offset = (int64) pg_atomic_read_u64(&state->next_offset);
 		if (rec->offset >= state->floor)
 		{
-			/* one raise covers the rest of the batch */
-			int64		floor = rec->offset + (nrecs - i) + nahead + PGQ_OFFSET_FLOOR_STEP;
+			/* one raise covers the rest of the records */
+			int64		floor = rec->offset + (nrecs - i) + PGQ_OFFSET_FLOOR_STEP;
 
 			Assert(floor_seq != NULL);
 			offset_floor_raise(RelationGetRelid(floor_seq), floor, owner);
@@ -464,16 +454,11 @@ pgq_send(PG_FUNCTION_ARGS)
 		rec.key = payload_bytes(PG_GETARG_DATUM(2), get_fn_expr_argtype(fcinfo->flinfo, 2));
 	rec.partition = arg_partition(fcinfo, 3, &explicit_partition);
 	if (!PG_ARGISNULL(4))
-	{
-		Jsonb	   *headers = PG_GETARG_JSONB_P(4);
-
-		headers_validate(headers);
-		rec.headers = JsonbPGetDatum(headers);
-	}
+		rec.headers = JsonbPGetDatum(headers_prepare(PG_GETARG_JSONB_P(4)));
 	rec.timestamp = PG_ARGISNULL(5) ? GetCurrentTimestamp() : PG_GETARG_TIMESTAMPTZ(5);
 
 	record_prepare(topic, &rec, explicit_partition, idempotent ? &producer : NULL);
-	partition_append(topic, rec.partition, &recp, 1, 0, idempotent ? &producer : NULL);
+	partition_append(topic, rec.partition, &recp, 1, idempotent ? &producer : NULL);
 
 	return return_offset(fcinfo, &rec);
 }
@@ -507,11 +492,46 @@ array_elements(ArrayType *array, Datum **elems, bool **nulls, int *n)
 }
 
 /*
- * pgq_send_batch(topic, values[], keys[], partition, headers[]): records are
- * grouped by partition and each partition's records are appended in input
- * order, PGQ_APPEND_CHUNK records per acquisition of its append lock; the
- * result is in input order.  Between chunks other senders may append, so a
- * batch's offsets in a partition increase but need not be consecutive.
+ * The elements of one of pgq_send_batch's optional per-record arrays
+ * (argument argno), which must have one element per value; *elems is left
+ * NULL if the argument is NULL.
+ */
+static void
+batch_array_arg(FunctionCallInfo fcinfo, int argno, const char *argname, int nvalues,
+				Datum **elems, bool **nulls, Oid *elemtype)
+{
+	ArrayType  *array;
+	int			n;
+
+	*elems = NULL;
+	*nulls = NULL;
+	if (PG_ARGISNULL(argno))
+		return;
+	array = PG_GETARG_ARRAYTYPE_P(argno);
+	array_elements(array, elems, nulls, &n);
+	if (elemtype != NULL)
+		*elemtype = ARR_ELEMTYPE(array);
+	if (n != nvalues)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s has %d elements but values has %d", argname, n, nvalues)));
+}
+
+/*
+ * pgq_send_batch(topic, values[], keys[], partition, headers[], timestamps[],
+ * producer_id, producer_epoch, sequence): records are grouped by partition,
+ * and each partition's records are appended in input order under one
+ * acquisition of its append lock, so that they get consecutive offsets;
+ * partitions are appended in partition order (no lock cycles between
+ * concurrent batches).  The result is in input order.
+ *
+ * Holding the lock for a partition's whole share of the batch makes the
+ * partition's other senders wait for it (a few microseconds per record: a
+ * few tens of milliseconds for Kafka's 10,000-record batches), which is
+ * what a contiguous range costs: the ordering argument (fetch.c) needs
+ * offsets to be inserted in offset order under the lock, so a range cannot
+ * be reserved first and filled in later.  A cancel or terminate request
+ * still stops a long append (see partition_append).
  */
 Datum
 pgq_send_batch(PG_FUNCTION_ARGS)
@@ -522,13 +542,13 @@ pgq_send_batch(PG_FUNCTION_ARGS)
 	Oid			key_type = InvalidOid;
 	Datum	   *values;
 	bool	   *value_nulls;
-	Datum	   *keys = NULL;
-	bool	   *key_nulls = NULL;
-	Datum	   *headers = NULL;
-	bool	   *header_nulls = NULL;
+	Datum	   *keys;
+	bool	   *key_nulls;
+	Datum	   *headers;
+	bool	   *header_nulls;
+	Datum	   *timestamps;
+	bool	   *timestamp_nulls;
 	int			n;
-	int			nkeys;
-	int			nheaders;
 	int32		partition;
 	bool		explicit_partition;
 	TimestampTz now = GetCurrentTimestamp();
@@ -539,31 +559,17 @@ pgq_send_batch(PG_FUNCTION_ARGS)
 	int			i;
 
 	send_prologue(topic);
-	idempotent = producer_args_get(fcinfo, 5, &producer);
+	idempotent = producer_args_get(fcinfo, 6, &producer);
 	if (idempotent)
 		producer_check_epoch(&producer);
 
 	array_elements(DatumGetArrayTypeP(pgq_require_arg(fcinfo, 1, "values")),
 				   &values, &value_nulls, &n);
 	value_type = ARR_ELEMTYPE(PG_GETARG_ARRAYTYPE_P(1));
-	if (!PG_ARGISNULL(2))
-	{
-		array_elements(PG_GETARG_ARRAYTYPE_P(2), &keys, &key_nulls, &nkeys);
-		key_type = ARR_ELEMTYPE(PG_GETARG_ARRAYTYPE_P(2));
-		if (nkeys != n)
-			ereport(ERROR,
-					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-					 errmsg("keys has %d elements but values has %d", nkeys, n)));
-	}
+	batch_array_arg(fcinfo, 2, "keys", n, &keys, &key_nulls, &key_type);
 	partition = arg_partition(fcinfo, 3, &explicit_partition);
-	if (!PG_ARGISNULL(4))
-	{
-		array_elements(PG_GETARG_ARRAYTYPE_P(4), &headers, &header_nulls, &nheaders);
-		if (nheaders != n)
-			ereport(ERROR,
-					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-					 errmsg("headers has %d elements but values has %d", nheaders, n)));
-	}
+	batch_array_arg(fcinfo, 4, "headers", n, &headers, &header_nulls, NULL);
+	batch_array_arg(fcinfo, 5, "timestamps", n, &timestamps, &timestamp_nulls, NULL);
 
 	recs = palloc0(sizeof(PgqRecord) * Max(n, 1));
 	order = palloc(sizeof(PgqRecord *) * Max(n, 1));
@@ -577,10 +583,15 @@ pgq_send_batch(PG_FUNCTION_ARGS)
 			rec->key = payload_bytes(keys[i], key_type);
 		if (headers != NULL && !header_nulls[i])
 		{
-			headers_validate(DatumGetJsonbP(headers[i]));
-			rec->headers = headers[i];
+			Jsonb	   *given = DatumGetJsonbP(headers[i]);
+			Jsonb	   *stored = headers_prepare(given);
+
+			/* an object is stored as it came, in the array's (packed) form */
+			rec->headers = stored == given ? headers[i] : JsonbPGetDatum(stored);
 		}
-		rec->timestamp = now;
+		/* Kafka's CreateTime: the producer's timestamp as given */
+		rec->timestamp = (timestamps != NULL && !timestamp_nulls[i]) ?
+			DatumGetTimestampTz(timestamps[i]) : now;
 		rec->partition = partition;
 		record_prepare(topic, rec, explicit_partition, idempotent ? &producer : NULL);
 		order[i] = rec;
@@ -593,19 +604,7 @@ pgq_send_batch(PG_FUNCTION_ARGS)
 					 errhint("Send one batch per partition: a producer's sequence numbers count per partition.")));
 	}
 
-	if (idempotent)
-	{
-		/* one run of sequences: appended at once, at consecutive offsets */
-		if (n > 0)
-			partition_append(topic, recs[0].partition, order, n, 0, &producer);
-		return_offsets(fcinfo, recs, n);
-		return (Datum) 0;
-	}
-
-	/*
-	 * Append partition by partition, in partition order (no lock cycles),
-	 * releasing the append lock between chunks.
-	 */
+	/* an idempotent batch has one partition: its sequences are one run */
 	qsort(order, n, sizeof(PgqRecord *), compare_record_partition);
 	for (i = 0; i < n;)
 	{
@@ -613,14 +612,10 @@ pgq_send_batch(PG_FUNCTION_ARGS)
 
 		while (j < n && order[j]->partition == order[i]->partition)
 			j++;
-		while (i < j)
-		{
-			int			chunk = Min(j - i, PGQ_APPEND_CHUNK);
-
-			partition_append(topic, order[i]->partition, &order[i], chunk, j - i - chunk, NULL);
-			i += chunk;
-			CHECK_FOR_INTERRUPTS();
-		}
+		partition_append(topic, order[i]->partition, &order[i], j - i,
+						 idempotent ? &producer : NULL);
+		i = j;
+		CHECK_FOR_INTERRUPTS();
 	}
 
 	return_offsets(fcinfo, recs, n);

@@ -34,6 +34,8 @@ $node->safe_psql('source', q{
 	-- a rolled-back send leaves a gap that must stay a gap
 	BEGIN; SELECT pgq_send('events', 'never'); ROLLBACK;
 	SELECT pgq_send('events', 'after the gap');
+	-- headers in the list form (docs/headers.md)
+	SELECT pgq_send('events', 'listed', headers => '[["k", null], ["k", {"base64": "AP8="}]]');
 	SELECT pgq_alter_group('billing', '{"enable.auto.commit": false}');
 	SELECT count(*) FROM pgq_poll('billing', 'orders', 10, 0, 'w1');
 	SELECT pgq_commit('billing', 'w1');
@@ -73,6 +75,8 @@ $node->command_ok([ 'pg_restore', '-d', $node->connstr('target'), $dump ], 'pg_r
 
 is($node->safe_psql('target', $records_sql), $records_before,
 	'every record is restored at its partition and offset, with key, value and headers');
+like($records_before, qr{/listed/\[\["k", null\], \["k", \{"base64": "AP8="\}\]\]},
+	'(headers in the list form among them)');
 is($node->safe_psql('target', $state_sql), $state_before,
 	'topics, config, rights, groups and committed offsets are restored');
 like($records_before, qr{events/0/6/}, 'the gap left by the rolled-back send is there in the source');

@@ -195,7 +195,7 @@ is( $new->safe_psql(
 
 # 0.4.0's idempotent producers, on a segment made by 0.1.0: the update gave
 # it the producer columns and index
-my $next = $hwm + 1;
+my $idempotent_at = $hwm + 1;
 is( $new->safe_psql(
 		'postgres', q{
 	SELECT producer_id AS pid FROM pgq_init_producer() \gset
@@ -204,8 +204,62 @@ is( $new->safe_psql(
 	       LATERAL pgq_send('events', 'idempotent', partition => 0, producer_id => :pid,
 	                        producer_epoch => 0, sequence => 0);
 	SELECT count(*) FROM pgq_fetch('events', 0, 0) WHERE convert_from(value, 'UTF8') = 'idempotent'}),
-	"$next,$next\n1",
+	"$idempotent_at,$idempotent_at\n1",
 	'after the update, an idempotent send to an old segment appends once, and its retry returns its offset');
+
+# 0.4.0's send path: pgq_send_batch takes per-record timestamps and gives a
+# partition's records consecutive offsets; headers take the list form, stored
+# in the same column as the records sent before the update
+my $next = $new->safe_psql('postgres', q{SELECT high_watermark FROM pgq_partitions WHERE topic = 'events'});
+is( $new->safe_psql(
+		'postgres', q{
+	SELECT string_agg(msg_offset::text, ',' ORDER BY msg_offset)
+	  FROM pgq_send_batch('events', ARRAY['t1', 't2', 't3'],
+	                      timestamps => ARRAY['2001-02-03 04:05:06+00', NULL, '1999-01-01 00:00:00+00']::timestamptz[])}),
+	join(',', $next, $next + 1, $next + 2),
+	'after the update, a batch takes consecutive offsets from the high watermark');
+is( $new->safe_psql(
+		'postgres', qq{
+	SET TIME ZONE 'UTC';
+	SELECT string_agg(CASE WHEN "timestamp" > now() - interval '1 hour' THEN 'now' ELSE "timestamp"::text END,
+	                  ',' ORDER BY msg_offset)
+	  FROM pgq_fetch('events', 0, $next)}),
+	'2001-02-03 04:05:06+00,now,1999-01-01 00:00:00+00',
+	'and stores the timestamps given (now for a NULL one)');
+my $listed = $new->safe_psql('postgres', q{
+	SELECT msg_offset FROM pgq_send('orders', 'listed', partition => 0,
+	                                headers => '[["n", "x"], ["n", null], ["b", {"base64": "AP8="}]]')});
+is( $new->safe_psql(
+		'postgres', qq{
+	SELECT headers FROM pgq_fetch('orders', 0, $listed, 1)}),
+	'[["n", "x"], ["n", null], ["b", {"base64": "AP8="}]]',
+	'after the update, the list form of headers is stored and read back');
+is( $new->safe_psql(
+		'postgres', q{
+	SELECT count(*) FILTER (WHERE pgq_headers_to_kafka(f.headers)
+	                              = '\x02026e'::bytea || CASE WHEN length(f.headers ->> 'n') = 1 THEN '\x02'::bytea
+	                                                          ELSE '\x04'::bytea END
+	                                || convert_to(f.headers ->> 'n', 'UTF8')
+	                          AND pgq_headers_from_kafka(pgq_headers_to_kafka(f.headers)) = f.headers)
+	  FROM generate_series(0, 2) p, LATERAL pgq_fetch('orders', p, 0, 1000) f
+	 WHERE f.headers ? 'n'}),
+	'30',
+	"records sent before the update map to Kafka's headers and back");
+is( $new->safe_psql(
+		'postgres', q{
+	SELECT count(*) FROM pgq_partitions t, LATERAL pgq_fetch(t.topic, t.partition, 0, 1000) f,
+	       LATERAL pgq_headers_list(f.headers) h
+	 WHERE f.msg_offset < 1000 AND h.key = 'n' AND h.value = convert_to(f.headers ->> 'n', 'UTF8')}),
+	'30', 'and pgq_headers_list reads their headers');
+is( $new->safe_psql(
+		'postgres', q{
+	SELECT string_agg(p.oid::regprocedure::text || ':' || (obj_description(p.oid, 'pg_proc') IS NOT NULL)::text, ' '
+	                  ORDER BY p.oid::regprocedure::text)
+	  FROM pg_proc p WHERE proname LIKE 'pgq\_headers\_%' OR (proname = 'pgq_send_batch' AND pronargs = 9)}),
+	'pgq_headers_from_kafka(bytea):true pgq_headers_list(jsonb):true pgq_headers_to_kafka(jsonb):true '
+	  . 'pgq_send_batch(text,jsonb[],pgq_payloads,integer,jsonb[],timestamp with time zone[],bigint,integer,integer):true '
+	  . 'pgq_send_batch(text,pgq_payloads,pgq_payloads,integer,jsonb[],timestamp with time zone[],bigint,integer,integer):true',
+	'the update adds the header functions and the timestamps argument, with comments');
 
 ok( $new->poll_query_until(
 		'postgres', q{SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'pgqueue worker'}),
