@@ -1,7 +1,7 @@
 -- The SQL surface of SPEC.md: functions with their signatures, the views
 -- with their columns, the comments, and the internal schema closed to PUBLIC.
 BEGIN;
-SELECT plan(62);
+SELECT plan(64);
 
 SELECT has_function('pgq_create_topic', ARRAY['text', 'integer', 'jsonb', 'boolean']);
 SELECT has_function('pgq_drop_topic', ARRAY['text', 'boolean']);
@@ -21,7 +21,9 @@ SELECT has_function('pgq_murmur2', ARRAY['bytea']);
 
 SELECT has_function('pgq_poll', ARRAY['text', 'text', 'integer', 'integer', 'text']);
 SELECT has_function('pgq_commit', ARRAY['text', 'text']);
-SELECT has_function('pgq_commit', ARRAY['text', 'text', 'integer', 'bigint', 'text']);
+SELECT has_function('pgq_commit', ARRAY['text', 'text', 'integer', 'bigint', 'text', 'text']);
+SELECT has_function('pgq_committed_offsets', ARRAY['text', 'text', 'integer[]']);
+SELECT has_function('pgq_sync_member', ARRAY['text', 'text', 'text', 'integer[]', 'integer']);
 SELECT has_function('pgq_heartbeat', ARRAY['text', 'text']);
 SELECT has_function('pgq_leave', ARRAY['text', 'text']);
 SELECT has_function('pgq_assignment', ARRAY['text', 'text', 'text']);
@@ -39,7 +41,7 @@ SELECT has_function('pgq_drop_group', ARRAY['text', 'boolean']);
 SELECT columns_are('pgq_members', ARRAY['group_id', 'member_id', 'topic', 'partitions', 'lease_expires_at']);
 SELECT columns_are('pgq_groups', ARRAY['group_id', 'config', 'members']);
 SELECT columns_are('pgq_consumer_lag', ARRAY['group_id', 'topic', 'partition', 'committed_offset',
-                                             'high_watermark', 'lag', 'owner']);
+                                             'high_watermark', 'lag', 'owner', 'metadata']);
 SELECT is(pg_get_function_result('pgq_poll(text, text, integer, integer, text)'::regprocedure),
           'TABLE(topic text, partition integer, msg_offset bigint, key bytea, value bytea, headers jsonb, "timestamp" timestamp with time zone)',
           'pgq_poll returns the record columns');

@@ -1,7 +1,7 @@
 -- Every bad call gets a specific SQLSTATE (clients branch on these; the
 -- README lists them) and changes nothing.
 BEGIN;
-SELECT plan(74);
+SELECT plan(80);
 
 SELECT pgq_create_topic('tap', 2);
 SELECT pgq_send('tap', 'one', partition => 0);
@@ -86,14 +86,20 @@ SELECT throws_ok($$SELECT pgq_create_topic('x')$$, '25006', NULL, 'create: read-
 SELECT throws_ok($$SELECT pgq_drop_topic('tap')$$, '25006', NULL, 'drop: read-only transaction');
 ROLLBACK TO SAVEPOINT read_only;
 
--- consumer groups
+-- consumer groups (holder is a live member of g on tap: see the non-member commit)
+SELECT is((SELECT partitions FROM pgq_sync_member('g', 'tap', 'holder')), '{0,1}', 'a live member joins');
 SELECT throws_ok($$SELECT pgq_poll(NULL, 'tap')$$, '22004', 'group_id must not be null', 'poll: null group');
 SELECT throws_ok($$SELECT pgq_poll('g', 'tap', NULL)$$, '22004', NULL, 'poll: null max_records');
 SELECT throws_ok($$SELECT pgq_poll('', 'tap')$$, '42602', NULL, 'poll: empty group_id');
 SELECT throws_ok($$SELECT pgq_poll('g', 'tap', 1, 0, repeat('m', 200))$$, '42602', NULL, 'poll: member_id too long');
 SELECT throws_ok($$SELECT pgq_poll('g', 'missing')$$, '42704', NULL, 'poll: unknown topic');
 SELECT throws_ok($$SELECT pgq_poll('g', 'tap', 0)$$, '22023', NULL, 'poll: zero max_records');
-SELECT throws_ok($$SELECT pgq_commit('g', 'tap', 0, 1, 'stranger')$$, '55000', NULL, 'commit: fenced member');
+SELECT throws_ok($$SELECT pgq_commit('g', 'tap', 0, 1, 'stranger')$$, '55000', NULL, 'commit: non-member of a group with a live member');
+SELECT throws_ok($$SELECT pgq_commit('g', 'tap', 0, 1, 'holder', repeat('m', 4097))$$, '54000', NULL, 'commit: metadata too long');
+SELECT throws_ok($$SELECT pgq_sync_member('g', 'tap', 'k', '{2}')$$, '22023', NULL, 'sync member: partition out of range');
+SELECT throws_ok($$SELECT pgq_sync_member('g', 'tap', 'k', '{NULL}')$$, '22004', NULL, 'sync member: null partition');
+SELECT throws_ok($$SELECT pgq_sync_member('g', 'tap', 'k', NULL, 10)$$, '22023', NULL, 'sync member: session timeout too short');
+SELECT throws_ok($$SELECT pgq_committed_offsets('g', 'tap', '{5}')$$, '22023', NULL, 'committed offsets: partition out of range');
 SELECT throws_ok($$SELECT pgq_commit('g', 'stranger')$$, '55000', 'member "stranger" is not in group "g"', 'commit: unknown member');
 SELECT throws_ok($$SELECT pgq_heartbeat('g', 'stranger')$$, '55000', NULL, 'heartbeat: unknown member');
 SELECT is((SELECT count(*) FROM pgq_leave('g', 'stranger')), 0::bigint, 'leave: an unknown member has nothing to leave');
