@@ -591,13 +591,9 @@ pgq_commit_offset(PG_FUNCTION_ARGS)
 	if (!owner && group_member_exists(MyDatabaseId, group_id, topic->topic_id, member_id))
 		member_fenced_error(group_id, member_id, topic->name, partition);
 	offsets_write(group_id, member_id, topic, &partition, &offset, &metadata, 1, owner);
+	/* (the error a non-member got before 0.4.0, whatever the group's state) */
 	if (!owner && group_has_live_members(group_id, topic->topic_id))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("member \"%s\" is not in group \"%s\", which has live members consuming topic \"%s\"",
-						member_id, group_id, topic->name),
-				 errdetail("A client that is not a member may commit offsets only while the group has no live member on the topic."),
-				 errhint("Join the group with pgq_poll() or pgq_sync_member() and commit the partitions it owns.")));
+		member_fenced_error(group_id, member_id, topic->name, partition);
 
 	if (position_get(group_id, member_id, topic->topic_id, partition, &pos))
 		position_set(group_id, member_id, topic->topic_id, partition, pos.position, offset,
