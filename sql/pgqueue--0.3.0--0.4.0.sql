@@ -121,3 +121,79 @@ RETURNS TABLE(key text, value bytea) LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'pgq_headers_list';
 COMMENT ON FUNCTION pgq_headers_list(jsonb) IS
 'a record''s headers (object or list form) as rows in their order, each value as its bytes (NULL: a null value)';
+
+/*
+ * Group membership without records (src/poll.c, src/group.c): a member
+ * joins, renews and gives up partitions without polling.
+ */
+CREATE FUNCTION pgq_sync_member(group_id text, topic text, member_id text DEFAULT NULL,
+                                owned integer[] DEFAULT NULL, session_timeout_ms integer DEFAULT NULL)
+RETURNS TABLE(partitions integer[], generation bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_sync_member';
+COMMENT ON FUNCTION pgq_sync_member(text, text, text, integer[], integer) IS
+'joins or renews a member without reading records (for its own session timeout, if given), gives up the partitions it owns but does not list in owned (NULL: none), and returns its target assignment and the generation';
+
+/*
+ * Offset commits with metadata (src/commit.c, src/lag.c): committed offsets
+ * carry the committer's metadata string (Kafka's OffsetCommit metadata);
+ * pgq_commit of one offset takes it, pgq_committed_offsets reads it back,
+ * and both lag views show it in a new last column.  Adding the column
+ * rewrites nothing.  pgq_lag's function changes its result, so the view is
+ * made again (with its grants).
+ */
+ALTER TABLE pgqueue.group_offset ADD COLUMN metadata text;
+
+DROP FUNCTION pgq_commit(text, text, integer, bigint, text);
+CREATE FUNCTION pgq_commit(group_id text, topic text, partition integer, msg_offset bigint,
+                           member_id text DEFAULT NULL, metadata text DEFAULT NULL)
+RETURNS TABLE(topic text, partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_commit_offset';
+COMMENT ON FUNCTION pgq_commit(text, text, integer, bigint, text, text) IS
+'commits one offset (the next record to process) of a partition the member owns, or as a non-member of a group with no live member on the topic, with an optional metadata string, and returns it';
+
+CREATE FUNCTION pgq_committed_offsets(group_id text, topic text, partitions integer[] DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint, metadata text)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_committed_offsets';
+COMMENT ON FUNCTION pgq_committed_offsets(text, text, integer[]) IS
+'the group''s committed offset and its metadata per partition listed (NULL: every partition of the topic); -1 and NULL where none';
+
+CREATE OR REPLACE VIEW pgq_consumer_lag AS
+    WITH consumed AS (SELECT o.group_id, o.topic_id FROM pgqueue.group_offset o
+                      UNION SELECT m.group_id, m.topic_id FROM pgqueue.members_info() m)
+    SELECT c.group_id, p.topic, p.partition, o.committed_offset, p.high_watermark,
+           p.high_watermark OPERATOR(pg_catalog.-)
+               coalesce(o.committed_offset, p.log_start_offset) AS lag,
+           (SELECT m.member_id FROM pgqueue.members_info() m
+             WHERE m.group_id OPERATOR(pg_catalog.=) c.group_id
+               AND m.topic_id OPERATOR(pg_catalog.=) c.topic_id
+               AND p.partition OPERATOR(pg_catalog.=) ANY (m.partitions)) AS owner,
+           o.metadata
+      FROM consumed c
+      JOIN pgqueue.topic t ON t.topic_id OPERATOR(pg_catalog.=) c.topic_id
+      JOIN pgq_partitions p ON p.topic OPERATOR(pg_catalog.=) t.name
+      LEFT JOIN pgqueue.group_offset o
+             ON o.group_id OPERATOR(pg_catalog.=) c.group_id
+            AND o.topic_id OPERATOR(pg_catalog.=) c.topic_id
+            AND o.partition OPERATOR(pg_catalog.=) p.partition;
+COMMENT ON VIEW pgq_consumer_lag IS
+'per group and partition of the topics it consumes: committed offset (NULL: none yet), high watermark, lag (from the log start if nothing is committed), owner and the committed offset''s metadata';
+
+DROP VIEW pgq_lag;
+DROP FUNCTION pgqueue.lag_info();
+CREATE FUNCTION pgqueue.lag_info(
+    OUT group_id text, OUT topic text, OUT partition integer,
+    OUT committed_offset bigint, OUT committed_at timestamptz,
+    OUT log_start_offset bigint, OUT high_watermark bigint, OUT last_stable_offset bigint,
+    OUT lag bigint, OUT first_unconsumed_offset bigint,
+    OUT first_unconsumed_timestamp timestamptz, OUT lag_ms bigint, OUT owner text,
+    OUT metadata text)
+RETURNS SETOF record LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_lag_info';
+COMMENT ON FUNCTION pgqueue.lag_info() IS 'backs the pgq_lag view (granted to pg_monitor)';
+REVOKE EXECUTE ON FUNCTION pgqueue.lag_info() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgqueue.lag_info() TO pg_monitor;
+
+CREATE VIEW pgq_lag AS SELECT * FROM pgqueue.lag_info();
+COMMENT ON VIEW pgq_lag IS
+'for monitoring (pg_monitor): per group and partition, the committed offset, the log''s offsets, the lag in offsets and in time behind the first unconsumed record, the owner, and the committed offset''s metadata';
+REVOKE ALL ON pgq_lag FROM PUBLIC;
+GRANT SELECT ON pgq_lag TO pg_monitor;

@@ -82,6 +82,7 @@ CREATE TABLE pgqueue.group_offset (
     version           bigint NOT NULL,       -- 1, 2, ... per partition
     committed_offset  bigint NOT NULL,       -- the next offset to process
     committed_at      timestamptz,
+    metadata          text,                  -- the commit's (Kafka's OffsetCommit metadata)
     PRIMARY KEY (group_id, topic_id, partition, version)
 );
 
@@ -390,11 +391,17 @@ COMMENT ON FUNCTION pgq_commit(text, text) IS
 'commits the member''s positions (what its polls returned) as the group''s committed offsets, and returns them';
 
 CREATE FUNCTION pgq_commit(group_id text, topic text, partition integer, msg_offset bigint,
-                           member_id text DEFAULT NULL)
+                           member_id text DEFAULT NULL, metadata text DEFAULT NULL)
 RETURNS TABLE(topic text, partition integer, msg_offset bigint)
 LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_commit_offset';
-COMMENT ON FUNCTION pgq_commit(text, text, integer, bigint, text) IS
-'commits one offset (the next record to process) of a partition the member owns, and returns it';
+COMMENT ON FUNCTION pgq_commit(text, text, integer, bigint, text, text) IS
+'commits one offset (the next record to process) of a partition the member owns, or as a non-member of a group with no live member on the topic, with an optional metadata string, and returns it';
+
+CREATE FUNCTION pgq_committed_offsets(group_id text, topic text, partitions integer[] DEFAULT NULL)
+RETURNS TABLE(partition integer, msg_offset bigint, metadata text)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_committed_offsets';
+COMMENT ON FUNCTION pgq_committed_offsets(text, text, integer[]) IS
+'the group''s committed offset and its metadata per partition listed (NULL: every partition of the topic); -1 and NULL where none';
 
 CREATE FUNCTION pgq_heartbeat(group_id text, member_id text DEFAULT NULL)
 RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_heartbeat';
@@ -417,6 +424,13 @@ RETURNS TABLE(partitions integer[], generation bigint)
 LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_assignment';
 COMMENT ON FUNCTION pgq_assignment(text, text, text) IS
 'the partitions the member owns in the topic now, and the generation of the group''s assignment, which changes whenever the assignment does';
+
+CREATE FUNCTION pgq_sync_member(group_id text, topic text, member_id text DEFAULT NULL,
+                                owned integer[] DEFAULT NULL, session_timeout_ms integer DEFAULT NULL)
+RETURNS TABLE(partitions integer[], generation bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_sync_member';
+COMMENT ON FUNCTION pgq_sync_member(text, text, text, integer[], integer) IS
+'joins or renews a member without reading records (for its own session timeout, if given), gives up the partitions it owns but does not list in owned (NULL: none), and returns its target assignment and the generation';
 
 CREATE FUNCTION pgq_seek(group_id text, topic text, partition integer, msg_offset bigint,
                          member_id text DEFAULT NULL)
@@ -495,7 +509,8 @@ CREATE VIEW pgq_consumer_lag AS
            (SELECT m.member_id FROM pgqueue.members_info() m
              WHERE m.group_id OPERATOR(pg_catalog.=) c.group_id
                AND m.topic_id OPERATOR(pg_catalog.=) c.topic_id
-               AND p.partition OPERATOR(pg_catalog.=) ANY (m.partitions)) AS owner
+               AND p.partition OPERATOR(pg_catalog.=) ANY (m.partitions)) AS owner,
+           o.metadata
       FROM consumed c
       JOIN pgqueue.topic t ON t.topic_id OPERATOR(pg_catalog.=) c.topic_id
       JOIN pgq_partitions p ON p.topic OPERATOR(pg_catalog.=) t.name
@@ -504,7 +519,7 @@ CREATE VIEW pgq_consumer_lag AS
             AND o.topic_id OPERATOR(pg_catalog.=) c.topic_id
             AND o.partition OPERATOR(pg_catalog.=) p.partition;
 COMMENT ON VIEW pgq_consumer_lag IS
-'per group and partition of the topics it consumes: committed offset (NULL: none yet), high watermark, lag (from the log start if nothing is committed) and owner';
+'per group and partition of the topics it consumes: committed offset (NULL: none yet), high watermark, lag (from the log start if nothing is committed), owner and the committed offset''s metadata';
 
 REVOKE EXECUTE ON FUNCTION pgq_alter_group(text, jsonb) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION pgq_drop_group(text, boolean) FROM PUBLIC;
@@ -523,7 +538,8 @@ CREATE FUNCTION pgqueue.lag_info(
     OUT committed_offset bigint, OUT committed_at timestamptz,
     OUT log_start_offset bigint, OUT high_watermark bigint, OUT last_stable_offset bigint,
     OUT lag bigint, OUT first_unconsumed_offset bigint,
-    OUT first_unconsumed_timestamp timestamptz, OUT lag_ms bigint, OUT owner text)
+    OUT first_unconsumed_timestamp timestamptz, OUT lag_ms bigint, OUT owner text,
+    OUT metadata text)
 RETURNS SETOF record LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_lag_info';
 COMMENT ON FUNCTION pgqueue.lag_info() IS 'backs the pgq_lag view (granted to pg_monitor)';
 REVOKE EXECUTE ON FUNCTION pgqueue.lag_info() FROM PUBLIC;
@@ -531,6 +547,6 @@ GRANT EXECUTE ON FUNCTION pgqueue.lag_info() TO pg_monitor;
 
 CREATE VIEW pgq_lag AS SELECT * FROM pgqueue.lag_info();
 COMMENT ON VIEW pgq_lag IS
-'for monitoring (pg_monitor): per group and partition, the committed offset, the log''s offsets, the lag in offsets and in time behind the first unconsumed record, and the owner';
+'for monitoring (pg_monitor): per group and partition, the committed offset, the log''s offsets, the lag in offsets and in time behind the first unconsumed record, the owner, and the committed offset''s metadata';
 REVOKE ALL ON pgq_lag FROM PUBLIC;
 GRANT SELECT ON pgq_lag TO pg_monitor;

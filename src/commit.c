@@ -2,12 +2,22 @@
  *
  * commit.c
  *	  Committed offsets: their log in pgqueue.group_offset, writing and
- *	  reading them, pgq_commit (a member's positions, or one offset).
+ *	  reading them, pgq_commit (a member's positions, or one offset) and
+ *	  pgq_committed_offsets.
+ *
+ * A committed offset may carry a metadata string (Kafka's OffsetCommit
+ * metadata, which some clients store and read back), given by the commit
+ * of an explicit offset; every commit sets it anew (NULL when not given),
+ * as in Kafka.
  *
  * Fencing: a commit first writes the offsets' new versions, then checks
  * in shared memory that the member still owns each partition with a fresh
  * lease, and raises object_not_in_prerequisite_state if not, which undoes
- * the writes.  The check is made again just before the transaction commits
+ * the writes.  A member that is not in the group on the topic at all (a
+ * client that assigns itself partitions: Kafka's commits with generation
+ * -1) may commit an explicit offset only while the group has no live
+ * member on the topic, as Kafka accepts such commits only into an empty
+ * group; its commit is checked after the write, and it is not pinned.  The check is made again just before the transaction commits
  * (position.c), so a transaction whose member lost a partition meanwhile
  * fails as a whole.  A new owner only takes a partition after the old owner
  * released it (at the end of the old owner's transaction that used it) or
@@ -30,6 +40,7 @@
 #include "executor/tuptable.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -42,6 +53,7 @@
 
 PG_FUNCTION_INFO_V1(pgq_commit);
 PG_FUNCTION_INFO_V1(pgq_commit_offset);
+PG_FUNCTION_INFO_V1(pgq_committed_offsets);
 
 /* ----------------------------------------------------------------
  * The offset log
@@ -75,7 +87,11 @@ PG_FUNCTION_INFO_V1(pgq_commit_offset);
 #define Anum_group_offset_version			4
 #define Anum_group_offset_committed_offset	5
 #define Anum_group_offset_committed_at		6
-#define Natts_group_offset					6
+#define Anum_group_offset_metadata			7
+#define Natts_group_offset					7
+
+/* Kafka's default offset.metadata.max.bytes */
+#define PGQ_OFFSET_METADATA_MAX				4096
 
 typedef struct OffsetLog
 {
@@ -160,13 +176,23 @@ offset_log_newest(OffsetLog *log, int32 partition, int64 *version, int64 *offset
 	return true;
 }
 
+/* The metadata of the version offset_log_newest found last (palloc'd), or NULL. */
+static char *
+offset_log_newest_metadata(OffsetLog *log)
+{
+	bool		isnull;
+	Datum		d = slot_getattr(log->slot, Anum_group_offset_metadata, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
 /* Inserts a version (not the first: see offset_log_insert_first). */
 static void
 offset_log_insert(OffsetLog *log, const char *group_id, int32 topic_id, int32 partition,
-				  int64 version, int64 offset)
+				  int64 version, int64 offset, const char *metadata)
 {
 	Datum		values[Natts_group_offset];
-	bool		nulls[Natts_group_offset] = {false, false, false, false, false, false};
+	bool		nulls[Natts_group_offset] = {false, false, false, false, false, false, false};
 	HeapTuple	tuple;
 
 	values[Anum_group_offset_group_id - 1] = CStringGetTextDatum(group_id);
@@ -175,6 +201,8 @@ offset_log_insert(OffsetLog *log, const char *group_id, int32 topic_id, int32 pa
 	values[Anum_group_offset_version - 1] = Int64GetDatum(version);
 	values[Anum_group_offset_committed_offset - 1] = Int64GetDatum(offset);
 	values[Anum_group_offset_committed_at - 1] = TimestampTzGetDatum(GetCurrentTimestamp());
+	values[Anum_group_offset_metadata - 1] = metadata != NULL ? CStringGetTextDatum(metadata) : (Datum) 0;
+	nulls[Anum_group_offset_metadata - 1] = metadata == NULL;
 	tuple = heap_form_tuple(RelationGetDescr(log->rel), values, nulls);
 	heap_insert(log->rel, tuple, GetCurrentCommandId(true), 0, NULL);
 	/* the key is the first 4 columns */
@@ -184,13 +212,15 @@ offset_log_insert(OffsetLog *log, const char *group_id, int32 topic_id, int32 pa
 }
 
 static SPIPlanPtr offset_insert_first_plan = NULL;
+static SPIPlanPtr offset_insert_first_metadata_plan = NULL;
 
 /* Inserts a partition's first version; false if a concurrent commit did. */
 static bool
-offset_log_insert_first(const char *group_id, int32 topic_id, int32 partition, int64 offset)
+offset_log_insert_first(const char *group_id, int32 topic_id, int32 partition, int64 offset,
+						const char *metadata)
 {
-	Oid			argtypes[4] = {TEXTOID, INT4OID, INT4OID, INT8OID};
-	Datum		args[4];
+	Oid			argtypes[5] = {TEXTOID, INT4OID, INT4OID, INT8OID, TEXTOID};
+	Datum		args[5];
 	bool		inserted;
 
 	args[0] = CStringGetTextDatum(group_id);
@@ -198,12 +228,25 @@ offset_log_insert_first(const char *group_id, int32 topic_id, int32 partition, i
 	args[2] = Int32GetDatum(partition);
 	args[3] = Int64GetDatum(offset);
 	SPI_connect();
-	catalog_query_saved(&offset_insert_first_plan,
-						"INSERT INTO " PGQ_SCHEMA ".group_offset"
-						"       (group_id, topic_id, partition, version, committed_offset, committed_at)"
-						" VALUES ($1, $2, $3, 1, $4, pg_catalog.clock_timestamp())"
-						" ON CONFLICT DO NOTHING",
-						4, argtypes, args);
+	/* (two statements: a saved plan takes no NULL argument) */
+	if (metadata == NULL)
+		catalog_query_saved(&offset_insert_first_plan,
+							"INSERT INTO " PGQ_SCHEMA ".group_offset"
+							"       (group_id, topic_id, partition, version, committed_offset, committed_at)"
+							" VALUES ($1, $2, $3, 1, $4, pg_catalog.clock_timestamp())"
+							" ON CONFLICT DO NOTHING",
+							4, argtypes, args);
+	else
+	{
+		args[4] = CStringGetTextDatum(metadata);
+		catalog_query_saved(&offset_insert_first_metadata_plan,
+							"INSERT INTO " PGQ_SCHEMA ".group_offset"
+							"       (group_id, topic_id, partition, version, committed_offset, committed_at,"
+							"        metadata)"
+							" VALUES ($1, $2, $3, 1, $4, pg_catalog.clock_timestamp(), $5)"
+							" ON CONFLICT DO NOTHING",
+							5, argtypes, args);
+	}
 	inserted = SPI_processed == 1;
 	SPI_finish();
 	return inserted;
@@ -224,7 +267,7 @@ typedef enum OffsetReplace
  */
 static OffsetReplace
 offset_log_replace(OffsetLog *log, const char *group_id, PgqTopic *topic, int32 partition,
-				   int64 offset)
+				   int64 offset, const char *metadata)
 {
 	int64		version;
 	int64		current;
@@ -238,7 +281,8 @@ offset_log_replace(OffsetLog *log, const char *group_id, PgqTopic *topic, int32 
 								InvalidSnapshot, true, &tmfd, false);
 	if (result == TM_Ok)
 	{
-		offset_log_insert(log, group_id, topic->topic_id, partition, version + 1, offset);
+		offset_log_insert(log, group_id, topic->topic_id, partition, version + 1, offset,
+						  metadata);
 		return OFFSET_REPLACED;
 	}
 	if (result != TM_Updated && result != TM_Deleted)
@@ -255,14 +299,15 @@ offset_log_replace(OffsetLog *log, const char *group_id, PgqTopic *topic, int32 
 }
 
 /*
- * Writes committed offsets (n of them, one per partition of the topic), then
- * checks that the member still owns each partition: a concurrent commit of
- * the same partition waits for this transaction, and a new owner's start
- * and this check see one order.
+ * Writes committed offsets (n of them, one per partition of the topic, with
+ * their metadata, or none if metadata is NULL), then, with fence, checks
+ * that the member still owns each partition: a concurrent commit of the
+ * same partition waits for this transaction, and a new owner's start and
+ * this check see one order.
  */
 void
 offsets_write(const char *group_id, const char *member_id, PgqTopic *topic,
-			  int32 *partitions, int64 *offsets, int n, bool fence)
+			  int32 *partitions, int64 *offsets, char **metadata, int n, bool fence)
 {
 	OffsetLog	log;
 	int		   *todo = palloc(sizeof(int) * Max(n, 1));	/* indexes into partitions */
@@ -286,7 +331,8 @@ offsets_write(const char *group_id, const char *member_id, PgqTopic *topic,
 		for (i = 0; i < ntodo; i++)
 		{
 			int			k = todo[i];
-			OffsetReplace r = offset_log_replace(&log, group_id, topic, partitions[k], offsets[k]);
+			OffsetReplace r = offset_log_replace(&log, group_id, topic, partitions[k], offsets[k],
+												 metadata ? metadata[k] : NULL);
 
 			none_yet[k] = r == OFFSET_NONE_YET;
 			if (r != OFFSET_REPLACED)
@@ -304,7 +350,8 @@ offsets_write(const char *group_id, const char *member_id, PgqTopic *topic,
 			int			k = todo[i];
 
 			if (!none_yet[k] ||
-				!offset_log_insert_first(group_id, topic->topic_id, partitions[k], offsets[k]))
+				!offset_log_insert_first(group_id, topic->topic_id, partitions[k], offsets[k],
+										 metadata ? metadata[k] : NULL))
 				todo[left++] = k;
 		}
 		ntodo = left;
@@ -385,7 +432,7 @@ positions_commit(const char *group_id, const char *member_id, PgqTopic *only_top
 				n++;
 			}
 		}
-		offsets_write(group_id, member_id, topic, parts, offs, n, true);
+		offsets_write(group_id, member_id, topic, parts, offs, NULL, n, true);
 		foreach(lc, these)
 		{
 			pos = lfirst(lc);
@@ -399,9 +446,13 @@ positions_commit(const char *group_id, const char *member_id, PgqTopic *only_top
 	return done;
 }
 
-/* The committed offsets of partitions (-1 for none). */
+/*
+ * The committed offsets of partitions (-1 for none), and if metadata is not
+ * NULL their metadata (NULL for none).
+ */
 void
-offsets_read(const char *group_id, PgqTopic *topic, int32 *partitions, int64 *offsets, int n)
+offsets_read(const char *group_id, PgqTopic *topic, int32 *partitions, int64 *offsets,
+			 char **metadata, int n)
 {
 	OffsetLog	log;
 	int			i;
@@ -416,7 +467,13 @@ offsets_read(const char *group_id, PgqTopic *topic, int32 *partitions, int64 *of
 		ItemPointerData tid;
 
 		if (!offset_log_newest(&log, partitions[i], &version, &offsets[i], &tid))
+		{
 			offsets[i] = -1;
+			if (metadata != NULL)
+				metadata[i] = NULL;
+		}
+		else if (metadata != NULL)
+			metadata[i] = offset_log_newest_metadata(&log);
 	}
 	offset_log_end_read(&log);
 	PopActiveSnapshot();
@@ -489,7 +546,13 @@ pgq_commit(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* pgq_commit(group_id, topic, partition, msg_offset, member_id): one offset, returned. */
+/*
+ * pgq_commit(group_id, topic, partition, msg_offset, member_id, metadata):
+ * one offset, with an optional metadata string, returned.  A member of the
+ * group on the topic must own the partition; one that is not a member there
+ * at all may commit only while the group has no live member on the topic
+ * (see the header comment).
+ */
 Datum
 pgq_commit_offset(PG_FUNCTION_ARGS)
 {
@@ -498,9 +561,21 @@ pgq_commit_offset(PG_FUNCTION_ARGS)
 	int32		partition = DatumGetInt32(pgq_require_arg(fcinfo, 2, "partition"));
 	int64		offset = DatumGetInt64(pgq_require_arg(fcinfo, 3, "msg_offset"));
 	const char *member_id = group_arg_member_id(fcinfo, 4);
+	char	   *metadata = NULL;
 	PgqTopic   *topic;
 	Position	pos;
+	bool		owner;
 
+	/* (the 0.3.0 function has no metadata argument) */
+	if (PG_NARGS() > 5 && !PG_ARGISNULL(5))
+	{
+		metadata = text_to_cstring(PG_GETARG_TEXT_PP(5));
+		if (strlen(metadata) > PGQ_OFFSET_METADATA_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("offset metadata must be at most %d bytes long",
+							PGQ_OFFSET_METADATA_MAX)));
+	}
 	PreventCommandIfReadOnly("pgq_commit()");
 	topic = topic_lookup(topic_name, false);
 	topic_check_privilege(topic, PGQ_PRIV_CONSUME);
@@ -512,9 +587,13 @@ pgq_commit_offset(PG_FUNCTION_ARGS)
 	check_offset_not_past_end(topic, partition, offset);
 	positions_init();
 	(void) group_config_get(group_id);
-	if (!group_member_owns(group_id, member_id, topic->topic_id, partition))
+	owner = group_member_owns(group_id, member_id, topic->topic_id, partition);
+	if (!owner && group_member_exists(MyDatabaseId, group_id, topic->topic_id, member_id))
 		member_fenced_error(group_id, member_id, topic->name, partition);
-	offsets_write(group_id, member_id, topic, &partition, &offset, 1, true);
+	offsets_write(group_id, member_id, topic, &partition, &offset, &metadata, 1, owner);
+	/* (the error a non-member got before 0.4.0, whatever the group's state) */
+	if (!owner && group_has_live_members(group_id, topic->topic_id))
+		member_fenced_error(group_id, member_id, topic->name, partition);
 
 	if (position_get(group_id, member_id, topic->topic_id, partition, &pos))
 		position_set(group_id, member_id, topic->topic_id, partition, pos.position, offset,
@@ -524,5 +603,70 @@ pgq_commit_offset(PG_FUNCTION_ARGS)
 	pos.key.partition = partition;
 	pos.committed = offset;
 	commit_result(fcinfo, list_make1(&pos));
+	return (Datum) 0;
+}
+
+/*
+ * pgq_committed_offsets(group_id, topic, partitions): the group's committed
+ * offset of each partition listed (of every partition of the topic if
+ * partitions is NULL), in the order given, with its metadata; -1 and NULL
+ * where there is none (as Kafka's OffsetFetch answers).  Reads only: it
+ * also works on a standby.
+ */
+Datum
+pgq_committed_offsets(PG_FUNCTION_ARGS)
+{
+	char	   *group_id = group_arg_group_id(fcinfo, 0);
+	text	   *topic_name = DatumGetTextPP(pgq_require_arg(fcinfo, 1, "topic"));
+	PgqTopic   *topic = topic_lookup(topic_name, false);
+	ReturnSetInfo *rsinfo;
+	int32	   *parts;
+	int64	   *offsets;
+	char	  **metadata;
+	int			n;
+	int			i;
+
+	topic_check_privilege(topic, PGQ_PRIV_CONSUME);
+	if (PG_ARGISNULL(2))
+	{
+		n = topic->partitions;
+		parts = palloc(sizeof(int32) * Max(n, 1));
+		for (i = 0; i < n; i++)
+			parts[i] = i;
+	}
+	else
+	{
+		Datum	   *elems;
+		bool	   *elem_nulls;
+
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(2), INT4OID, sizeof(int32), true,
+						  TYPALIGN_INT, &elems, &elem_nulls, &n);
+		parts = palloc(sizeof(int32) * Max(n, 1));
+		for (i = 0; i < n; i++)
+		{
+			if (elem_nulls[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("partitions must not contain NULL")));
+			parts[i] = DatumGetInt32(elems[i]);
+			topic_check_partition(topic, parts[i]);
+		}
+	}
+	offsets = palloc(sizeof(int64) * Max(n, 1));
+	metadata = palloc(sizeof(char *) * Max(n, 1));
+	offsets_read(group_id, topic, parts, offsets, metadata, n);
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[3];
+		bool		nulls[3] = {false, false, metadata[i] == NULL};
+
+		values[0] = Int32GetDatum(parts[i]);
+		values[1] = Int64GetDatum(offsets[i]);
+		values[2] = metadata[i] != NULL ? CStringGetTextDatum(metadata[i]) : (Datum) 0;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
 	return (Datum) 0;
 }

@@ -32,7 +32,7 @@ static const PgqConfigKey topic_keys[] = {
 static const PgqConfigKey group_keys[] = {
 	{"auto.offset.reset", PGQ_CONFIG_STRING, 0, "\"earliest\"", "earliest latest"},
 	{"enable.auto.commit", PGQ_CONFIG_BOOL, 0, "true", NULL},
-	{"session.timeout.ms", PGQ_CONFIG_INT, 100, "45000", NULL},
+	{"session.timeout.ms", PGQ_CONFIG_INT, PGQ_MIN_SESSION_TIMEOUT_MS, "45000", NULL},
 };
 
 const PgqConfigKeys pgq_topic_config = {topic_keys, lengthof(topic_keys)};

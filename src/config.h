@@ -32,6 +32,9 @@ typedef struct PgqConfigKeys
 	int			nkeys;
 } PgqConfigKeys;
 
+/* the smallest session timeout, of a group (session.timeout.ms) or a member */
+#define PGQ_MIN_SESSION_TIMEOUT_MS	100
+
 extern const PgqConfigKeys pgq_topic_config;
 extern const PgqConfigKeys pgq_group_config;
 extern void config_validate(const PgqConfigKeys *keys, Jsonb *config, bool allow_null);

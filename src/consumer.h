@@ -80,9 +80,10 @@ extern void offset_committed_remember(const char *group_id, const char *member_i
 
 /* commit.c */
 extern void offsets_write(const char *group_id, const char *member_id, PgqTopic *topic,
-						  int32 *partitions, int64 *offsets, int n, bool fence);
+						  int32 *partitions, int64 *offsets, char **metadata, int n,
+						  bool fence);
 extern void offsets_read(const char *group_id, PgqTopic *topic, int32 *partitions,
-						 int64 *offsets, int n);
+						 int64 *offsets, char **metadata, int n);
 extern List *positions_commit(const char *group_id, const char *member_id,
 							  PgqTopic *only_topic, bool fence);
 extern void commit_result(FunctionCallInfo fcinfo, List *committed);

@@ -30,6 +30,25 @@
  * never own one partition at the same time, and the partitions that need
  * not move keep being consumed (cooperative, incremental rebalancing).
  *
+ * Two kinds of members give partitions up differently.  A member that
+ * polls (pgq_poll) gives up the partitions beyond its share at once, at its
+ * next poll, which auto-commits first: it reads nothing from them any more.
+ * A member that syncs (pgq_sync_member: a Kafka client behind the gateway,
+ * which reads with pgq_fetch and commits explicit offsets) keeps them until
+ * it says it gave them up, by leaving them out of the partitions it lists
+ * as held, as Kafka's cooperative protocol does: meanwhile they are left
+ * out of its target assignment (so the client knows to commit and revoke
+ * them), it may still commit their offsets, and no other member can take
+ * them.  Both kinds may share a group: one balance, one owner per partition,
+ * decided in one place (group_member_sync).  A sync may also give a member
+ * its own session timeout, which its heartbeats then renew the lease with.
+ *
+ * The generation of a (group, topic) changes whenever its assignment does:
+ * a member joins or leaves, partitions are added, or a member's partitions
+ * change.  A member that gives up partitions and claims the same ones back
+ * in one sync (an eager Kafka client gives up everything before it syncs)
+ * changes nothing, so it does not make the others rebalance again.
+ *
  * Hand-overs and transactions.  Ownership is not transactional, but what a
  * member does with a partition inside a transaction must end before another
  * member can take the partition, or the new owner would start from a
@@ -99,9 +118,12 @@ typedef struct PgqMember
 	PgqMemberKey key;
 	dlist_node	node;
 	uint64		join_epoch;		/* unique per creation of this entry */
-	slock_t		mutex;			/* protects the two fields below */
+	slock_t		mutex;			/* protects the three fields below */
 	TimestampTz lease_expires;
+	int			own_timeout_ms; /* its own session timeout, or 0: the group's */
 	int			committing_pid; /* a backend committing offsets for it, or 0 */
+	int32		share;			/* how many partitions it should own, as of
+								 * its last rebalance */
 	int32		nowned;
 	uint8		owned[FLEXIBLE_ARRAY_MEMBER];	/* bitmap of partitions */
 } PgqMember;
@@ -362,29 +384,60 @@ member_owned_list(PgqMember *m, int32 partitions)
 	return owned;
 }
 
-/* The partitions of a member whose release this transaction deferred. */
+/*
+ * The outcome of a sync: the member's target assignment, the lowest
+ * numbered of the partitions it owns and will keep (those whose release
+ * this transaction deferred excluded), at most max of them; and in
+ * *releasing the partitions it still owns that are not in the target
+ * (deferred releases, and what a syncing member holds beyond its share
+ * until it gives them up).
+ */
 static List *
-member_releasing_list(PgqMember *m, int32 partitions)
+member_target_list(PgqMember *m, int32 partitions, int32 max, List **releasing)
 {
-	List	   *releasing = NIL;
-	ListCell   *lc;
+	List	   *target = NIL;
+	int32		n = 0;
+	int32		p;
 
-	foreach(lc, deferred_changes)
-	{
-		DeferredChange *d = lfirst(lc);
-
-		if (d->partition >= 0 && d->partition < partitions && deferred_matches(d, m))
-			releasing = lappend_int(releasing, d->partition);
-	}
-	return releasing;
+	*releasing = NIL;
+	for (p = 0; p < partitions; p++)
+		if (OWNS(m, p))
+		{
+			if (n < max && !release_deferred(m, p))
+			{
+				target = lappend_int(target, p);
+				n++;
+			}
+			else
+				*releasing = lappend_int(*releasing, p);
+		}
+	return target;
 }
 
-/* Renews a member's lease. */
+/* Does the member hold every partition it owns, by the list it gave? */
+static bool
+member_holds_all(PgqMember *m, int32 partitions, const Bitmapset *held)
+{
+	int32		p;
+
+	for (p = 0; p < partitions; p++)
+		if (OWNS(m, p) && !bms_is_member(p, held))
+			return false;
+	return true;
+}
+
+/*
+ * Renews a member's lease: for its own session timeout if it has one, else
+ * for the group's; args->own_timeout_ms sets or clears its own first.
+ */
 static void
-member_renew(PgqMember *m, TimestampTz now, int session_timeout_ms)
+member_renew(PgqMember *m, TimestampTz now, const MemberSyncArgs *args)
 {
 	SpinLockAcquire(&m->mutex);
-	m->lease_expires = TimestampTzPlusMilliseconds(now, session_timeout_ms);
+	if (args->own_timeout_ms != 0)
+		m->own_timeout_ms = Max(args->own_timeout_ms, 0);
+	m->lease_expires = TimestampTzPlusMilliseconds(now, m->own_timeout_ms > 0 ?
+												   m->own_timeout_ms : args->session_timeout_ms);
 	SpinLockRelease(&m->mutex);
 }
 
@@ -426,13 +479,17 @@ compare_ranked(const void *a, const void *b)
 
 /*
  * The rebalance step of one member, under the exclusive lock: expire the
- * members whose lease ran out, work out this member's share and release or
- * claim partitions to reach it.  Partitions in busy (those the current
- * transaction used) are released only when the transaction ends.
+ * members whose lease ran out, take back what the member says it gave up,
+ * work out its share and release or claim partitions to reach it.  A
+ * member that polls releases the partitions beyond its share at once (those
+ * in args->busy, which the current transaction used, when it ends); one
+ * that syncs keeps them until it says it gave them up (see the header
+ * comment).  Returns the member's target assignment, and in *releasing
+ * what it owns besides (member_target_list).
  */
-static void
+static List *
 group_rebalance(PgqGroupTopic *gt, PgqMember *me, int32 partitions, TimestampTz now,
-				const Bitmapset *busy)
+				const MemberSyncArgs *args, List **releasing)
 {
 	dlist_mutable_iter miter;
 	dlist_iter	iter;
@@ -441,10 +498,13 @@ group_rebalance(PgqGroupTopic *gt, PgqMember *me, int32 partitions, TimestampTz 
 	int			rank = 0;
 	int32		quota;
 	int32		p;
-	int32		releasing = 0;
+	int32		ndeferred = 0;
 	uint8	   *taken;
+	uint8	   *before;
+	Bitmapset  *given_up = NULL;
 	TimestampTz earliest = DT_NOEND;
 	int			i;
+	int			pass;
 
 	dlist_foreach_modify(miter, &gt->members)
 	{
@@ -460,14 +520,42 @@ group_rebalance(PgqGroupTopic *gt, PgqMember *me, int32 partitions, TimestampTz 
 		gt->generation++;
 	}
 
+	/*
+	 * The member's own changes bump the generation once at the end, and
+	 * only if they changed what it owns.
+	 */
+	before = palloc(OWNED_BYTES);
+	memcpy(before, me->owned, OWNED_BYTES);
+
+	/* what a syncing member says it gave up */
+	if (args->holds == SYNC_HOLDS_LISTED)
+		for (p = 0; p < partitions; p++)
+			if (OWNS(me, p) && !bms_is_member(p, args->held) && !release_deferred(me, p))
+			{
+				if (bms_is_member(p, args->busy))
+				{
+					defer_change(&deferred_changes, me, p);
+					continue;
+				}
+				CLEAR_OWNED(me, p);
+				me->nowned--;
+				given_up = bms_add_member(given_up, p);
+			}
+
 	ranked = palloc(sizeof(RankedMember) * pgq_max_group_members);
 	taken = palloc0(OWNED_BYTES);
 	dlist_foreach(iter, &gt->members)
 	{
 		PgqMember  *m = dlist_container(PgqMember, node, iter.cur);
 
+		/*
+		 * A member ranks by what it held when it came in: one that gave
+		 * up everything to sync (an eager Kafka client) is not demoted for
+		 * it, or its claims would shift partitions between members at
+		 * every rebalance.
+		 */
 		ranked[nlive].member = m;
-		ranked[nlive].nowned = m->nowned;
+		ranked[nlive].nowned = m->nowned + (m == me ? bms_num_members(given_up) : 0);
 		nlive++;
 		if (m != me)
 			for (i = 0; i < OWNED_BYTES; i++)
@@ -481,53 +569,69 @@ group_rebalance(PgqGroupTopic *gt, PgqMember *me, int32 partitions, TimestampTz 
 
 	for (p = 0; p < partitions; p++)
 		if (OWNS(me, p) && release_deferred(me, p))
-			releasing++;
+			ndeferred++;
 
-	/* release the highest-numbered partitions beyond the share */
-	for (p = partitions - 1; p >= 0 && me->nowned - releasing > quota; p--)
-		if (OWNS(me, p) && !release_deferred(me, p))
-		{
-			if (bms_is_member(p, busy))
+	/* a polling member releases the highest-numbered partitions beyond the share */
+	if (args->holds == SYNC_RELEASES)
+		for (p = partitions - 1; p >= 0 && me->nowned - ndeferred > quota; p--)
+			if (OWNS(me, p) && !release_deferred(me, p))
 			{
-				defer_change(&deferred_changes, me, p);
-				releasing++;
-				continue;
+				if (bms_is_member(p, args->busy))
+				{
+					defer_change(&deferred_changes, me, p);
+					ndeferred++;
+					continue;
+				}
+				CLEAR_OWNED(me, p);
+				me->nowned--;
 			}
-			CLEAR_OWNED(me, p);
-			me->nowned--;
-			gt->generation++;
-		}
 
-	/* claim the lowest-numbered free ones up to the share */
-	for (p = 0; p < partitions && me->nowned - releasing < quota; p++)
-		if (!OWNS(me, p) && (taken[p / 8] & (1 << (p % 8))) == 0)
-		{
-			SET_OWNED(me, p);
-			me->nowned++;
-			gt->generation++;
-		}
+	/*
+	 * Claim free ones up to the share: first those the member just gave up
+	 * (sticky for a client that gives up everything before it syncs), then
+	 * the lowest-numbered.
+	 */
+	for (pass = 0; pass < 2; pass++)
+		for (p = 0; p < partitions && me->nowned - ndeferred < quota; p++)
+			if (!OWNS(me, p) && (taken[p / 8] & (1 << (p % 8))) == 0 &&
+				(pass == 1 || bms_is_member(p, given_up)))
+			{
+				SET_OWNED(me, p);
+				me->nowned++;
+			}
 
+	if (memcmp(before, me->owned, OWNED_BYTES) != 0)
+		gt->generation++;
+	me->share = quota;
 	gt->check_after = earliest;
 	pfree(ranked);
 	pfree(taken);
+	pfree(before);
+	bms_free(given_up);
+	return member_target_list(me, partitions, quota, releasing);
 }
 
 /*
- * The membership part of a poll: joins (group, topic) if needed, renews the
- * lease, rebalances if anything changed since this session's last look, and
- * returns the partitions the member owns now.  *generation is the caller's
- * memory of the group's generation (0 at first), *join_epoch its memory of
- * the member entry's join epoch (0 at first); both are set to the current
- * ones.  A new join epoch means the member joined again (its lease had
- * expired), so positions made for another epoch are stale (position.c).
- * busy: the partitions the current
- * transaction read from or committed; those to be given up are released
- * when it ends, and meanwhile listed in *releasing instead of the result.
+ * The membership part of a poll or a sync, the one place that decides
+ * membership, leases and assignment: joins (group, topic) if needed,
+ * renews the lease, takes back what the member says it gave up,
+ * rebalances if anything changed since this session's last look, and
+ * returns the member's target assignment: the partitions it is to consume
+ * now.  *releasing gets the partitions it owns besides: those whose release
+ * is deferred to the end of the transaction (args->busy: those the
+ * transaction read from or committed), and those a syncing member holds
+ * beyond its share until it says it gave them up.
+ *
+ * *generation is the caller's memory of the group's generation (0 at
+ * first), *join_epoch its memory of the member entry's join epoch (0 at
+ * first); both are set to the current ones.  A new join epoch means the
+ * member joined again (its lease had expired), so positions made for
+ * another epoch are stale (position.c).
  */
 List *
-group_member_poll(const char *group_id, const char *member_id, PgqTopic *topic,
-				  int session_timeout_ms, const Bitmapset *busy, uint64 *generation,
-				  uint64 *join_epoch, List **releasing)
+group_member_sync(const char *group_id, const char *member_id, PgqTopic *topic,
+				  const MemberSyncArgs *args, uint64 *generation, uint64 *join_epoch,
+				  List **releasing)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	PgqGroupTopic *gt;
@@ -538,16 +642,20 @@ group_member_poll(const char *group_id, const char *member_id, PgqTopic *topic,
 
 	group_topic_key(&gtkey, group_id, topic->topic_id);
 
-	/* the fast path: nothing changed since this member's last rebalance */
+	/*
+	 * The fast path: nothing changed since this member's last rebalance,
+	 * and it neither gave anything up nor holds more than its share.
+	 */
 	LWLockAcquire(pgq_groups->lock, LW_SHARED);
 	gt = hash_search(group_topics, &gtkey, HASH_FIND, NULL);
 	me = gt ? member_find(group_id, topic->topic_id, member_id) : NULL;
 	if (me != NULL && me->join_epoch == *join_epoch && gt->generation == *generation &&
-		now < gt->check_after && gt->partitions == topic->partitions)
+		now < gt->check_after && gt->partitions == topic->partitions &&
+		(args->holds == SYNC_RELEASES || me->nowned <= me->share) &&
+		(args->holds != SYNC_HOLDS_LISTED || member_holds_all(me, gt->partitions, args->held)))
 	{
-		member_renew(me, now, session_timeout_ms);
-		owned = member_owned_list(me, gt->partitions);
-		*releasing = member_releasing_list(me, gt->partitions);
+		member_renew(me, now, args);
+		owned = member_target_list(me, gt->partitions, gt->partitions, releasing);
 		LWLockRelease(pgq_groups->lock);
 		return owned;
 	}
@@ -582,6 +690,8 @@ group_member_poll(const char *group_id, const char *member_id, PgqTopic *topic,
 		me->join_epoch = pgq_groups->next_join_epoch++;
 		SpinLockInit(&me->mutex);
 		me->committing_pid = 0;
+		me->own_timeout_ms = 0;
+		me->share = 0;
 		me->nowned = 0;
 		memset(me->owned, 0, OWNED_BYTES);
 		dlist_push_tail(&gt->members, &me->node);
@@ -593,13 +703,11 @@ group_member_poll(const char *group_id, const char *member_id, PgqTopic *topic,
 			leave_at_exit_registered = true;
 		}
 	}
-	member_renew(me, now, session_timeout_ms);
-	group_rebalance(gt, me, topic->partitions, now, busy);
+	member_renew(me, now, args);
+	owned = group_rebalance(gt, me, topic->partitions, now, args, releasing);
 
 	*join_epoch = me->join_epoch;
 	*generation = gt->generation;
-	owned = member_owned_list(me, gt->partitions);
-	*releasing = member_releasing_list(me, gt->partitions);
 	LWLockRelease(pgq_groups->lock);
 	return owned;
 
@@ -880,9 +988,10 @@ group_xact_callback(XactEvent event, void *arg)
 }
 
 /*
- * Renews the member's leases on every topic it consumes in the group.
- * Returns false if it is not a member (it never polled, left, or expired
- * and was removed).
+ * Renews the member's leases on every topic it consumes in the group, for
+ * session_timeout_ms (the group's), or for its own session timeout where a
+ * sync gave it one.  Returns false if it is not a member (it never polled,
+ * left, or expired and was removed).
  */
 bool
 group_member_heartbeat(const char *group_id, const char *member_id, int session_timeout_ms)
@@ -899,7 +1008,8 @@ group_member_heartbeat(const char *group_id, const char *member_id, int session_
 		if (member_matches(m, group_id, member_id))
 		{
 			SpinLockAcquire(&m->mutex);
-			m->lease_expires = TimestampTzPlusMilliseconds(now, session_timeout_ms);
+			m->lease_expires = TimestampTzPlusMilliseconds(now, m->own_timeout_ms > 0 ?
+														   m->own_timeout_ms : session_timeout_ms);
 			SpinLockRelease(&m->mutex);
 			found = true;
 		}

@@ -21,9 +21,35 @@ extern void group_shmem_startup(LWLock *lock);
 extern char *group_arg_group_id(FunctionCallInfo fcinfo, int argno);
 extern const char *group_arg_member_id(FunctionCallInfo fcinfo, int argno);
 extern const char *group_session_member_id(void);
-extern List *group_member_poll(const char *group_id, const char *member_id, PgqTopic *topic,
-							   int session_timeout_ms, const Bitmapset *busy,
-							   uint64 *generation, uint64 *join_epoch, List **releasing);
+/*
+ * What a member says about the partitions it holds when it syncs
+ * (group_member_sync).
+ */
+typedef enum SyncHolds
+{
+	SYNC_RELEASES,				/* pgq_poll: it gives up the partitions beyond
+								 * its share at once */
+	SYNC_HOLDS_ALL,				/* it holds every partition it owns, until it
+								 * says it gave them up */
+	SYNC_HOLDS_LISTED			/* it holds those in held; the others it owns it
+								 * gave up */
+} SyncHolds;
+
+typedef struct MemberSyncArgs
+{
+	int			session_timeout_ms; /* the group's session.timeout.ms */
+	int			own_timeout_ms; /* > 0: the member's own session timeout from
+								 * now on (its heartbeats renew with it too);
+								 * 0: keep its own, if any; -1: it has none */
+	SyncHolds	holds;
+	const Bitmapset *held;		/* SYNC_HOLDS_LISTED */
+	const Bitmapset *busy;		/* partitions the current transaction read
+								 * from or committed */
+} MemberSyncArgs;
+
+extern List *group_member_sync(const char *group_id, const char *member_id, PgqTopic *topic,
+							   const MemberSyncArgs *args, uint64 *generation,
+							   uint64 *join_epoch, List **releasing);
 extern bool group_member_owns(const char *group_id, const char *member_id,
 							  int32 topic_id, int32 partition);
 extern List *group_member_owned(const char *group_id, const char *member_id,

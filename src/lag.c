@@ -31,6 +31,8 @@
  *						has been waiting.  The timestamp is the producer's
  *						(pgq_send's "timestamp", the time of the send by
  *						default).
+ *	metadata			the string the committed offset was committed with
+ *						(Kafka's OffsetCommit metadata), or NULL.
  *
  * Cost: the partition's last stable offset as pgq_partitions computes it
  * (from its stable hint, which the scan advances), then one index probe per
@@ -80,6 +82,7 @@ typedef struct Committed
 	int64		offset;
 	bool		at_null;
 	TimestampTz at;				/* when it was committed */
+	char	   *metadata;		/* the committer's string, or NULL */
 } Committed;
 
 /* A live member's partitions of a topic, from pgqueue.members_info(). */
@@ -128,7 +131,7 @@ typedef struct LagRow
 	TimestampTz first_timestamp;
 } LagRow;
 
-#define LAG_INFO_NATTS	13
+#define LAG_INFO_NATTS	14
 
 static int
 committed_cmp(const void *a, const void *b)
@@ -173,7 +176,8 @@ lag_catalog_read(LagCatalog *cat)
 	int			n;
 
 	SPI_connect();
-	catalog_query("SELECT o.topic_id, o.group_id, o.partition, o.committed_offset, o.committed_at"
+	catalog_query("SELECT o.topic_id, o.group_id, o.partition, o.committed_offset, o.committed_at,"
+				  "       o.metadata"
 				  "  FROM " PGQ_SCHEMA ".group_offset o",
 				  0, NULL, NULL, NULL, true);
 	MemoryContextSwitchTo(cxt);
@@ -193,6 +197,8 @@ lag_catalog_read(LagCatalog *cat)
 		c->offset = DatumGetInt64(SPI_getbinval(tuple, desc, 4, &isnull));
 		d = SPI_getbinval(tuple, desc, 5, &c->at_null);
 		c->at = c->at_null ? 0 : DatumGetTimestampTz(d);
+		d = SPI_getbinval(tuple, desc, 6, &isnull);
+		c->metadata = isnull ? NULL : TextDatumGetCString(d);
 	}
 
 	catalog_query("SELECT m.topic_id, m.group_id, m.member_id, m.partitions"
@@ -474,6 +480,9 @@ lag_row_put(ReturnSetInfo *rsinfo, LagRow *row, TimestampTz now)
 	values[11] = Int64GetDatum(lag_ms);
 	values[12] = row->owner != NULL ? CStringGetTextDatum(row->owner) : (Datum) 0;
 	nulls[12] = row->owner == NULL;
+	values[13] = row->committed != NULL && row->committed->metadata != NULL ?
+		CStringGetTextDatum(row->committed->metadata) : (Datum) 0;
+	nulls[13] = row->committed == NULL || row->committed->metadata == NULL;
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 

@@ -1,14 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * poll.c
- *	  Consuming in a group: pgq_poll, pgq_heartbeat, pgq_leave, pgq_join
- *	  and pgq_assignment.
+ *	  Consuming in a group: pgq_poll, pgq_sync_member, pgq_heartbeat,
+ *	  pgq_leave, pgq_join and pgq_assignment.
  *
  * A poll auto-commits what the member's previous poll in this session
  * returned (if the group says so), heartbeats and rebalances (group.c),
  * sets up the positions of newly owned partitions from their committed
  * offsets (commit.c), then reads from the owned partitions fairly, waiting
- * for records if asked to (wait.c).
+ * for records if asked to (wait.c).  A sync (pgq_sync_member) is the
+ * membership part of a poll alone, for a client that reads and commits by
+ * explicit offsets: both go through member_sync.
  *
  *-------------------------------------------------------------------------
  */
@@ -24,10 +26,12 @@
 #include "utils/memutils.h"
 #include "utils/wait_event.h"
 
+#include "config.h"
 #include "consumer.h"
 #include "fetch.h"
 
 PG_FUNCTION_INFO_V1(pgq_poll);
+PG_FUNCTION_INFO_V1(pgq_sync_member);
 PG_FUNCTION_INFO_V1(pgq_heartbeat);
 PG_FUNCTION_INFO_V1(pgq_leave);
 PG_FUNCTION_INFO_V1(pgq_assignment);
@@ -95,6 +99,31 @@ start_position(PgqTopic *topic, int32 partition, int64 committed, GroupConfig *g
 	if (gc->reset_latest)
 		return partition_last_stable_offset(topic, partition, &hwm);
 	return info->log_start_offset;
+}
+
+/*
+ * Joins, renews and rebalances a member (group_member_sync), then drops the
+ * positions it no longer needs: those of partitions it no longer owns, and
+ * all of them after it joined again (its lease had expired: another member
+ * may have moved the committed offsets meanwhile).  Those of partitions it
+ * still owns but is giving up (released at the end of this transaction, or
+ * held by a syncing member until it says it gave them up) stay, so that a
+ * commit still covers what was read from them.  Returns the target
+ * assignment.
+ */
+static List *
+member_sync(const char *group_id, const char *member_id, PgqTopic *topic,
+			MemberSyncArgs *args, MemberState *ms)
+{
+	List	   *owned;
+	List	   *releasing;
+
+	args->busy = positions_busy(group_id, member_id, topic->topic_id);
+	owned = group_member_sync(group_id, member_id, topic, args, &ms->generation,
+							  &ms->join_epoch, &releasing);
+	positions_drop(group_id, member_id, topic,
+				   list_concat(list_copy(owned), releasing), ms->join_epoch);
+	return owned;
 }
 
 typedef struct PollStep
@@ -223,8 +252,8 @@ pgq_poll(PG_FUNCTION_ARGS)
 	PgqTopic   *topic;
 	GroupConfig *gc;
 	MemberState *ms;
+	MemberSyncArgs sync;
 	List	   *owned;
-	List	   *releasing;
 	int			n;
 	int32	   *parts;
 	int64	   *committed;
@@ -247,18 +276,11 @@ pgq_poll(PG_FUNCTION_ARGS)
 	if (gc->auto_commit)
 		positions_commit(group_id, member_id, topic, false);
 
-	owned = group_member_poll(group_id, member_id, topic, gc->session_timeout_ms,
-							  positions_busy(group_id, member_id, topic->topic_id),
-							  &ms->generation, &ms->join_epoch, &releasing);
-	/*
-	 * Positions of partitions the member no longer owns go, and so do all
-	 * of them after the member joined again (its lease had expired: another
-	 * member may have moved the committed offsets meanwhile).  Those of
-	 * partitions released at the end of this transaction stay, so that a
-	 * commit in it still covers what was read from them.
-	 */
-	positions_drop(group_id, member_id, topic,
-				   list_concat(list_copy(owned), releasing), ms->join_epoch);
+	memset(&sync, 0, sizeof(sync));
+	sync.session_timeout_ms = gc->session_timeout_ms;
+	sync.own_timeout_ms = -1;	/* a polling member's lease is the group's */
+	sync.holds = SYNC_RELEASES;
+	owned = member_sync(group_id, member_id, topic, &sync, ms);
 
 	records_result_init(fcinfo);
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
@@ -296,7 +318,7 @@ pgq_poll(PG_FUNCTION_ARGS)
 	{
 		int			j = 0;
 
-		offsets_read(group_id, topic, parts, committed, nneed);
+		offsets_read(group_id, topic, parts, committed, NULL, nneed);
 		for (i = 0; i < n; i++)
 			if (!have[i])
 			{
@@ -326,6 +348,105 @@ pgq_poll(PG_FUNCTION_ARGS)
 	served = ps.served;
 	if (served > 0)
 		served_records_flush();
+	return (Datum) 0;
+}
+
+/* One row (partitions int[], generation bigint): an assignment. */
+static void
+assignment_result(FunctionCallInfo fcinfo, List *owned, uint64 generation)
+{
+	ReturnSetInfo *rsinfo;
+	Datum	   *parts;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	ListCell   *lc;
+	int			i = 0;
+
+	parts = palloc(sizeof(Datum) * Max(list_length(owned), 1));
+	foreach(lc, owned)
+		parts[i++] = Int32GetDatum(lfirst_int(lc));
+	values[0] = PointerGetDatum(construct_array(parts, i, INT4OID, sizeof(int32), true,
+												TYPALIGN_INT));
+	values[1] = Int64GetDatum((int64) generation);
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * pgq_sync_member(group_id, topic, member_id, owned, session_timeout_ms):
+ * the membership part of a poll without reading records, for a client that
+ * reads with pgq_fetch and commits explicit offsets (the Kafka gateway's
+ * JoinGroup, SyncGroup and Heartbeat).  Joins or renews the member and
+ * returns its target assignment and the group's generation of the topic.
+ * The lease lasts session_timeout_ms, which becomes the member's own (its
+ * later syncs and heartbeats without one renew with it); without one, the
+ * member's own, or the group's session.timeout.ms if it never gave one.
+ *
+ * owned lists the partitions the client still holds: those the member owns
+ * and that are not listed are given up (an eager client lists none, a
+ * cooperative one what it kept); owned NULL gives up nothing.  Partitions
+ * the rebalance takes from the member stay its own, out of its target,
+ * until it gives them up, so that it can commit them first; partitions it
+ * gave up are released at once, or when the transaction ends if it read
+ * from or committed them (see group.c).
+ */
+Datum
+pgq_sync_member(PG_FUNCTION_ARGS)
+{
+	char	   *group_id = group_arg_group_id(fcinfo, 0);
+	text	   *topic_name = DatumGetTextPP(pgq_require_arg(fcinfo, 1, "topic"));
+	const char *member_id = group_arg_member_id(fcinfo, 2);
+	PgqTopic   *topic;
+	GroupConfig *gc;
+	MemberState *ms;
+	MemberSyncArgs sync;
+	Bitmapset  *held = NULL;
+	List	   *owned;
+
+	PreventCommandIfReadOnly("pgq_sync_member()");
+	topic = topic_lookup(topic_name, false);
+	topic_check_privilege(topic, PGQ_PRIV_CONSUME);
+
+	memset(&sync, 0, sizeof(sync));
+	sync.holds = SYNC_HOLDS_ALL;
+	if (!PG_ARGISNULL(3))
+	{
+		ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(3);
+		Datum	   *elems;
+		bool	   *elem_nulls;
+		int			nelems;
+		int			i;
+
+		deconstruct_array(arr, INT4OID, sizeof(int32), true, TYPALIGN_INT,
+						  &elems, &elem_nulls, &nelems);
+		for (i = 0; i < nelems; i++)
+		{
+			if (elem_nulls[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("owned must not contain NULL")));
+			topic_check_partition(topic, DatumGetInt32(elems[i]));
+			held = bms_add_member(held, DatumGetInt32(elems[i]));
+		}
+		sync.holds = SYNC_HOLDS_LISTED;
+		sync.held = held;
+	}
+	gc = group_config_get(group_id);
+	sync.session_timeout_ms = gc->session_timeout_ms;
+	if (!PG_ARGISNULL(4))
+	{
+		sync.own_timeout_ms = PG_GETARG_INT32(4);
+		if (sync.own_timeout_ms < PGQ_MIN_SESSION_TIMEOUT_MS)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("session_timeout_ms must be at least %d", PGQ_MIN_SESSION_TIMEOUT_MS)));
+	}
+
+	positions_init();
+	ms = member_state_get(group_id, member_id, topic->topic_id);
+	owned = member_sync(group_id, member_id, topic, &sync, ms);
+	assignment_result(fcinfo, owned, ms->generation);
 	return (Datum) 0;
 }
 
@@ -434,26 +555,12 @@ pgq_assignment(PG_FUNCTION_ARGS)
 	text	   *topic_name = DatumGetTextPP(pgq_require_arg(fcinfo, 1, "topic"));
 	const char *member_id = group_arg_member_id(fcinfo, 2);
 	PgqTopic   *topic = topic_lookup(topic_name, false);
-	ReturnSetInfo *rsinfo;
 	List	   *owned;
 	uint64		generation;
-	Datum	   *parts;
-	Datum		values[2];
-	bool		nulls[2] = {false, false};
-	ListCell   *lc;
-	int			i = 0;
 
 	topic_check_privilege(topic, PGQ_PRIV_CONSUME);
 	if (!group_member_assignment(group_id, member_id, topic->topic_id, &owned, &generation))
 		member_not_in_group_error(group_id, member_id);
-	parts = palloc(sizeof(Datum) * Max(list_length(owned), 1));
-	foreach(lc, owned)
-		parts[i++] = Int32GetDatum(lfirst_int(lc));
-	values[0] = PointerGetDatum(construct_array(parts, i, INT4OID, sizeof(int32), true,
-												TYPALIGN_INT));
-	values[1] = Int64GetDatum((int64) generation);
-	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	assignment_result(fcinfo, owned, generation);
 	return (Datum) 0;
 }

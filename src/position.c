@@ -597,5 +597,14 @@ positions_busy(const char *group_id, const char *member_id, int32 topic_id)
 			strcmp(k->member_id, member_id) == 0)
 			busy = bms_add_member(busy, k->partition);
 	}
+	/* (a member that commits explicit offsets may have no position) */
+	foreach(lc, offsets_committed)
+	{
+		PositionKey *k = lfirst(lc);
+
+		if (k->topic_id == topic_id && strcmp(k->group_id, group_id) == 0 &&
+			strcmp(k->member_id, member_id) == 0)
+			busy = bms_add_member(busy, k->partition);
+	}
 	return busy;
 }

@@ -187,6 +187,6 @@ pgq_reset_offsets(PG_FUNCTION_ARGS)
 		offs[n] = seek_offset(topic, p, target, offset, time);
 		n++;
 	}
-	offsets_write(group_id, NULL, topic, parts, offs, n, false);
+	offsets_write(group_id, NULL, topic, parts, offs, NULL, n, false);
 	PG_RETURN_VOID();
 }

@@ -1,7 +1,7 @@
 -- The SQL surface of SPEC.md: functions with their signatures, the views
 -- with their columns, the comments, and the internal schema closed to PUBLIC.
 BEGIN;
-SELECT plan(62);
+SELECT plan(66);
 
 SELECT has_function('pgq_create_topic', ARRAY['text', 'integer', 'jsonb', 'boolean']);
 SELECT has_function('pgq_drop_topic', ARRAY['text', 'boolean']);
@@ -9,10 +9,17 @@ SELECT has_function('pgq_add_partitions', ARRAY['text', 'integer']);
 SELECT has_function('pgq_alter_topic', ARRAY['text', 'jsonb']);
 SELECT has_type('pgq_payload');
 SELECT has_type('pgq_payloads');
-SELECT has_function('pgq_send', ARRAY['text', 'pgq_payload', 'pgq_payload', 'integer', 'jsonb', 'timestamp with time zone']);
-SELECT has_function('pgq_send', ARRAY['text', 'jsonb', 'pgq_payload', 'integer', 'jsonb', 'timestamp with time zone']);
-SELECT has_function('pgq_send_batch', ARRAY['text', 'pgq_payloads', 'pgq_payloads', 'integer', 'jsonb[]']);
-SELECT has_function('pgq_send_batch', ARRAY['text', 'jsonb[]', 'pgq_payloads', 'integer', 'jsonb[]']);
+SELECT has_function('pgq_send', ARRAY['text', 'pgq_payload', 'pgq_payload', 'integer', 'jsonb',
+                                       'timestamp with time zone', 'bigint', 'integer', 'integer']);
+SELECT has_function('pgq_send', ARRAY['text', 'jsonb', 'pgq_payload', 'integer', 'jsonb',
+                                       'timestamp with time zone', 'bigint', 'integer', 'integer']);
+SELECT has_function('pgq_send_batch', ARRAY['text', 'pgq_payloads', 'pgq_payloads', 'integer', 'jsonb[]',
+                                             'timestamp with time zone[]', 'bigint', 'integer', 'integer']);
+SELECT has_function('pgq_send_batch', ARRAY['text', 'jsonb[]', 'pgq_payloads', 'integer', 'jsonb[]',
+                                             'timestamp with time zone[]', 'bigint', 'integer', 'integer']);
+SELECT has_function('pgq_init_producer', ARRAY['text']);
+SELECT is(pg_get_function_result('pgq_init_producer(text)'::regprocedure),
+          'TABLE(producer_id bigint, producer_epoch integer)', 'pgq_init_producer returns (producer_id, producer_epoch)');
 SELECT has_function('pgq_fetch', ARRAY['text', 'integer', 'bigint', 'integer', 'integer']);
 SELECT has_function('pgq_offsets_for_time', ARRAY['text', 'timestamp with time zone']);
 SELECT has_function('pgq_grant', ARRAY['text', 'text', 'text']);
@@ -21,7 +28,9 @@ SELECT has_function('pgq_murmur2', ARRAY['bytea']);
 
 SELECT has_function('pgq_poll', ARRAY['text', 'text', 'integer', 'integer', 'text']);
 SELECT has_function('pgq_commit', ARRAY['text', 'text']);
-SELECT has_function('pgq_commit', ARRAY['text', 'text', 'integer', 'bigint', 'text']);
+SELECT has_function('pgq_commit', ARRAY['text', 'text', 'integer', 'bigint', 'text', 'text']);
+SELECT has_function('pgq_committed_offsets', ARRAY['text', 'text', 'integer[]']);
+SELECT has_function('pgq_sync_member', ARRAY['text', 'text', 'text', 'integer[]', 'integer']);
 SELECT has_function('pgq_heartbeat', ARRAY['text', 'text']);
 SELECT has_function('pgq_leave', ARRAY['text', 'text']);
 SELECT has_function('pgq_assignment', ARRAY['text', 'text', 'text']);
@@ -39,7 +48,7 @@ SELECT has_function('pgq_drop_group', ARRAY['text', 'boolean']);
 SELECT columns_are('pgq_members', ARRAY['group_id', 'member_id', 'topic', 'partitions', 'lease_expires_at']);
 SELECT columns_are('pgq_groups', ARRAY['group_id', 'config', 'members']);
 SELECT columns_are('pgq_consumer_lag', ARRAY['group_id', 'topic', 'partition', 'committed_offset',
-                                             'high_watermark', 'lag', 'owner']);
+                                             'high_watermark', 'lag', 'owner', 'metadata']);
 SELECT is(pg_get_function_result('pgq_poll(text, text, integer, integer, text)'::regprocedure),
           'TABLE(topic text, partition integer, msg_offset bigint, key bytea, value bytea, headers jsonb, "timestamp" timestamp with time zone)',
           'pgq_poll returns the record columns');
@@ -49,7 +58,7 @@ SELECT columns_are('pgq_partitions', ARRAY['topic', 'partition', 'log_start_offs
 SELECT col_type_is('pgq_partitions', 'high_watermark', 'bigint');
 
 -- the output columns of pgq_send and pgq_fetch
-SELECT is(pg_get_function_result('pgq_send(text, pgq_payload, pgq_payload, integer, jsonb, timestamptz)'::regprocedure),
+SELECT is(pg_get_function_result('pgq_send(text, pgq_payload, pgq_payload, integer, jsonb, timestamptz, bigint, integer, integer)'::regprocedure),
           'TABLE(partition integer, msg_offset bigint)', 'pgq_send returns (partition, msg_offset)');
 SELECT is(pg_get_function_result('pgq_fetch(text, integer, bigint, integer, integer)'::regprocedure),
           'TABLE(topic text, partition integer, msg_offset bigint, key bytea, value bytea, headers jsonb, "timestamp" timestamp with time zone)',

@@ -1,10 +1,15 @@
 -- Every bad call gets a specific SQLSTATE (clients branch on these; the
 -- README lists them) and changes nothing.
 BEGIN;
-SELECT plan(74);
+SELECT plan(88);
 
 SELECT pgq_create_topic('tap', 2);
 SELECT pgq_send('tap', 'one', partition => 0);
+-- an idempotent producer that has sent sequences 0-5 to partition 0
+SELECT producer_id AS tap_pid FROM pgq_init_producer() \gset
+SELECT pgq_send('tap', 'idem', partition => 0, producer_id => :tap_pid, producer_epoch => 0, sequence => 0);
+SELECT pgq_send('tap', 'idem', partition => 0, producer_id => :tap_pid, producer_epoch => 0, sequence => s)
+  FROM generate_series(1, 5) s;
 CREATE TEMP TABLE before AS
     SELECT (SELECT jsonb_agg(t ORDER BY topic) FROM pgq_topics t) AS topics,
            (SELECT jsonb_agg(p ORDER BY topic, partition) FROM pgq_partitions p) AS partitions;
@@ -86,14 +91,20 @@ SELECT throws_ok($$SELECT pgq_create_topic('x')$$, '25006', NULL, 'create: read-
 SELECT throws_ok($$SELECT pgq_drop_topic('tap')$$, '25006', NULL, 'drop: read-only transaction');
 ROLLBACK TO SAVEPOINT read_only;
 
--- consumer groups
+-- consumer groups (holder is a live member of g on tap: see the non-member commit)
+SELECT is((SELECT partitions FROM pgq_sync_member('g', 'tap', 'holder')), '{0,1}', 'a live member joins');
 SELECT throws_ok($$SELECT pgq_poll(NULL, 'tap')$$, '22004', 'group_id must not be null', 'poll: null group');
 SELECT throws_ok($$SELECT pgq_poll('g', 'tap', NULL)$$, '22004', NULL, 'poll: null max_records');
 SELECT throws_ok($$SELECT pgq_poll('', 'tap')$$, '42602', NULL, 'poll: empty group_id');
 SELECT throws_ok($$SELECT pgq_poll('g', 'tap', 1, 0, repeat('m', 200))$$, '42602', NULL, 'poll: member_id too long');
 SELECT throws_ok($$SELECT pgq_poll('g', 'missing')$$, '42704', NULL, 'poll: unknown topic');
 SELECT throws_ok($$SELECT pgq_poll('g', 'tap', 0)$$, '22023', NULL, 'poll: zero max_records');
-SELECT throws_ok($$SELECT pgq_commit('g', 'tap', 0, 1, 'stranger')$$, '55000', NULL, 'commit: fenced member');
+SELECT throws_ok($$SELECT pgq_commit('g', 'tap', 0, 1, 'stranger')$$, '55000', NULL, 'commit: non-member of a group with a live member');
+SELECT throws_ok($$SELECT pgq_commit('g', 'tap', 0, 1, 'holder', repeat('m', 4097))$$, '54000', NULL, 'commit: metadata too long');
+SELECT throws_ok($$SELECT pgq_sync_member('g', 'tap', 'k', '{2}')$$, '22023', NULL, 'sync member: partition out of range');
+SELECT throws_ok($$SELECT pgq_sync_member('g', 'tap', 'k', '{NULL}')$$, '22004', NULL, 'sync member: null partition');
+SELECT throws_ok($$SELECT pgq_sync_member('g', 'tap', 'k', NULL, 10)$$, '22023', NULL, 'sync member: session timeout too short');
+SELECT throws_ok($$SELECT pgq_committed_offsets('g', 'tap', '{5}')$$, '22023', NULL, 'committed offsets: partition out of range');
 SELECT throws_ok($$SELECT pgq_commit('g', 'stranger')$$, '55000', 'member "stranger" is not in group "g"', 'commit: unknown member');
 SELECT throws_ok($$SELECT pgq_heartbeat('g', 'stranger')$$, '55000', NULL, 'heartbeat: unknown member');
 SELECT is((SELECT count(*) FROM pgq_leave('g', 'stranger')), 0::bigint, 'leave: an unknown member has nothing to leave');
@@ -103,6 +114,23 @@ SELECT throws_ok($$SELECT pgq_seek('g', 'tap', 'sideways', 'stranger')$$, '22023
 SELECT throws_ok($$SELECT pgq_alter_group('g', '{"session.timeout.ms": true}')$$, '22023', NULL, 'alter group: bad value');
 SELECT throws_ok($$SELECT pgq_alter_group('g', '{"bogus": 1}')$$, '22023', NULL, 'alter group: unknown key');
 SELECT throws_ok($$SELECT pgq_drop_group('never-was')$$, '42704', NULL, 'drop group: unknown');
+
+-- idempotent producers: PQ001-PQ004 (Kafka's sequence and producer errors)
+SELECT throws_ok(format($$SELECT pgq_send('tap', 'x', partition => 0, producer_id => %s, producer_epoch => 0, sequence => 9)$$, :tap_pid),
+                 'PQ001', NULL, 'send: out-of-order sequence');
+SELECT throws_ok(format($$SELECT pgq_send('tap', 'x', partition => 0, producer_id => %s, producer_epoch => 0, sequence => 0)$$, :tap_pid),
+                 'PQ002', NULL, 'send: a duplicate older than the last 5 batches');
+SELECT throws_ok(format($$SELECT pgq_send('tap', 'x', partition => 0, producer_id => %s, producer_epoch => 1, sequence => 6)$$, :tap_pid),
+                 'PQ003', NULL, 'send: not the producer''s epoch');
+SELECT throws_ok($$SELECT pgq_send('tap', 'x', producer_id => 999999999, producer_epoch => 0, sequence => 0)$$,
+                 'PQ004', NULL, 'send: unknown producer id');
+SELECT throws_ok(format($$SELECT pgq_send('tap', 'x', partition => 1, producer_id => %s, producer_epoch => 0, sequence => 3)$$, :tap_pid),
+                 'PQ004', NULL, 'send: a first sequence other than 0 in a partition');
+SELECT throws_ok(format($$SELECT pgq_send('tap', 'x', producer_id => %s, producer_epoch => 0)$$, :tap_pid),
+                 '22004', NULL, 'send: producer arguments not all given');
+SELECT throws_ok(format($$SELECT pgq_send_batch('tap', '{a,b,c,d}', '{k1,k2,k3,k4}', producer_id => %s, producer_epoch => 0, sequence => 0)$$, :tap_pid),
+                 '22023', NULL, 'send batch: an idempotent batch over several partitions');
+SELECT throws_ok($$SELECT pgq_init_producer('')$$, '22023', NULL, 'init producer: empty transactional id');
 
 -- nothing changed
 SELECT is((SELECT jsonb_agg(t ORDER BY topic) FROM pgq_topics t), (SELECT topics FROM before),

@@ -69,6 +69,13 @@ RESET ROLE;
 DROP ROLE mon_reader;
 DROP ROLE mon_plain;
 
+-- the metadata a commit carried (Kafka's OffsetCommit metadata), in both views
+SELECT * FROM pgq_commit('g3', 'mon', 0, 1, 'm1', 'm1 was here');
+SELECT group_id, partition, committed_offset, metadata IS NULL AS no_metadata, metadata
+  FROM pgq_lag WHERE topic = 'mon' ORDER BY group_id, partition;
+SELECT group_id, partition, committed_offset, metadata IS NULL AS no_metadata, metadata
+  FROM pgq_consumer_lag WHERE topic = 'mon' ORDER BY group_id, partition;
+
 -- a dropped topic's rows go with it
 SELECT pgq_leave('g3', 'm1');
 SELECT pgq_drop_topic('mon');

@@ -25,7 +25,9 @@
 #	- exactly-once inside the database: the processed table holds exactly
 #	  the records below g_txn's committed offsets, each once, same values;
 #	- shared memory starts empty: pgq_members is empty, a heartbeat is
-#	  refused and a commit before polling again is fenced (55000);
+#	  refused and a commit before polling again is fenced (55000) once
+#	  another member is live (into a group with no live member, a commit by
+#	  a non-member is accepted, as Kafka's commit with generation -1);
 #	- members rejoin by polling and the assignment is balanced again (in
 #	  g_auto each member owns 1 or 2 partitions, in g_manual 2, every
 #	  partition owned once);
@@ -370,9 +372,12 @@ foreach my $line (split /\n/, $node->safe_psql('postgres',
 }
 
 {
+	# a live member, which holds every partition until it leaves
+	$node->safe_psql('postgres', "SELECT pgq_sync_member('g_manual', '$topic', 'probe')");
 	my ($ret, $out, $err) = $node->psql('postgres',
 		"SELECT pgq_commit('g_manual', '$topic', 1, 0, 'm1')",
 		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+	$node->safe_psql('postgres', "SELECT pgq_leave('g_manual', 'probe')");
 	like($err, qr/55000.*member "m1" of group "g_manual" does not own partition 1/,
 		'a commit before polling again is fenced');
 	is($node->safe_psql('postgres',

@@ -260,6 +260,65 @@ is( $new->safe_psql(
 	  . 'pgq_send_batch(text,jsonb[],pgq_payloads,integer,jsonb[],timestamp with time zone[],bigint,integer,integer):true '
 	  . 'pgq_send_batch(text,pgq_payloads,pgq_payloads,integer,jsonb[],timestamp with time zone[],bigint,integer,integer):true',
 	'the update adds the header functions and the timestamps argument, with comments');
+# 0.4.0's commit metadata: the update added the column, the old committed
+# offsets read back with none, a commit stores one, and both lag views show
+# it in their new last column (pgq_lag made again, still for pg_monitor only)
+is( $new->safe_psql(
+		'postgres', q{
+	SELECT string_agg(format('%s/%s/%s', partition, msg_offset, coalesce(metadata, '-')), ' '
+	                  ORDER BY partition)
+	  FROM pgq_committed_offsets('audit', 'events')}),
+	'0/2/-',
+	'after the update, pgq_committed_offsets reads the old committed offsets');
+$new->safe_psql('postgres', q{
+	SELECT pgq_leave('audit', 'a1');
+	SELECT partitions FROM pgq_sync_member('audit', 'events', 'k1', '{}', 10000);
+	SELECT pgq_commit('audit', 'events', 0, 3, 'k1', 'kafka metadata');
+	SELECT pgq_leave('audit', 'k1')});
+is( $new->safe_psql(
+		'postgres', q{
+	SELECT format('%s/%s', l.metadata, c.metadata)
+	  FROM pgq_lag l JOIN pgq_consumer_lag c USING (group_id, topic, partition)
+	 WHERE group_id = 'audit'}),
+	'kafka metadata/kafka metadata',
+	'a commit with metadata after the update shows in both lag views');
+is( $new->safe_psql(
+		'postgres', q{
+	SELECT string_agg(format('%s.%s:%s', a.attrelid::regclass, a.attnum, a.attname), ' '
+	                  ORDER BY a.attrelid::regclass::text)
+	  FROM pg_attribute a
+	 WHERE a.attrelid IN ('pgq_lag'::regclass, 'pgq_consumer_lag'::regclass)
+	   AND a.attnum = (SELECT max(b.attnum) FROM pg_attribute b WHERE b.attrelid = a.attrelid)}),
+	'pgq_consumer_lag.8:metadata pgq_lag.14:metadata',
+	'metadata is the last column of both views, after the columns they had');
+is( $new->safe_psql(
+		'postgres', q{
+	SELECT format('%s/%s', has_table_privilege('pg_monitor', 'pgq_lag', 'SELECT'),
+	              has_table_privilege('public', 'pgq_lag', 'SELECT'))}),
+	't/f',
+	'the remade pgq_lag is still for pg_monitor only');
+# a non-member commit into a group with no live member is accepted
+is($new->safe_psql('postgres', q{SELECT msg_offset FROM pgq_commit('fresh', 'orders', 0, 1, 'simple')}),
+	'1', 'a commit by a non-member of an empty group is accepted');
+
+# 0.4.0's pgq_sync_member: a syncing and a polling member share the old group
+is( $new->safe_psql(
+		'postgres', q{
+	SELECT pgq_leave('billing', 'w1');
+	SELECT partitions FROM pgq_sync_member('billing', 'orders', 'k1', '{}');
+	SELECT count(*) FROM pgq_poll('billing', 'orders', 100, 0, 'w2');
+	SELECT partitions FROM pgq_sync_member('billing', 'orders', 'k1', '{0,1}');
+	SELECT count(*) FROM pgq_poll('billing', 'orders', 100, 0, 'w2');
+	SELECT string_agg(member_id || ':' || partitions::text, ' ' ORDER BY member_id)
+	  FROM pgq_members WHERE group_id = 'billing';
+	SELECT pgq_leave('billing', 'k1');
+	SELECT pgq_leave('billing', 'w2')}),
+	"{0,1,2}
+0
+{0,1}
+0
+k1:{0,1} w2:{2}",
+	'after the update, a syncing member gives up a partition to a polling one');
 
 ok( $new->poll_query_until(
 		'postgres', q{SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'pgqueue worker'}),
