@@ -2,6 +2,7 @@
  *
  * fetch.c
  *	  Reading a partition up to its last stable offset: pgq_fetch,
+ *	  pgq_fetch_partitions (many partitions, with their bounds),
  *	  pgq_offsets_for_time and the pgq_partitions view.
  *
  * partition_scan reads a partition's segments in offset order through their

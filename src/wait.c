@@ -4,6 +4,8 @@
  *	  Long polling: readers wait for records, woken when a send ends.
  *
  * pgq_fetch and pgq_poll with timeout_ms > 0 that find nothing to return
+ * (and pgq_wait, which returns no records, until an entry is ready; see
+ * pgq_wait for waits over several topics)
  * sleep on their topic's condition variable (partition_state.c) until a
  * transaction that sent to the topic commits or aborts, then read again with
  * a new snapshot; they return as soon as a read finds records, or when the
