@@ -1,6 +1,6 @@
 # Copyright (c) pgqueue contributors
 #
-# 045_wait.pl
+# 046_wait.pl
 #	  pgq_wait (src/wait.c): a wait for many (topic, partition, offset)
 #	  entries ends when a read of one of them would answer, woken by the
 #	  sending transaction's commit, not by its timeout.
