@@ -197,3 +197,24 @@ COMMENT ON VIEW pgq_lag IS
 'for monitoring (pg_monitor): per group and partition, the committed offset, the log''s offsets, the lag in offsets and in time behind the first unconsumed record, the owner, and the committed offset''s metadata';
 REVOKE ALL ON pgq_lag FROM PUBLIC;
 GRANT SELECT ON pgq_lag TO pg_monitor;
+ * Reading many partitions in one call, and waiting for any of them
+ * (src/fetch.c, src/wait.c): pgq_fetch_partitions and pgq_wait.
+ */
+CREATE FUNCTION pgq_fetch_partitions(topics text[], partitions integer[], msg_offsets bigint[],
+                                     max_records integer DEFAULT 100, max_bytes integer DEFAULT NULL,
+                                     partition_max_records integer[] DEFAULT NULL,
+                                     partition_max_bytes integer[] DEFAULT NULL)
+RETURNS TABLE(topic text, partition integer, msg_offset bigint, key bytea,
+              value bytea, headers jsonb, "timestamp" timestamptz,
+              log_start_offset bigint, high_watermark bigint, last_stable_offset bigint,
+              next_offset bigint, error text)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_fetch_partitions';
+COMMENT ON FUNCTION pgq_fetch_partitions(text[], integer[], bigint[], integer, integer, integer[], integer[]) IS
+'reads many partitions in one call: per partition its records, then a row (msg_offset NULL) with the log start, high watermark and last stable offset that bounded the read, where the next read continues, and an error code';
+
+CREATE FUNCTION pgq_wait(topics text[], partitions integer[], msg_offsets bigint[],
+                         timeout_ms integer DEFAULT 0)
+RETURNS TABLE(entry integer, topic text, partition integer, msg_offset bigint)
+LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_wait';
+COMMENT ON FUNCTION pgq_wait(text[], integer[], bigint[], integer) IS
+'waits until a read of one of the (topic, partition, offset) entries would answer (records, a gap to move past, or an error) or the timeout passes; returns the ready entries (entry = position in the arrays), no records';

@@ -2,6 +2,7 @@
  *
  * fetch.c
  *	  Reading a partition up to its last stable offset: pgq_fetch,
+ *	  pgq_fetch_partitions (many partitions, with their bounds),
  *	  pgq_offsets_for_time and the pgq_partitions view.
  *
  * partition_scan reads a partition's segments in offset order through their
@@ -51,9 +52,11 @@
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "storage/procarray.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -67,6 +70,7 @@
 PG_FUNCTION_INFO_V1(pgq_fetch);
 PG_FUNCTION_INFO_V1(pgq_offsets_for_time);
 PG_FUNCTION_INFO_V1(pgq_partitions_info);
+PG_FUNCTION_INFO_V1(pgq_fetch_partitions);
 
 typedef enum RecordStatus
 {
@@ -395,13 +399,28 @@ partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
 		int64		end;
 		bool		pending;
 
+		int64		stop;
+
 		LWLockAcquire(&state->append_lock, LW_SHARED);
 		end = (int64) pg_atomic_read_u64(&state->next_offset);
 		LWLockRelease(&state->append_lock);
-		(void) scan_segments(topic, partition, position, end, PG_INT64_MAX, snapshot,
+		stop = scan_segments(topic, partition, position, end, PG_INT64_MAX, snapshot,
 							 scan_stop, NULL, &pending, gone, &exhausted);
-		if (exhausted && (gone == NULL || !*gone))
-			position = end;
+		if (gone == NULL || !*gone)
+		{
+			if (exhausted)
+				position = end;
+			else if (pending)
+			{
+				/*
+				 * A record inserted after the first look passed: the read
+				 * stops at it, as if the first look had met it, so that the
+				 * caller knows the position is the last stable offset.
+				 */
+				position = stop;
+				*stopped_pending = true;
+			}
+		}
 	}
 	if (from_offset <= hint)
 		partition_state_advance_stable_hint(state, position);
@@ -414,6 +433,24 @@ partition_scan(PgqTopic *topic, int32 partition, int64 from_offset,
  * ----------------------------------------------------------------
  */
 
+/*
+ * What is left of the limits of a pgq_fetch_partitions call, for the whole
+ * call and for the partition being read (-1: no limit).  A record's size is
+ * the bytes of its key, value and headers.  KIP-74: the first record the
+ * call serves is served whatever its size, so that a reader always makes
+ * progress; after it, a record that does not fit ends the read before it.
+ */
+typedef struct FetchLimits
+{
+	int64		records;		/* the call's records left */
+	int64		bytes;			/* the call's bytes left */
+	int64		part_records;	/* the partition's records left */
+	int64		part_bytes;		/* the partition's bytes left */
+	bool		served_any;		/* the call served a record */
+	bool		cut;			/* a limit ended the partition's read */
+	int64		refused;		/* the record that did not fit, or -1 */
+} FetchLimits;
+
 typedef struct FetchState
 {
 	ReturnSetInfo *rsinfo;
@@ -421,7 +458,12 @@ typedef struct FetchState
 	Datum		topic_name;		/* made at the first record served */
 	int32		partition;
 	int64		served;
+	FetchLimits *limits;		/* pgq_fetch_partitions's, or NULL */
 } FetchState;
+
+/* the widest result a record is written into (pgq_fetch_partitions's) */
+#define FETCH_MAX_COLS		12
+#define FETCH_RECORD_COLS	7
 
 /* A varlena column of a stored record, fetched from TOAST if need be. */
 static Datum
@@ -435,23 +477,93 @@ record_varlena(Datum d, bool null, bool *isnull)
 	return d;
 }
 
+/* The bytes of a record's key, value and headers, without detoasting them. */
+static int64
+record_size(Datum *cols, bool *nulls)
+{
+	static const int varlena_cols[] = {SEG_KEY, SEG_VALUE, SEG_HEADERS};
+	int64		size = 0;
+	int			i;
+
+	for (i = 0; i < (int) lengthof(varlena_cols); i++)
+		if (!nulls[varlena_cols[i]])
+			size += toast_raw_datum_size(cols[varlena_cols[i]]) - VARHDRSZ;
+	return size;
+}
+
+/* Whether a record of this size may be served; if not, the read ends before it. */
+static bool
+fetch_limits_admit(FetchLimits *lim, int64 offset, int64 size)
+{
+	if (lim->served_any &&
+		((lim->bytes >= 0 && size > lim->bytes) ||
+		 (lim->part_bytes >= 0 && size > lim->part_bytes)))
+	{
+		lim->refused = offset;
+		lim->cut = true;
+		return false;
+	}
+	return true;
+}
+
+static void
+limit_charge(int64 *left, int64 amount, bool *cut)
+{
+	if (*left < 0)
+		return;
+	*left = Max(*left - amount, 0);
+	if (*left == 0)
+		*cut = true;
+}
+
+/* Charges a served record; returns false once a limit is reached. */
+static bool
+fetch_limits_charge(FetchLimits *lim, int64 size)
+{
+	lim->served_any = true;
+	limit_charge(&lim->records, 1, &lim->cut);
+	limit_charge(&lim->part_records, 1, &lim->cut);
+	limit_charge(&lim->bytes, size, &lim->cut);
+	limit_charge(&lim->part_bytes, size, &lim->cut);
+	return !lim->cut;
+}
+
+/*
+ * Writes a record into the result, as its first FETCH_RECORD_COLS columns
+ * (pgq_fetch_partitions's further columns are null in a record's row).
+ */
 static bool
 fetch_emit(void *arg, int64 offset, HeapTuple tuple, TupleDesc desc)
 {
 	FetchState *fs = (FetchState *) arg;
-	Datum		values[7];
-	bool		nulls[7] = {false, false, false, false, false, false, false};
-
+	int			natts = fs->rsinfo->setDesc->natts;
+	Datum		values[FETCH_MAX_COLS];
+	bool		nulls[FETCH_MAX_COLS];
 	Datum		cols[SEG_NATTS];
 	bool		colnulls[SEG_NATTS];
+	int64		size = 0;
+	int			i;
+
+	Assert(natts >= FETCH_RECORD_COLS && natts <= FETCH_MAX_COLS);
 
 	/* one pass over the record: the columns after key are not at fixed offsets */
 	heap_deform_tuple(tuple, desc, cols, colnulls);
+	if (fs->limits != NULL)
+	{
+		size = record_size(cols, colnulls);
+		if (!fetch_limits_admit(fs->limits, offset, size))
+			return false;
+	}
 	if (fs->topic_name == (Datum) 0)
 		fs->topic_name = PointerGetDatum(cstring_to_text(fs->topic->name));
+	for (i = FETCH_RECORD_COLS; i < natts; i++)
+		nulls[i] = true;
 	values[0] = fs->topic_name;
+	nulls[0] = false;
 	values[1] = Int32GetDatum(fs->partition);
+	nulls[1] = false;
 	values[2] = Int64GetDatum(offset);
+	nulls[2] = false;
 	values[3] = record_varlena(cols[SEG_KEY], colnulls[SEG_KEY], &nulls[3]);
 	values[4] = record_varlena(cols[SEG_VALUE], colnulls[SEG_VALUE], &nulls[4]);
 	values[5] = record_varlena(cols[SEG_HEADERS], colnulls[SEG_HEADERS], &nulls[5]);
@@ -459,6 +571,8 @@ fetch_emit(void *arg, int64 offset, HeapTuple tuple, TupleDesc desc)
 	nulls[6] = colnulls[SEG_TIMESTAMP];
 	tuplestore_putvalues(fs->rsinfo->setResult, fs->rsinfo->setDesc, values, nulls);
 	fs->served++;
+	if (fs->limits != NULL)
+		return fetch_limits_charge(fs->limits, size);
 	return true;
 }
 
@@ -508,6 +622,7 @@ partition_read(PgqTopic *topic, int32 partition, int64 from_offset, int64 max_re
 	fs.topic_name = (Datum) 0;
 	fs.partition = partition;
 	fs.served = 0;
+	fs.limits = NULL;
 	*next_offset = partition_scan(topic, partition, from_offset, max_records,
 								  GetActiveSnapshot(), fetch_emit, &fs, &pending, gone);
 	return fs.served;
@@ -722,38 +837,51 @@ pgq_offsets_for_time(PG_FUNCTION_ARGS)
 
 
 /*
- * The last stable offset of a partition (and its high watermark).  On a
- * primary the search starts from the partition's stable hint and advances
- * it, so repeated calls are cheap; on a standby there is no counter in
- * shared memory and the high watermark is the highest offset present plus
- * one.
+ * The high watermark of a partition, and (if settled is given) the offset
+ * below which every offset is known to be settled: the partition's stable
+ * hint, at least the log start.  On a standby there is no counter in shared
+ * memory and the high watermark is the highest offset present plus one.
  */
-int64
-partition_last_stable_offset(PgqTopic *topic, int32 partition, int64 *hwm)
+static int64
+partition_high_watermark(PgqTopic *topic, int32 partition, int64 *settled)
 {
 	PgqPartitionInfo *info = topic_partition_info(topic, partition);
 	PgqSegment *newest = &info->segments[info->nsegments - 1];
 	PgqPartitionState *state;
-	int64		from;
-	int64		stop;
-	bool		pending;
+	int64		hwm;
 
-	/* the high watermark must be read before the scan starts */
 	lock_newest_segment(topic, newest->relid);
 	state = partition_state_lookup(topic->topic_id, partition, info->offset_floor, true);
 	if (!RecoveryInProgress())
 	{
 		partition_ensure_loaded(topic, partition, state);
-		*hwm = (int64) pg_atomic_read_u64(&state->next_offset);
+		hwm = (int64) pg_atomic_read_u64(&state->next_offset);
 	}
 	else
 	{
-		*hwm = Max(info->log_start_offset, newest->base_offset);
-		*hwm = Max(*hwm, segment_max_offset(newest->relid) + 1);
+		hwm = Max(info->log_start_offset, newest->base_offset);
+		hwm = Max(hwm, segment_max_offset(newest->relid) + 1);
 	}
-	from = Max(info->log_start_offset, partition_state_get_stable_hint(state));
+	if (settled != NULL)
+		*settled = Max(info->log_start_offset, partition_state_get_stable_hint(state));
 	UnlockRelationOid(newest->relid, AccessShareLock);
+	return hwm;
+}
 
+/*
+ * The last stable offset of a partition (and its high watermark).  On a
+ * primary the search starts from the partition's stable hint and advances
+ * it, so repeated calls are cheap.
+ */
+int64
+partition_last_stable_offset(PgqTopic *topic, int32 partition, int64 *hwm)
+{
+	int64		from;
+	int64		stop;
+	bool		pending;
+
+	/* the high watermark must be read before the scan starts */
+	*hwm = partition_high_watermark(topic, partition, &from);
 	stop = partition_scan(topic, partition, from, PG_INT64_MAX, GetActiveSnapshot(),
 						  scan_skip, NULL, &pending, NULL);
 	return pending ? stop : *hwm;
@@ -883,5 +1011,367 @@ pgq_partitions_info(PG_FUNCTION_ARGS)
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		}
 	}
+	return (Datum) 0;
+}
+
+/* ----------------------------------------------------------------
+ * Reading many partitions in one call: pgq_fetch_partitions, and the
+ * readiness check behind pgq_wait (wait.c)
+ * ----------------------------------------------------------------
+ */
+
+/* The elements of a one-dimensional array argument that must not be null. */
+static int
+entries_array(FunctionCallInfo fcinfo, int argno, const char *argname, Datum **elems,
+			  bool **nulls, bool nulls_ok)
+{
+	ArrayType  *array = DatumGetArrayTypeP(pgq_require_arg(fcinfo, argno, argname));
+	Oid			elemtype = ARR_ELEMTYPE(array);
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			n;
+	int			i;
+
+	if (ARR_NDIM(array) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must be a one-dimensional array", argname)));
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(array, elemtype, typlen, typbyval, typalign, elems, nulls, &n);
+	for (i = 0; i < n && !nulls_ok; i++)
+		if ((*nulls)[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not contain nulls", argname)));
+	return n;
+}
+
+/*
+ * The (topic, partition, offset) entries of a call that reads or waits for
+ * many partitions, from its arguments argno (topics text[]), argno + 1
+ * (partitions integer[]) and argno + 2 (msg_offsets bigint[]).  topics has
+ * one element per partition, or a single one that applies to every
+ * partition.  The topics are looked up by read_entries_lookup.
+ */
+int
+read_entries_get(FunctionCallInfo fcinfo, int argno, PgqReadEntry **entries)
+{
+	Datum	   *names;
+	Datum	   *parts;
+	Datum	   *offsets;
+	bool	   *nulls;
+	int			nnames;
+	int			n;
+	int			noffsets;
+	int			i;
+	PgqReadEntry *e;
+	text	  **distinct;
+	int			ndistinct = 0;
+
+	nnames = entries_array(fcinfo, argno, "topics", &names, &nulls, false);
+	n = entries_array(fcinfo, argno + 1, "partitions", &parts, &nulls, false);
+	noffsets = entries_array(fcinfo, argno + 2, "msg_offsets", &offsets, &nulls, false);
+	if (nnames != n && nnames != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("topics has %d elements but partitions has %d", nnames, n),
+				 errhint("Give one topic per partition, or a single topic for all of them.")));
+	if (noffsets != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("msg_offsets has %d elements but partitions has %d", noffsets, n)));
+
+	e = palloc0(sizeof(PgqReadEntry) * Max(n, 1));
+	distinct = palloc(sizeof(text *) * Max(nnames, 1));
+	for (i = 0; i < n; i++)
+	{
+		text	   *name = DatumGetTextPP(names[nnames == 1 ? 0 : i]);
+		int			len = VARSIZE_ANY_EXHDR(name);
+		int			k;
+
+		/* entries of one topic share one name, which read_entries_lookup relies on */
+		for (k = ndistinct - 1; k >= 0; k--)
+			if ((int) VARSIZE_ANY_EXHDR(distinct[k]) == len &&
+				memcmp(VARDATA_ANY(distinct[k]), VARDATA_ANY(name), len) == 0)
+				break;
+		if (k < 0)
+			distinct[k = ndistinct++] = name;
+		e[i].topic_name = distinct[k];
+		e[i].partition = DatumGetInt32(parts[i]);
+		e[i].offset = DatumGetInt64(offsets[i]);
+	}
+	read_entries_lookup(e, n);
+	*entries = e;
+	return n;
+}
+
+/*
+ * Looks the entries' topics up (again: a wait does it before each read, so
+ * that it reads through current segment lists), each distinct name once: a
+ * second topic_lookup of a name could reload its cache entry, or remove it
+ * if the topic was dropped meanwhile, under an entry that points to it.  An
+ * unknown topic leaves its entries' topic NULL (a per-entry error); the
+ * caller must hold the consume right on every topic that exists.
+ */
+void
+read_entries_lookup(PgqReadEntry *entries, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		PgqReadEntry *e = &entries[i];
+		int			k;
+
+		for (k = i - 1; k >= 0; k--)
+			if (entries[k].topic_name == e->topic_name)
+				break;
+		if (k >= 0)
+		{
+			e->topic = entries[k].topic;
+			continue;
+		}
+		e->topic = topic_lookup(e->topic_name, true);
+		if (e->topic != NULL)
+			topic_check_privilege(e->topic, PGQ_PRIV_CONSUME);
+	}
+}
+
+/* The per-entry error of a read, or NULL: see the README's table. */
+static const char *
+read_entry_error(PgqReadEntry *e, int64 *log_start, int64 *hwm)
+{
+	PgqPartitionInfo *info;
+
+	if (e->topic == NULL || e->partition < 0 || e->partition >= e->topic->partitions)
+		return "42704";			/* Kafka's UNKNOWN_TOPIC_OR_PARTITION */
+	info = topic_partition_info(e->topic, e->partition);
+	*log_start = info->log_start_offset;
+	*hwm = partition_high_watermark(e->topic, e->partition, NULL);
+
+	/*
+	 * Past the high watermark is out of range only on a primary: a standby
+	 * may not have replayed yet what a client read on the primary.
+	 */
+	if (e->offset < *log_start || (!RecoveryInProgress() && e->offset > *hwm))
+		return "22023";			/* Kafka's OFFSET_OUT_OF_RANGE */
+	return NULL;
+}
+
+/*
+ * Whether a read of the entry's partition from its offset would answer now
+ * (pgq_wait): it would serve a record, or move past a gap of rolled-back
+ * sends, or report an error (unknown topic or partition, offset out of
+ * range).  Uses the active snapshot.
+ */
+bool
+read_entry_ready(PgqReadEntry *e)
+{
+	int64		log_start;
+	int64		hwm;
+	int64		next;
+	bool		pending;
+	bool		gone = false;
+
+	if (e->topic == NULL || e->partition < 0 || e->partition >= e->topic->partitions ||
+		e->offset < topic_partition_info(e->topic, e->partition)->log_start_offset)
+		return true;
+	next = partition_scan(e->topic, e->partition, e->offset, 1, GetActiveSnapshot(),
+						  scan_stop, NULL, &pending, &gone);
+	if (gone || next > e->offset)
+		return true;
+	/* nothing to read: only an offset past the end makes a read answer */
+	return read_entry_error(e, &log_start, &hwm) != NULL;
+}
+
+/* A limit argument: NULL is no limit (-1); otherwise it must be positive. */
+static int64
+limit_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	int32		v;
+
+	if (PG_ARGISNULL(argno))
+		return -1;
+	v = PG_GETARG_INT32(argno);
+	if (v <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be greater than zero", argname)));
+	return v;
+}
+
+/* A per-partition limits array: NULL, or one element per partition (NULL: no limit). */
+static int64 *
+limits_array_arg(FunctionCallInfo fcinfo, int argno, const char *argname, int n)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int64	   *limits;
+	int			count;
+	int			i;
+
+	if (PG_ARGISNULL(argno))
+		return NULL;
+	count = entries_array(fcinfo, argno, argname, &elems, &nulls, true);
+	if (count != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s has %d elements but partitions has %d", argname, count, n)));
+	limits = palloc(sizeof(int64) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		limits[i] = nulls[i] ? -1 : DatumGetInt32(elems[i]);
+		if (!nulls[i] && limits[i] <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must contain only values greater than zero", argname)));
+	}
+	return limits;
+}
+
+/* The row that ends a partition's part of pgq_fetch_partitions's result. */
+static void
+fetch_partition_row(ReturnSetInfo *rsinfo, PgqReadEntry *e, int64 log_start, int64 hwm,
+					int64 lso, int64 next, const char *error)
+{
+	Datum		values[FETCH_MAX_COLS];
+	bool		nulls[FETCH_MAX_COLS];
+	int			i;
+
+	for (i = 0; i < FETCH_MAX_COLS; i++)
+		nulls[i] = true;
+	values[0] = PointerGetDatum(e->topic_name);
+	nulls[0] = false;
+	values[1] = Int32GetDatum(e->partition);
+	nulls[1] = false;
+	if (log_start >= 0)
+	{
+		values[7] = Int64GetDatum(log_start);
+		values[8] = Int64GetDatum(hwm);
+		values[9] = Int64GetDatum(lso);
+		nulls[7] = nulls[8] = nulls[9] = false;
+	}
+	if (next >= 0)
+	{
+		values[10] = Int64GetDatum(next);
+		nulls[10] = false;
+	}
+	if (error != NULL)
+	{
+		values[11] = CStringGetTextDatum(error);
+		nulls[11] = false;
+	}
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * pgq_fetch_partitions(topics, partitions, msg_offsets, max_records,
+ * max_bytes, partition_max_records, partition_max_bytes): reads many
+ * partitions in one call, for Kafka's Fetch.  For each entry in input
+ * order: the records read from it, then a row for the partition (msg_offset
+ * NULL) with its log start, high watermark and last stable offset, where
+ * the next read continues, and an error code (NULL if none).
+ *
+ * Every partition is read with the statement's one snapshot, and the last
+ * stable offset reported is the one that bounded that read: when the read
+ * ran to its end (nothing left, or a record pending to the snapshot), the
+ * reported LSO is where it stopped and equals next_offset, so "no records,
+ * next_offset = LSO" means that nothing below it is missing, even if a send
+ * committed while the call read other partitions.  When a limit ended the
+ * read, the LSO is looked up after it (from the partition's stable hint,
+ * cheaply) and is above next_offset if more records are readable.
+ */
+Datum
+pgq_fetch_partitions(PG_FUNCTION_ARGS)
+{
+	PgqReadEntry *entries;
+	int			n = read_entries_get(fcinfo, 0, &entries);
+	int64		max_records = limit_arg(fcinfo, 3, "max_records");
+	int64		max_bytes = limit_arg(fcinfo, 4, "max_bytes");
+	int64	   *part_records = limits_array_arg(fcinfo, 5, "partition_max_records", n);
+	int64	   *part_bytes = limits_array_arg(fcinfo, 6, "partition_max_bytes", n);
+	ReturnSetInfo *rsinfo;
+	FetchLimits lim;
+	int64		served = 0;
+	int			i;
+
+	records_result_init(fcinfo);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	lim.records = max_records;
+	lim.bytes = max_bytes;
+	lim.served_any = false;
+
+	for (i = 0; i < n; i++)
+	{
+		PgqReadEntry *e = &entries[i];
+		int64		log_start = -1;
+		int64		hwm = -1;
+		int64		lso;
+		int64		lso_hwm;
+		int64		next;
+		bool		pending = false;
+		bool		gone = false;
+		const char *error;
+		FetchState	fs;
+
+		CHECK_FOR_INTERRUPTS();
+		error = read_entry_error(e, &log_start, &hwm);
+		if (error != NULL)
+		{
+			lso = log_start >= 0 ? partition_last_stable_offset(e->topic, e->partition, &lso_hwm) : -1;
+			fetch_partition_row(rsinfo, e, log_start, Max(hwm, lso), lso, -1, error);
+			continue;
+		}
+
+		lim.part_records = part_records != NULL ? part_records[i] : -1;
+		lim.part_bytes = part_bytes != NULL ? part_bytes[i] : -1;
+		lim.refused = -1;
+		lim.cut = lim.records == 0 || lim.bytes == 0;
+		next = e->offset;
+		fs.rsinfo = rsinfo;
+		fs.topic = e->topic;
+		fs.topic_name = PointerGetDatum(e->topic_name);
+		fs.partition = e->partition;
+		fs.served = 0;
+		fs.limits = &lim;
+		if (!lim.cut)			/* else the call's limits are used up */
+		{
+			next = partition_scan(e->topic, e->partition, e->offset, PG_INT64_MAX,
+								  GetActiveSnapshot(), fetch_emit, &fs, &pending, &gone);
+			if (lim.refused >= 0)
+				next = lim.refused;
+		}
+		served += fs.served;
+		if (gone && fs.served == 0)
+		{
+			/* retention dropped the records at the offset while we read */
+			log_start = topic_partition_info(e->topic, e->partition)->log_start_offset;
+			lso = partition_last_stable_offset(e->topic, e->partition, &lso_hwm);
+			fetch_partition_row(rsinfo, e, log_start, Max(lso_hwm, lso), lso, -1, "22023");
+			continue;
+		}
+
+		if (lim.cut || gone)
+		{
+			/* the read did not reach its bound: look it up */
+			lso = Max(partition_last_stable_offset(e->topic, e->partition, &lso_hwm), next);
+			hwm = Max(hwm, lso_hwm);
+		}
+		else if (next > e->offset || !pending)
+			lso = next;			/* where the read stopped: pending, or the end */
+		else
+		{
+			/*
+			 * Stopped at once by a pending record, maybe one below the
+			 * offset asked for: report that one.
+			 */
+			lso = Min(partition_last_stable_offset(e->topic, e->partition, &lso_hwm), next);
+		}
+		fetch_partition_row(rsinfo, e, topic_partition_info(e->topic, e->partition)->log_start_offset,
+							Max(hwm, lso), lso, next, NULL);
+	}
+	if (served > 0)
+		served_records_flush();
 	return (Datum) 0;
 }

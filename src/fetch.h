@@ -35,6 +35,22 @@ extern int64 partition_last_stable_offset(PgqTopic *topic, int32 partition, int6
 extern int64 partition_offset_for_time(PgqTopic *topic, int32 partition, TimestampTz target);
 
 /*
+ * One (topic, partition, offset) of a call that reads or waits for many
+ * partitions (pgq_fetch_partitions, pgq_wait).
+ */
+typedef struct PgqReadEntry
+{
+	text	   *topic_name;
+	PgqTopic   *topic;			/* NULL: no such topic */
+	int32		partition;
+	int64		offset;
+} PgqReadEntry;
+
+extern int	read_entries_get(FunctionCallInfo fcinfo, int argno, PgqReadEntry **entries);
+extern void read_entries_lookup(PgqReadEntry *entries, int n);
+extern bool read_entry_ready(PgqReadEntry *e);
+
+/*
  * wait.c: long polling.  A reader runs a read step until it returns records
  * or the timeout passes, sleeping between tries until a send to the topic
  * ends.

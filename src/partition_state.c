@@ -72,6 +72,7 @@ typedef struct PgqShared
 	pg_atomic_uint64 catalog_generation;	/* bumped by every committed change
 											 * to topic metadata */
 	ConditionVariable wakeup[PGQ_WAKEUP_SLOTS]; /* see above; no lock */
+	ConditionVariable wakeup_any;	/* for readers of several topics (wait.c) */
 } PgqShared;
 
 static PgqShared *pgq_shared = NULL;
@@ -99,6 +100,7 @@ partition_state_shmem_startup(LWLock *lock)
 		pg_atomic_init_u64(&pgq_shared->catalog_generation, 1);
 		for (int i = 0; i < PGQ_WAKEUP_SLOTS; i++)
 			ConditionVariableInit(&pgq_shared->wakeup[i]);
+		ConditionVariableInit(&pgq_shared->wakeup_any);
 	}
 
 	memset(&info, 0, sizeof(info));
@@ -259,6 +261,17 @@ topic_wakeup_cv(int32 topic_id)
 								 murmurhash32((uint32) topic_id));
 
 	return &pgq_shared->wakeup[h % PGQ_WAKEUP_SLOTS];
+}
+
+/*
+ * The condition variable that readers waiting for several topics at once
+ * sleep on (a process sleeps on one condition variable at a time): a sending
+ * transaction broadcasts on it too, when it has sleepers (see wait.c).
+ */
+ConditionVariable *
+topics_wakeup_any_cv(void)
+{
+	return &pgq_shared->wakeup_any;
 }
 
 /*

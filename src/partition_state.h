@@ -85,6 +85,7 @@ extern void partition_state_set_count(PgqPartitionState *state, int64 from, int6
 extern void partition_wait_roll(int32 topic_id, PgqPartitionState *state);
 extern void partition_state_reset_rolling(void);
 extern ConditionVariable *topic_wakeup_cv(int32 topic_id);
+extern ConditionVariable *topics_wakeup_any_cv(void);
 extern uint64 pgq_catalog_generation(void);
 extern void pgq_catalog_generation_bump(void);
 extern void pgq_catalog_invalidate_local(void);

@@ -4,6 +4,8 @@
  *	  Long polling: readers wait for records, woken when a send ends.
  *
  * pgq_fetch and pgq_poll with timeout_ms > 0 that find nothing to return
+ * (and pgq_wait, which returns no records, until an entry is ready; see
+ * pgq_wait for waits over several topics)
  * sleep on their topic's condition variable (partition_state.c) until a
  * transaction that sent to the topic commits or aborts, then read again with
  * a new snapshot; they return as soon as a read finds records, or when the
@@ -45,9 +47,12 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
+#include "storage/proclist.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -61,6 +66,8 @@ static int	nsent_topics = 0;
 static int	sent_topics_alloc = 0;
 
 #define STANDBY_RECHECK_MS	10
+
+PG_FUNCTION_INFO_V1(pgq_wait);
 
 /*
  * Before a read that follows a wait: makes the reads of the topic's
@@ -97,6 +104,7 @@ wait_for_records(PgqTopic *topic, int32 timeout_ms, PgqReadStep step, void *arg)
 	TimestampTz deadline;
 	bool		in_recovery = RecoveryInProgress();
 	bool		first = true;
+	bool		read_with_statement_snapshot = true;
 	uint64		seen_generation = topic->generation;
 	MemoryContext step_cxt;
 	MemoryContext old_cxt;
@@ -140,6 +148,17 @@ wait_for_records(PgqTopic *topic, int32 timeout_ms, PgqReadStep step, void *arg)
 		remaining = (long) ((deadline - GetCurrentTimestamp()) / 1000);
 		if (served > 0 || remaining <= 0)
 			break;
+
+		/*
+		 * The first read used the statement's snapshot, taken before we
+		 * registered: a send that ended in between woke nobody, so read
+		 * again at once with a snapshot taken after registering.
+		 */
+		if (read_with_statement_snapshot)
+		{
+			read_with_statement_snapshot = false;
+			continue;
+		}
 		if (in_recovery)
 		{
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -175,6 +194,23 @@ send_wakeup_register(int32 topic_id)
 }
 
 /*
+ * Wakes the readers that wait for several topics (pgq_wait), if there are
+ * any.  The look at the sleepers takes no lock, so that senders do not all
+ * take one spinlock when nobody waits: a reader registers as a sleeper
+ * before it reads, and the barrier orders our commit before the look, so
+ * either the reader's read sees the commit or the look sees the reader.
+ */
+static void
+wake_any_topic_readers(void)
+{
+	ConditionVariable *cv = topics_wakeup_any_cv();
+
+	pg_memory_barrier();
+	if (!proclist_is_empty(&cv->wakeup))
+		ConditionVariableBroadcast(cv);
+}
+
+/*
  * At commit (after the records became visible) or abort, wake the readers of
  * the topics this transaction sent to.  A prepared transaction wakes nobody
  * when it is later committed: its readers see its records at their next read
@@ -195,6 +231,7 @@ wait_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_ABORT:
 			for (i = 0; i < nsent_topics; i++)
 				ConditionVariableBroadcast(topic_wakeup_cv(sent_topics[i]));
+			wake_any_topic_readers();
 			/* FALLTHROUGH */
 		case XACT_EVENT_PREPARE:
 			nsent_topics = 0;
@@ -208,4 +245,152 @@ void
 wait_register_xact_callback(void)
 {
 	RegisterXactCallback(wait_xact_callback, NULL);
+}
+
+/*
+ * The condition variable a wait for the entries sleeps on: their topic's if
+ * they all share one, else the one for readers of several topics.  NULL if
+ * no entry's topic exists (then every entry is ready).
+ */
+static ConditionVariable *
+entries_wakeup_cv(PgqReadEntry *entries, int n)
+{
+	ConditionVariable *cv = NULL;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		ConditionVariable *topic_cv;
+
+		if (entries[i].topic == NULL)
+			continue;
+		topic_cv = topic_wakeup_cv(entries[i].topic->topic_id);
+		if (cv != NULL && cv != topic_cv)
+			return topics_wakeup_any_cv();
+		cv = topic_cv;
+	}
+	return cv;
+}
+
+/* Marks the entries a read would answer now; returns how many. */
+static int
+entries_check(PgqReadEntry *entries, int n, bool *ready)
+{
+	int			nready = 0;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		ready[i] = read_entry_ready(&entries[i]);
+		nready += ready[i] ? 1 : 0;
+	}
+	return nready;
+}
+
+/*
+ * pgq_wait(topics, partitions, msg_offsets, timeout_ms): the entries for
+ * which a read (pgq_fetch_partitions) would answer now: it would serve a
+ * record at or above the offset (below the last stable offset), or move
+ * past a gap of rolled-back sends, or report an error.  With timeout_ms > 0
+ * and no entry ready, it waits, as wait_for_records does, until a send to
+ * one of the topics ends and an entry is ready, or the timeout passes.
+ * Returns no records: a Kafka gateway parks its Fetch requests on it.
+ *
+ * A wait for the partitions of one topic sleeps on that topic's condition
+ * variable; one for several topics on a shared one, which every sending
+ * transaction broadcasts on while someone sleeps there, so such a wait also
+ * wakes up (and checks its entries again) when other topics are sent to.
+ * Before each check after the first, the topics are looked up again, which
+ * reloads their segment lists if topic metadata changed meanwhile.
+ */
+Datum
+pgq_wait(PG_FUNCTION_ARGS)
+{
+	PgqReadEntry *entries;
+	int			n = read_entries_get(fcinfo, 0, &entries);
+	int32		timeout_ms = DatumGetInt32(pgq_require_arg(fcinfo, 3, "timeout_ms"));
+	bool		in_recovery = RecoveryInProgress();
+	bool	   *ready = palloc0(sizeof(bool) * Max(n, 1));
+	ReturnSetInfo *rsinfo;
+	ConditionVariable *cv = NULL;
+	TimestampTz deadline;
+	MemoryContext step_cxt;
+	MemoryContext old_cxt;
+	bool		first = true;
+	int			i;
+
+	if (timeout_ms < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout_ms must not be negative")));
+
+	/* what a check allocates is freed before the next: a wait may see many wake-ups */
+	step_cxt = AllocSetContextCreate(CurrentMemoryContext, "pgqueue wait step",
+									 ALLOCSET_DEFAULT_SIZES);
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	for (;;)
+	{
+		int			nready;
+		long		remaining;
+
+		MemoryContextReset(step_cxt);
+		old_cxt = MemoryContextSwitchTo(step_cxt);
+		if (!first)
+			read_entries_lookup(entries, n);
+		/* register before reading, so that no wake-up is missed */
+		cv = entries_wakeup_cv(entries, n);
+		if (!in_recovery && cv != NULL)
+			ConditionVariablePrepareToSleep(cv);
+
+		/*
+		 * A snapshot taken after registering, even for the first check: the
+		 * statement's is older, and a send that ended in between would wake
+		 * nobody.  Under REPEATABLE READ there is no wait and the
+		 * transaction's snapshot is the only one.
+		 */
+		if (IsolationUsesXactSnapshot())
+			nready = entries_check(entries, n, ready);
+		else
+		{
+			PushActiveSnapshot(GetLatestSnapshot());
+			nready = entries_check(entries, n, ready);
+			PopActiveSnapshot();
+		}
+		MemoryContextSwitchTo(old_cxt);
+		first = false;
+
+		remaining = (long) ((deadline - GetCurrentTimestamp()) / 1000);
+		if (nready > 0 || n == 0 || remaining <= 0 || IsolationUsesXactSnapshot())
+			break;
+		if (in_recovery)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 Min(remaining, STANDBY_RECHECK_MS), PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+		else
+			(void) ConditionVariableTimedSleep(cv, remaining, PG_WAIT_EXTENSION);
+	}
+	if (!in_recovery)
+		ConditionVariableCancelSleep();
+	MemoryContextDelete(step_cxt);
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		if (!ready[i])
+			continue;
+		values[0] = Int32GetDatum(i + 1);
+		values[1] = PointerGetDatum(entries[i].topic_name);
+		values[2] = Int32GetDatum(entries[i].partition);
+		values[3] = Int64GetDatum(entries[i].offset);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }
