@@ -197,6 +197,8 @@ COMMENT ON VIEW pgq_lag IS
 'for monitoring (pg_monitor): per group and partition, the committed offset, the log''s offsets, the lag in offsets and in time behind the first unconsumed record, the owner, and the committed offset''s metadata';
 REVOKE ALL ON pgq_lag FROM PUBLIC;
 GRANT SELECT ON pgq_lag TO pg_monitor;
+
+/*
  * Reading many partitions in one call, and waiting for any of them
  * (src/fetch.c, src/wait.c): pgq_fetch_partitions and pgq_wait.
  */

@@ -193,6 +193,35 @@ is( $new->safe_psql(
 	  FROM pg_proc WHERE proname IN ('pgq_send', 'pgq_send_batch')}),
 	'jsonb,jsonb[],pgq_payload,pgq_payloads', 'the old overloads are replaced');
 
+# 0.4.0's reads of many partitions and waits: the old records, with each
+# partition's bounds (next_offset past the offsets the restart skipped)
+is( $new->safe_psql(
+		'postgres', q{
+	SELECT format('%s/%s', count(f.msg_offset),
+	              bool_and(f.msg_offset IS NOT NULL
+	                       OR (f.next_offset = p.high_watermark AND f.last_stable_offset = p.high_watermark
+	                           AND f.log_start_offset = p.log_start_offset AND f.error IS NULL)))
+	  FROM pgq_fetch_partitions(ARRAY['orders'], ARRAY[0, 1, 2], ARRAY[0, 0, 0], max_records => 1000) f
+	  JOIN pgq_partitions p ON p.topic = f.topic AND p.partition = f.partition}),
+	'30/t',
+	'after the update, pgq_fetch_partitions reads the old records and reports their bounds');
+is( $new->safe_psql(
+		'postgres', qq{
+	SELECT string_agg(msg_offset::text, ',' ORDER BY msg_offset)
+	  FROM pgq_fetch_partitions(ARRAY['events'], ARRAY[0], ARRAY[5]) WHERE msg_offset IS NOT NULL}),
+	"6,$hwm",
+	'and skips the old gap');
+is( $new->safe_psql(
+		'postgres', qq{
+	SELECT string_agg(entry::text, ',') FROM pgq_wait(ARRAY['events'], ARRAY[0, 0], ARRAY[5, $hwm + 1])}),
+	'1',
+	'pgq_wait finds the entry a read would answer');
+is( $new->safe_psql(
+		'postgres', q{
+	SELECT count(*) FROM pg_proc
+	 WHERE proname IN ('pgq_fetch_partitions', 'pgq_wait') AND obj_description(oid, 'pg_proc') IS NOT NULL}),
+	'2', 'the update adds pgq_fetch_partitions and pgq_wait, with comments');
+
 # 0.4.0's idempotent producers, on a segment made by 0.1.0: the update gave
 # it the producer columns and index
 my $idempotent_at = $hwm + 1;
@@ -319,35 +348,6 @@ is( $new->safe_psql(
 0
 k1:{0,1} w2:{2}",
 	'after the update, a syncing member gives up a partition to a polling one');
-# 0.4.0's reads of many partitions and waits: the old records, with each
-# partition's bounds (next_offset past the offsets the restart skipped)
-is( $new->safe_psql(
-		'postgres', q{
-	SELECT format('%s/%s', count(f.msg_offset),
-	              bool_and(f.msg_offset IS NOT NULL
-	                       OR (f.next_offset = p.high_watermark AND f.last_stable_offset = p.high_watermark
-	                           AND f.log_start_offset = p.log_start_offset AND f.error IS NULL)))
-	  FROM pgq_fetch_partitions(ARRAY['orders'], ARRAY[0, 1, 2], ARRAY[0, 0, 0], max_records => 1000) f
-	  JOIN pgq_partitions p ON p.topic = f.topic AND p.partition = f.partition}),
-	'30/t',
-	'after the update, pgq_fetch_partitions reads the old records and reports their bounds');
-is( $new->safe_psql(
-		'postgres', qq{
-	SELECT string_agg(msg_offset::text, ',' ORDER BY msg_offset)
-	  FROM pgq_fetch_partitions(ARRAY['events'], ARRAY[0], ARRAY[5]) WHERE msg_offset IS NOT NULL}),
-	"6,$hwm",
-	'and skips the old gap');
-is( $new->safe_psql(
-		'postgres', qq{
-	SELECT string_agg(entry::text, ',') FROM pgq_wait(ARRAY['events'], ARRAY[0, 0], ARRAY[5, $hwm + 1])}),
-	'1',
-	'pgq_wait finds the entry a read would answer');
-is( $new->safe_psql(
-		'postgres', q{
-	SELECT count(*) FROM pg_proc
-	 WHERE proname IN ('pgq_fetch_partitions', 'pgq_wait') AND obj_description(oid, 'pg_proc') IS NOT NULL}),
-	'2', 'the update adds pgq_fetch_partitions and pgq_wait, with comments');
-
 ok( $new->poll_query_until(
 		'postgres', q{SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'pgqueue worker'}),
 	'the worker runs after the update');
