@@ -533,10 +533,21 @@ state_settle(ProducerState *st)
 	{
 		ProducerRun *run = &st->runs[i];
 
-		if (!TransactionIdIsValid(run->xid) || TransactionIdIsCurrentTransactionId(run->xid) ||
-			TransactionIdIsInProgress(run->xid))
+		/*
+		 * The commit log first: the usual case is the producer's previous
+		 * send, committed, and asking the proc array would take
+		 * ProcArrayLock, which committing backends hold exclusively, with
+		 * the append lock held.  A transaction is in the commit log as
+		 * committed before it leaves the proc array, hence the second look.
+		 */
+		if (!TransactionIdIsValid(run->xid))
 			continue;
 		if (TransactionIdDidCommit(run->xid))
+			run->xid = InvalidTransactionId;
+		else if (TransactionIdIsCurrentTransactionId(run->xid) ||
+				 TransactionIdIsInProgress(run->xid))
+			continue;
+		else if (TransactionIdDidCommit(run->xid))
 			run->xid = InvalidTransactionId;
 		else
 		{
