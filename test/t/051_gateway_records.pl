@@ -9,7 +9,8 @@
 #		in front of librdkafka's mock cluster) decoded exactly;
 #	  - the Fetch batches records_encode writes (gaps, a stretched last
 #		offset, the empty batch) read by python3-kafka, an independent
-#		client, exactly as meant;
+#		client, exactly as meant; and the Produce batches python3-kafka
+#		builds (uncompressed, gzip, idempotent) decoded exactly;
 #	  - gateway/test/fuzz_records for PGQ_FUZZ_SECONDS (default 5): mutated
 #		batches and bombs, no sanitizer report, memory bounded.
 #	  No server is needed: these are the codec's own programs.
@@ -60,6 +61,18 @@ cmp_ok(run_checks('test_records', [ "$dir/test_records", '--dump', $dump ], 300)
 
 cmp_ok(run_checks('python3-kafka', [ '/usr/bin/python3', "$dir/kafka_python_batches.py", $dump ], 60),
 	'>=', 5, 'python3-kafka read every encoded batch');
+
+my $produce = PostgreSQL::Test::Utils::tempdir('produce');
+cmp_ok(
+	run_checks(
+		'python3-kafka batches',
+		[
+			'/usr/bin/python3', "$dir/kafka_python_batches.py",
+			'--produce', $produce, "$dir/test_records"
+		],
+		60),
+	'>=', 3,
+	'records_decode read every batch python3-kafka built');
 
 cmp_ok(run_checks('fuzz_records', [ "$dir/fuzz_records", $fuzz_seconds ], $fuzz_seconds + 120),
 	'>=', 20, 'fuzz_records made its checks');
