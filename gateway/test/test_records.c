@@ -208,6 +208,58 @@ test_kbuf(void)
 	test_check(ok && !r.err && kr_remaining(&r) == 0,
 			   "kbuf: zigzag varints round trip at their limits, sized by k_varint_size");
 
+	/* every writer's output read back by its reader, random values */
+	{
+		uint64_t	x = 88172645463325252ULL;
+		int			k;
+
+		ok = true;
+		for (k = 0; k < 20000 && ok; k++)
+		{
+			int64_t		v;
+			uint32_t	u;
+			const char *s;
+			int32_t		slen;
+			int			shift;
+
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			shift = (int) (x % 64);
+			v = (int64_t) (x >> shift) * ((x & 1) ? -1 : 1);
+			u = (uint32_t) (x >> (x % 33 + 31 > 63 ? 63 : x % 33 + 31));
+			kw_reset(&w);
+			kw_varlong(&w, v);
+			kw_varint(&w, (int32_t) v);
+			kw_uvarint(&w, u);
+			kw_i64(&w, v);
+			kw_i32(&w, (int32_t) v);
+			kw_i16(&w, (int16_t) v);
+			kw_compact_string(&w, k % 5 ? "abc" : NULL, 3);
+			kw_string(&w, k % 7 ? "" : NULL, 0);
+			kw_bytes(&w, "xy", k % 3 ? 2 : -1);
+			kw_varbytes(&w, k % 4 ? "z" : NULL, 1);
+			kw_empty_tagged_fields(&w);
+			kr_init(&r, w.data, w.len);
+			ok &= kr_varlong(&r) == v;
+			ok &= kr_varint(&r) == (int32_t) v;
+			ok &= kr_uvarint(&r) == u;
+			ok &= kr_i64(&r) == v;
+			ok &= kr_i32(&r) == (int32_t) v;
+			ok &= kr_i16(&r) == (int16_t) v;
+			ok &= kr_compact_string(&r, &s, &slen) &&
+				(k % 5 ? slen == 3 && memcmp(s, "abc", 3) == 0 : s == NULL && slen == -1);
+			ok &= kr_string(&r, &s, &slen) && (k % 7 ? s != NULL && slen == 0 : s == NULL);
+			ok &= kr_bytes(&r, &p, &len) && (k % 3 ? len == 2 && p[1] == 'y' : p == NULL);
+			ok &= kr_varbytes(&r, &p, &len) && (k % 4 ? len == 1 && p[0] == 'z' : p == NULL);
+			kr_skip_tagged_fields(&r);
+			ok &= !r.err && kr_remaining(&r) == 0;
+			if (!ok)
+				fprintf(stderr, "# round trip %d failed: %lld %u\n", k, (long long) v, u);
+		}
+		test_check(ok, "kbuf: 20000 random values of every type read back as written");
+	}
+
 	kw_reset(&w);
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
