@@ -57,6 +57,11 @@ typedef struct KRecordBatch
  * max_decompressed.  Returns a Kafka error code (CORRUPT_MESSAGE,
  * INVALID_RECORD, UNSUPPORTED_COMPRESSION_TYPE, MESSAGE_TOO_LARGE...) or
  * 0 with *batches (free with records_free).
+ *
+ * max_decompressed bounds all the batches' decompressed records together;
+ * no records at all (len 0) is INVALID_RECORD, as Kafka answers it.  The
+ * records point into data and into the batches' owned buffers: data must
+ * outlive *batches.
  */
 extern int16_t records_decode(const uint8_t *data, size_t len, size_t max_decompressed,
 							  KRecordBatch **batches, int *nbatches);
@@ -85,5 +90,8 @@ typedef struct KRecordOut
  */
 extern void records_encode(KWriter *w, int64_t base_offset, const KRecordOut *recs, int n,
 						   int64_t last_offset);
+
+/* CRC-32C (Castagnoli), as a batch's crc field: 0xE3069283 for "123456789" */
+extern uint32_t records_crc32c(const void *data, size_t len);
 
 #endif							/* PGQK_RECORDS_H */
