@@ -139,10 +139,13 @@ is( $node->safe_psql('postgres', q{
 my $killer = IPC::Run::start(
 	[
 		$node->installed_command('psql'), '-XAtq', '-d', $node->connstr('postgres'),
-		'-c', q{DO $$ BEGIN FOR i IN 1..40 LOOP
-			PERFORM pg_terminate_backend(pid) FROM pg_stat_activity
-			 WHERE application_name = 'pgqueue-kafka' AND query LIKE '%pgq_send_batch%';
-			PERFORM pg_sleep(0.1); END LOOP; END $$}
+		'-c', q{DO $$ DECLARE n int := 0; k int; BEGIN FOR i IN 1..40 LOOP
+			SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) INTO k FROM pg_stat_activity
+			 WHERE query LIKE '%pgq_send_batch($1%'
+			   AND pid <> pg_backend_pid();
+			n := n + k;
+			PERFORM pg_stat_clear_snapshot();
+			PERFORM pg_sleep(0.1); END LOOP; RAISE NOTICE 'killed %', n; END $$}
 	],
 	'<', \undef, '>', \my $kout, '2>', \my $kerr);
 ($rc, $out, $err) = run_python($gw, q{
@@ -159,6 +162,7 @@ for i in range(4000):
 print('left=%d errors=%d %s' % (p.flush(60), len(errors), errors[:3]))
 }, timeout => 120);
 $killer->finish;
+like($kerr, qr/killed [1-9]/, 'gateway connections were killed while it sent');
 is($rc, 0, 'an idempotent confluent-kafka producer runs') or diag($err);
 like($out, qr/^left=0 errors=0 /, 'every record is delivered without error') or diag($out);
 is( $node->safe_psql('postgres', q{
