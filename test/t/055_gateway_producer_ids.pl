@@ -5,6 +5,8 @@
 #	  python3-kafka's producer as an independent implementation:
 #	  - InitProducerId without a transactional id gives a new producer id
 #		with epoch 0 each time; with one, the same id and the next epoch;
+#		another role's transactional id gets
+#		TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
 #	  - Produce requests with producer ids: a retry of a batch appends
 #		nothing and answers the first attempt's base offset; a fenced epoch
 #		gets INVALID_PRODUCER_EPOCH, a gap in the sequence
@@ -128,4 +130,16 @@ is( $node->safe_psql('postgres', q{
 	'with their values, keys, timestamps and headers');
 
 gateway_stop($gw);
+
+# a transactional id belongs to the role that first used it
+$node->safe_psql('postgres', 'CREATE ROLE other LOGIN');
+my $gw_other = gateway_start($node, name => 'gateway_other',
+	args => [ '--conninfo' => $node->connstr('postgres') . ' user=other' ]);
+$s = kafka_connect($gw_other);
+is((split / /, init_producer('billing'))[0], 53,
+	'another role\'s transactional id: TRANSACTIONAL_ID_AUTHORIZATION_FAILED');
+is((split / /, init_producer('others'))[0], 0, 'its own is fine');
+close $s;
+gateway_stop($gw_other);
+
 done_testing();
