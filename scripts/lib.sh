@@ -9,7 +9,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_CONFIG=${PG_CONFIG:-pg_config}
 PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap libipc-run-perl
           libtap-parser-sourcehandler-pgtap-perl make gcc libpq-dev rsync
-          python3-psycopg nodejs prometheus-postgres-exporter pgbouncer"
+          python3-psycopg nodejs prometheus-postgres-exporter pgbouncer
+          libevent-dev zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev
+          kcat librdkafka-dev python3-confluent-kafka python3-kafka"
 
 # the gateway's RecordBatch test (gateway/test, 051_gateway_records.pl): the
 # codecs, librdkafka and its mock cluster, python3-kafka's batch reader

@@ -54,9 +54,9 @@ sub gateway_binary
 	return $gateway_binary;
 }
 
-# Start a gateway for a node's postgres database on a free port of
-# 127.0.0.1, with extra command-line options in $opt{args}, and wait until
-# it accepts connections.  Returns a handle: {port, bootstrap, log, ...}.
+# Start a gateway for a node's postgres database (or $opt{conninfo}) on a
+# free port of 127.0.0.1, with extra command-line options in $opt{args},
+# and wait until it accepts connections.  Returns a handle: {port, bootstrap, log, ...}.
 sub gateway_start
 {
 	my ($node, %opt) = @_;
@@ -66,7 +66,7 @@ sub gateway_start
 	my @cmd = (
 		gateway_binary(),
 		'--listen' => "127.0.0.1:$port",
-		'--conninfo' => $node->connstr('postgres'),
+		'--conninfo' => $opt{conninfo} // $node->connstr('postgres'),
 		'--pool-size' => 2,
 		@{ $opt{args} // [] });
 	# leaks are reported at exit, and make the exit status non-zero
