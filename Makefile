@@ -31,6 +31,32 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# pgqueue-kafka, the Kafka protocol gateway (gateway/, docs/gateway.md): a
+# daemon of its own, built, installed (next to Postgres's programs) and
+# cleaned with the extension.
+all: gateway
+
+gateway:
+	$(MAKE) -C gateway PG_CONFIG='$(PG_CONFIG)'
+
+install: install-gateway
+
+install-gateway: gateway
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) gateway/pgqueue-kafka '$(DESTDIR)$(bindir)/pgqueue-kafka'
+
+uninstall: uninstall-gateway
+
+uninstall-gateway:
+	rm -f '$(DESTDIR)$(bindir)/pgqueue-kafka'
+
+clean: clean-gateway
+
+clean-gateway:
+	$(MAKE) -C gateway clean
+
+.PHONY: gateway install-gateway uninstall-gateway clean-gateway
+
 # The stress client is a plain libpq program, built on demand by scripts/test.sh.
 test/stress/stress: test/stress/stress.c test/stress/stress_common.c \
 		test/stress/stress_common.h

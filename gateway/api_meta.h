@@ -1,0 +1,16 @@
+/*-------------------------------------------------------------------------
+ *
+ * api_meta.h
+ *	  The handlers of api_meta.c: ApiVersions and Metadata.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGQK_API_META_H
+#define PGQK_API_META_H
+
+#include "gateway.h"
+
+extern void api_versions(Request *req);
+extern void api_metadata(Request *req);
+
+#endif							/* PGQK_API_META_H */
