@@ -594,7 +594,7 @@ api_join_group(Request *req)
 
 	if (!id_valid(group_id, group_id_len))
 	{
-		join_error(req, KERR_INVALID_GROUP_ID, member_len > 0 ? "" : NULL);
+		join_error(req, KERR_INVALID_GROUP_ID, NULL);
 		return;
 	}
 	if (member != NULL && member_len > 0 && !id_valid(member, member_len))
@@ -1030,9 +1030,16 @@ static const char *const COMMIT_ALL_SQL =
 "       AS o(topic, partition, msg_offset, metadata)\n"
 " CROSS JOIN LATERAL pgq_commit($1, o.topic, o.partition, o.msg_offset, $6, o.metadata)";
 
-/* after that failed: each offset on its own, for its own error */
+/*
+ * After that failed: each offset on its own, for its own error; -1 for a
+ * partition that does not exist (pgq_commit's 22023 would say the offset
+ * is out of range).
+ */
 static const char *const COMMIT_ONE_SQL =
-"SELECT count(*) FROM pgq_commit($1, $2, $3, $4, $5, $6)";
+"SELECT CASE WHEN EXISTS (SELECT 1 FROM pgq_topics t\n"
+"                          WHERE t.topic = $2 AND $3 >= 0 AND $3 < t.partitions)\n"
+"            THEN (SELECT count(*) FROM pgq_commit($1, $2, $3, $4, $5, $6))\n"
+"            ELSE -1 END";
 
 static const char *const IS_MEMBER_SQL =
 "SELECT EXISTS (SELECT 1 FROM pgq_members WHERE group_id = $1 AND member_id = $2)";
@@ -1153,7 +1160,12 @@ commit_one_done(PGresult *res, const char *sqlstate, void *arg)
 	if (job->entry < 0)
 		st->is_member = res != NULL && sqlstate == NULL && PQntuples(res) == 1 &&
 			PQgetvalue(res, 0, 0)[0] == 't';
-	else if (res == NULL || sqlstate != NULL)
+	else if (res != NULL && sqlstate == NULL)
+	{
+		if (PQntuples(res) != 1 || strtol(PQgetvalue(res, 0, 0), NULL, 10) < 0)
+			st->entries[job->entry].error = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+	}
+	else
 	{
 		OffsetEntry *e = &st->entries[job->entry];
 
