@@ -244,10 +244,10 @@ is(kafka('raw', 11, 5, '0002673400001770')->{closed}, 1, 'a truncated JoinGroup 
 is(kafka('raw', 8, 7, '000267310000000100016dffff7fffffff')->{closed}, 1,
 	'an OffsetCommit with an absurd array length closes the connection');
 # a subscription that is not ConsumerProtocolSubscription
-is( kafka('raw', 11, 1,
+like( kafka('raw', 11, 1,
 		'00026734' . '00001770' . '00007530' . '0000' . '0008' . unpack('H*', 'consumer')
-		  . '00000001' . '0005' . unpack('H*', 'range') . '00000003' . '000100')->{closed},
-	0, 'a malformed subscription gets an answer');
+		  . '00000001' . '0005' . unpack('H*', 'range') . '00000003' . '000100')->{line},
+	qr/^closed=0 body=0017/, 'a malformed subscription: INCONSISTENT_GROUP_PROTOCOL');
 is(kafka('find', 'g1')->{error}, 0, 'the gateway still serves');
 
 # --- the gateway's end -------------------------------------------------------------
