@@ -335,7 +335,7 @@ meta_created(PGresult *res, const char *sqlstate, void *arg)
 		t->error = res == NULL ? KERR_LEADER_NOT_AVAILABLE : kafka_error_for_sqlstate(sqlstate);
 		t->create_failed = true;
 		gw_log("could not create topic \"%s\": %s", t->name,
-			   res ? PQresultErrorMessage(res) : "no connection to the database");
+			   res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : "no connection to the database");
 	}
 	else
 		gw_log("created topic \"%s\" (client id \"%s\")", t->name,
@@ -390,7 +390,7 @@ meta_query_done(PGresult *res, const char *sqlstate, void *arg)
 		int16_t		error = res == NULL ? KERR_LEADER_NOT_AVAILABLE
 			: kafka_error_for_sqlstate(sqlstate);
 
-		gw_log("Metadata failed: %s", res ? PQresultErrorMessage(res)
+		gw_log("Metadata failed: %s", res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
 			   : "no connection to the database");
 		if (st->all_topics)
 		{

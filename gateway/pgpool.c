@@ -295,16 +295,37 @@ conn_lost(PgConn *pc, const char *why)
 	pool_fail_later(pc->pool, job);
 }
 
+/* A libpq message on one line: the log has one line per event. */
+static char *
+one_line(char *msg)
+{
+	char	   *p;
+	size_t		len;
+
+	for (p = msg; *p; p++)
+		if (*p == '\n' || *p == '\t')
+			*p = ' ';
+	len = strlen(msg);
+	while (len > 0 && msg[len - 1] == ' ')
+		msg[--len] = '\0';
+	return msg;
+}
+
 static char *
 pq_error(PGconn *pg)
 {
-	char	   *msg = pg ? PQerrorMessage(pg) : "out of memory";
-	size_t		len = strlen(msg);
+	return pg ? one_line(PQerrorMessage(pg)) : "out of memory";
+}
 
-	/* libpq's messages end with a newline; the log adds its own */
-	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
-		msg[--len] = '\0';
-	return msg;
+/* libpq's notices (e.g. the server's FATAL before it closes) go to our log */
+static void
+notice_processor(void *arg, const char *message)
+{
+	PgConn	   *pc = arg;
+	char		buf[1024];
+
+	snprintf(buf, sizeof(buf), "%s", message);
+	gw_log("pool %s: %s", pc->pool->name, one_line(buf));
 }
 
 static void
@@ -319,6 +340,7 @@ conn_connect(PgConn *pc)
 		conn_lost(pc, pq_error(pc->pg));
 		return;
 	}
+	PQsetNoticeProcessor(pc->pg, notice_processor, pc);
 	pc->state = PC_CONNECTING;
 	evtimer_add(pc->timer, &timeout);
 	/* PQconnectStart's state is PGRES_POLLING_WRITING */
@@ -432,7 +454,7 @@ conn_busy_io(PgConn *pc, short what)
 	if (PQstatus(pc->pg) == CONNECTION_BAD)
 	{
 		/* e.g. the backend was terminated: its error is the connection's */
-		conn_lost(pc, pc->result ? PQresultErrorMessage(pc->result) : pq_error(pc->pg));
+		conn_lost(pc, pc->result ? PQresultErrorField(pc->result, PG_DIAG_MESSAGE_PRIMARY) : pq_error(pc->pg));
 		return;
 	}
 	job = pc->job;
