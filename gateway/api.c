@@ -26,14 +26,15 @@
  */
 #include "gateway.h"
 
+#include "api_data.h"
 #include "api_group.h"
 #include "api_meta.h"
 
 static const ApiSpec api_table[] = {
 	/* key, name, advertised min-max, first served, first flexible, handler */
-	{0, "Produce", 0, 7, 3, -1, NULL},
-	{1, "Fetch", 0, 11, 4, -1, NULL},
-	{2, "ListOffsets", 0, 3, 1, -1, NULL},
+	{0, "Produce", 0, 7, 3, -1, api_produce},
+	{1, "Fetch", 0, 11, 4, -1, api_fetch},
+	{2, "ListOffsets", 0, 3, 1, -1, api_list_offsets},
 	{3, "Metadata", 0, 8, 0, -1, api_metadata},
 	{8, "OffsetCommit", 2, 7, 2, -1, api_offset_commit},
 	{9, "OffsetFetch", 1, 5, 1, -1, api_offset_fetch},
@@ -47,7 +48,7 @@ static const ApiSpec api_table[] = {
 	{18, "ApiVersions", 0, 3, 0, 3, api_versions},
 	{19, "CreateTopics", 0, 4, 0, -1, NULL},
 	{20, "DeleteTopics", 0, 3, 0, -1, NULL},
-	{22, "InitProducerId", 0, 1, 0, -1, NULL},
+	{22, "InitProducerId", 0, 1, 0, -1, api_init_producer_id},
 };
 
 #define API_COUNT ((int) (sizeof(api_table) / sizeof(api_table[0])))

@@ -50,7 +50,7 @@
 #include <unistd.h>
 
 #include "api_group.h"
-#include "pgparams.h"
+#include "pgbin.h"
 
 /* Kafka's error codes used only here */
 #define KERR_OFFSET_METADATA_TOO_LARGE	12
@@ -72,6 +72,85 @@
 #define MIN_ARRAY_SIZE			4
 
 /* ------------------------------------------------------------ helpers */
+
+/*
+ * An array parameter's elements, collected before their count is known
+ * (pgp_array wants it first).
+ */
+typedef struct Elems
+{
+	Oid			array_type;
+	Oid			elem_type;
+	int32_t		n;
+	KWriter		w;
+} Elems;
+
+static void
+elems_init(Elems *e, Oid array_type, Oid elem_type)
+{
+	e->array_type = array_type;
+	e->elem_type = elem_type;
+	e->n = 0;
+	kw_init(&e->w);
+}
+
+/* s NULL: a NULL element */
+static void
+elems_text(Elems *e, const char *s, int32_t len)
+{
+	pga_bytes(&e->w, s, len);
+	e->n++;
+}
+
+static void
+elems_int4(Elems *e, int32_t v)
+{
+	pga_int4(&e->w, v);
+	e->n++;
+}
+
+static void
+elems_int8(Elems *e, int64_t v)
+{
+	pga_int8(&e->w, v);
+	e->n++;
+}
+
+static void
+elems_free(Elems *e)
+{
+	kw_free(&e->w);
+}
+
+/* adds the elements as the next parameter (they stay e's) */
+static void
+pgp_elems(PgParams *p, const Elems *e)
+{
+	KWriter    *w = pgp_array(p, e->array_type, e->elem_type, e->n);
+
+	if (w == NULL)
+		return;
+	if (e->w.len > 0)
+		kw_raw(w, e->w.data, e->w.len);
+	if (e->w.err)
+		w->err = true;
+}
+
+#define TEXT_ELEMS(e)	elems_init((e), PGB_TEXT_ARRAY_OID, PGB_TEXT_OID)
+#define INT4_ELEMS(e)	elems_init((e), PGB_INT4_ARRAY_OID, PGB_INT4_OID)
+#define INT8_ELEMS(e)	elems_init((e), PGB_INT8_ARRAY_OID, PGB_INT8_OID)
+
+/*
+ * Runs a statement of the group APIs (text results); when its parameters
+ * could not be built (out of memory), its callback runs at once without
+ * a result, as for a lost connection.  Frees p.
+ */
+static void
+group_submit(PgParams *p, const char *sql, PgCallback cb, void *arg)
+{
+	if (!pgp_submit(p, POOL_DEFAULT, sql, false, cb, arg))
+		cb(NULL, NULL, arg);
+}
 
 /*
  * Is this a group or member id pgqueue takes: 1 to 127 bytes, no control
@@ -310,7 +389,12 @@ typedef struct JoinState
 	char	   *member_id;
 	const char *protocol;		/* into the request */
 	int32_t		protocol_len;
-	PgParams	params;			/* of JOIN_SQL, kept for a second run */
+	/* JOIN_SQL's arrays, kept for a second run */
+	Elems		topics;
+	Elems		owned_topics;
+	Elems		owned_parts;
+	bool		cooperative;
+	int32_t		session_timeout;
 	bool		left;			/* it left its stale topics once */
 } JoinState;
 
@@ -331,7 +415,7 @@ static const char *const JOIN_SQL =
 "   FROM (SELECT DISTINCT x.topic, x.partitions FROM pgq_topics x\n"
 "          WHERE x.topic = ANY ($2::text[])) AS t\n"
 "  CROSS JOIN LATERAL pgq_sync_member($1, t.topic, $3,\n"
-"        CASE WHEN $4 THEN ARRAY(SELECT DISTINCT o.p\n"
+"        CASE WHEN $4 <> 0 THEN ARRAY(SELECT DISTINCT o.p\n"
 "                                  FROM unnest($5::text[], $6::int[]) AS o(topic, p)\n"
 "                                 WHERE o.topic = t.topic AND o.p >= 0\n"
 "                                   AND o.p < t.partitions)\n"
@@ -366,12 +450,30 @@ join_error(Request *req, int16_t error, const char *member_id)
 static void
 join_state_free(JoinState *st)
 {
-	pgp_free(&st->params);
+	elems_free(&st->topics);
+	elems_free(&st->owned_topics);
+	elems_free(&st->owned_parts);
 	free(st->member_id);
 	free(st);
 }
 
 static void join_synced(PGresult *res, const char *sqlstate, void *arg);
+
+static void
+join_submit(JoinState *st)
+{
+	PgParams	p;
+
+	pgp_init(&p);
+	pgp_text(&p, st->group_id, st->group_id_len);
+	pgp_elems(&p, &st->topics);
+	pgp_text(&p, st->member_id, -1);
+	pgp_int4(&p, st->cooperative ? 1 : 0);
+	pgp_elems(&p, &st->owned_topics);
+	pgp_elems(&p, &st->owned_parts);
+	pgp_int4(&p, st->session_timeout);
+	group_submit(&p, JOIN_SQL, join_synced, st);
+}
 
 static void
 join_left(PGresult *res, const char *sqlstate, void *arg)
@@ -385,7 +487,7 @@ join_left(PGresult *res, const char *sqlstate, void *arg)
 		join_state_free(st);
 		return;
 	}
-	pg_submit_params(POOL_DEFAULT, JOIN_SQL, &st->params, false, join_synced, st);
+	join_submit(st);
 }
 
 static void
@@ -415,7 +517,7 @@ join_synced(PGresult *res, const char *sqlstate, void *arg)
 		pgp_init(&p);
 		pgp_text(&p, st->group_id, st->group_id_len);
 		pgp_text(&p, st->member_id, -1);
-		pg_submit_params(POOL_DEFAULT, LEAVE_SQL, &p, false, join_left, st);
+		group_submit(&p, LEAVE_SQL, join_left, st);
 		pgp_free(&p);
 		return;
 	}
@@ -438,8 +540,8 @@ protocol_is_cooperative(const char *name, int32_t len)
  * the owned partitions into *owned_topics and *owned_parts.
  */
 static bool
-parse_subscription(const uint8_t *data, int32_t len, PgArray *topics,
-				   PgArray *owned_topics, PgArray *owned_parts)
+parse_subscription(const uint8_t *data, int32_t len, Elems *topics,
+				   Elems *owned_topics, Elems *owned_parts)
 {
 	KReader		r;
 	int16_t		version;
@@ -459,7 +561,7 @@ parse_subscription(const uint8_t *data, int32_t len, PgArray *topics,
 		int32_t		tlen;
 
 		if (kr_string(&r, &t, &tlen) && t != NULL)
-			pga_text(topics, t, tlen);
+			elems_text(topics, t, tlen);
 	}
 	kr_bytes(&r, &user_data, &user_data_len);
 	/* an old client may end a v1 subscription here */
@@ -481,8 +583,8 @@ parse_subscription(const uint8_t *data, int32_t len, PgArray *topics,
 
 				if (t != NULL && !r.err)
 				{
-					pga_text(owned_topics, t, tlen);
-					pga_int4(owned_parts, p);
+					elems_text(owned_topics, t, tlen);
+					elems_int4(owned_parts, p);
 				}
 			}
 		}
@@ -548,9 +650,9 @@ api_join_group(Request *req)
 	const uint8_t *chosen_md = NULL;
 	int32_t		chosen_md_len = -1;
 	bool		chosen_eager = false;
-	PgArray		topics;
-	PgArray		owned_topics;
-	PgArray		owned_parts;
+	Elems		topics;
+	Elems		owned_topics;
+	Elems		owned_parts;
 	JoinState  *st;
 	char	   *member_id;
 
@@ -608,16 +710,16 @@ api_join_group(Request *req)
 		return;
 	}
 
-	pga_init(&topics, PGP_TEXTOID);
-	pga_init(&owned_topics, PGP_TEXTOID);
-	pga_init(&owned_parts, PGP_INT4OID);
+	TEXT_ELEMS(&topics);
+	TEXT_ELEMS(&owned_topics);
+	INT4_ELEMS(&owned_parts);
 	if (ptype == NULL || ptype_len != (int32_t) strlen(CONSUMER_PROTOCOL_TYPE) ||
 		memcmp(ptype, CONSUMER_PROTOCOL_TYPE, ptype_len) != 0 || chosen == NULL ||
 		!parse_subscription(chosen_md, chosen_md_len, &topics, &owned_topics, &owned_parts))
 	{
-		kw_free(&topics.elems);
-		kw_free(&owned_topics.elems);
-		kw_free(&owned_parts.elems);
+		elems_free(&topics);
+		elems_free(&owned_topics);
+		elems_free(&owned_parts);
 		join_error(req, KERR_INCONSISTENT_GROUP_PROTOCOL, NULL);
 		return;
 	}
@@ -636,9 +738,9 @@ api_join_group(Request *req)
 		member_id = member_id_generate(req->client_id);
 		if (member_id != NULL && version >= 4)
 		{
-			kw_free(&topics.elems);
-			kw_free(&owned_topics.elems);
-			kw_free(&owned_parts.elems);
+			elems_free(&topics);
+			elems_free(&owned_topics);
+			elems_free(&owned_parts);
 			join_error(req, KERR_MEMBER_ID_REQUIRED, member_id);
 			free(member_id);
 			return;
@@ -648,9 +750,9 @@ api_join_group(Request *req)
 	st = calloc(1, sizeof(JoinState));
 	if (st == NULL || member_id == NULL)
 	{
-		kw_free(&topics.elems);
-		kw_free(&owned_topics.elems);
-		kw_free(&owned_parts.elems);
+		elems_free(&topics);
+		elems_free(&owned_topics);
+		elems_free(&owned_parts);
 		free(st);
 		free(member_id);
 		join_error(req, KERR_COORDINATOR_NOT_AVAILABLE, NULL);
@@ -664,15 +766,12 @@ api_join_group(Request *req)
 	st->protocol_len = chosen_len;
 	req->state = st;
 
-	pgp_init(&st->params);
-	pgp_text(&st->params, group_id, group_id_len);
-	pgp_array(&st->params, &topics);
-	pgp_text(&st->params, member_id, -1);
-	pgp_bool(&st->params, !chosen_eager);
-	pgp_array(&st->params, &owned_topics);
-	pgp_array(&st->params, &owned_parts);
-	pgp_int4(&st->params, session_timeout);
-	pg_submit_params(POOL_DEFAULT, JOIN_SQL, &st->params, false, join_synced, st);
+	st->topics = topics;
+	st->owned_topics = owned_topics;
+	st->owned_parts = owned_parts;
+	st->cooperative = !chosen_eager;
+	st->session_timeout = session_timeout;
+	join_submit(st);
 }
 
 /* -------------------------------------------- SyncGroup and Heartbeat */
@@ -795,7 +894,7 @@ member_sync_submit(Request *req, const char *group_id, int32_t group_id_len,
 	pgp_init(&p);
 	pgp_text(&p, group_id, group_id_len);
 	pgp_text(&p, member, member_len);
-	pg_submit_params(POOL_DEFAULT, MEMBER_SYNC_SQL, &p, false, done, st);
+	group_submit(&p, MEMBER_SYNC_SQL, done, st);
 	pgp_free(&p);
 }
 
@@ -950,7 +1049,7 @@ api_leave_group(Request *req)
 	int32_t		n = 1;
 	int32_t		i;
 	LeaveState *st;
-	PgArray		ids;
+	Elems		ids;
 	PgParams	p;
 
 	kr_string(r, &group_id, &group_id_len);
@@ -990,7 +1089,7 @@ api_leave_group(Request *req)
 	req->state = st;
 
 	/* a static member that does not know its member id leaves by its instance id */
-	pga_init(&ids, PGP_TEXTOID);
+	TEXT_ELEMS(&ids);
 	for (i = 0; i < n; i++)
 	{
 		LeavingMember *m = &st->members[i];
@@ -1006,18 +1105,19 @@ api_leave_group(Request *req)
 			m->error = KERR_INVALID_GROUP_ID;
 		else if (!id_valid(id, len))
 			m->error = KERR_UNKNOWN_MEMBER_ID;
-		pga_text(&ids, m->error == KERR_NONE ? id : NULL, len);
+		elems_text(&ids, m->error == KERR_NONE ? id : NULL, len);
 	}
 	if (!id_valid(group_id, group_id_len))
 	{
-		kw_free(&ids.elems);
+		elems_free(&ids);
 		leave_respond(st, KERR_INVALID_GROUP_ID);
 		return;
 	}
 	pgp_init(&p);
 	pgp_text(&p, group_id, group_id_len);
-	pgp_array(&p, &ids);
-	pg_submit_params(POOL_DEFAULT, LEAVE_MEMBERS_SQL, &p, false, leave_done, st);
+	pgp_elems(&p, &ids);
+	elems_free(&ids);
+	group_submit(&p, LEAVE_MEMBERS_SQL, leave_done, st);
 	pgp_free(&p);
 }
 
@@ -1240,8 +1340,7 @@ commit_all_done(PGresult *res, const char *sqlstate, void *arg)
 		st->jobs[st->nentries].entry = -1;
 		commit_params_common(&p, st);
 		pgp_text(&p, st->member_id, st->member_id_len);
-		pg_submit_params(POOL_DEFAULT, IS_MEMBER_SQL, &p, false, commit_one_done,
-						 &st->jobs[st->nentries]);
+		group_submit(&p, IS_MEMBER_SQL, commit_one_done, &st->jobs[st->nentries]);
 		pgp_free(&p);
 	}
 	for (i = 0; i < st->nentries; i++)
@@ -1260,7 +1359,7 @@ commit_all_done(PGresult *res, const char *sqlstate, void *arg)
 		pgp_int8(&p, e->offset);
 		pgp_text(&p, st->member_id, st->member_id_len);
 		pgp_text(&p, e->metadata, e->metadata_len);
-		pg_submit_params(POOL_DEFAULT, COMMIT_ONE_SQL, &p, false, commit_one_done, &st->jobs[i]);
+		group_submit(&p, COMMIT_ONE_SQL, commit_one_done, &st->jobs[i]);
 		pgp_free(&p);
 	}
 }
@@ -1351,10 +1450,10 @@ api_offset_commit(Request *req)
 	int32_t		member_len;
 	const char *instance;
 	int32_t		instance_len;
-	PgArray		topics;
-	PgArray		partitions;
-	PgArray		offsets;
-	PgArray		metadata;
+	Elems		topics;
+	Elems		partitions;
+	Elems		offsets;
+	Elems		metadata;
 	PgParams	p;
 	int32_t		t;
 	int32_t		i;
@@ -1401,10 +1500,10 @@ api_offset_commit(Request *req)
 	else if (generation != -1)
 		commit_set_all(st, KERR_UNKNOWN_MEMBER_ID);
 
-	pga_init(&topics, PGP_TEXTOID);
-	pga_init(&partitions, PGP_INT4OID);
-	pga_init(&offsets, PGP_INT8OID);
-	pga_init(&metadata, PGP_TEXTOID);
+	TEXT_ELEMS(&topics);
+	INT4_ELEMS(&partitions);
+	INT8_ELEMS(&offsets);
+	TEXT_ELEMS(&metadata);
 	for (t = 0; t < st->ntopics; t++)
 	{
 		TopicEntries *te = &st->topics[t];
@@ -1415,31 +1514,35 @@ api_offset_commit(Request *req)
 
 			if (e->error != KERR_NONE)
 				continue;
-			pga_text(&topics, te->name, te->name_len);
-			pga_int4(&partitions, e->partition);
-			pga_int8(&offsets, e->offset);
-			pga_text(&metadata, e->metadata, e->metadata_len);
+			elems_text(&topics, te->name, te->name_len);
+			elems_int4(&partitions, e->partition);
+			elems_int8(&offsets, e->offset);
+			elems_text(&metadata, e->metadata, e->metadata_len);
 			nsubmitted++;
 		}
 	}
 	if (nsubmitted == 0)
 	{
-		kw_free(&topics.elems);
-		kw_free(&partitions.elems);
-		kw_free(&offsets.elems);
-		kw_free(&metadata.elems);
+		elems_free(&topics);
+		elems_free(&partitions);
+		elems_free(&offsets);
+		elems_free(&metadata);
 		commit_respond(st);
 		return;
 	}
 
 	pgp_init(&p);
 	pgp_text(&p, st->group_id, st->group_id_len);
-	pgp_array(&p, &topics);
-	pgp_array(&p, &partitions);
-	pgp_array(&p, &offsets);
-	pgp_array(&p, &metadata);
+	pgp_elems(&p, &topics);
+	elems_free(&topics);
+	pgp_elems(&p, &partitions);
+	elems_free(&partitions);
+	pgp_elems(&p, &offsets);
+	elems_free(&offsets);
+	pgp_elems(&p, &metadata);
+	elems_free(&metadata);
 	pgp_text(&p, st->member_id, st->member_id_len);
-	pg_submit_params(POOL_DEFAULT, COMMIT_ALL_SQL, &p, false, commit_all_done, st);
+	group_submit(&p, COMMIT_ALL_SQL, commit_all_done, st);
 	pgp_free(&p);
 }
 
@@ -1676,25 +1779,27 @@ api_offset_fetch(Request *req)
 	pgp_init(&p);
 	pgp_text(&p, group_id, group_id_len);
 	if (st->all)
-		pg_submit_params(POOL_DEFAULT, FETCH_ALL_OFFSETS_SQL, &p, false, fetch_offsets_done, st);
+		group_submit(&p, FETCH_ALL_OFFSETS_SQL, fetch_offsets_done, st);
 	else if (st->nentries == 0)
 		fetch_offsets_respond(st, NULL, KERR_NONE);
 	else
 	{
-		PgArray		topics;
-		PgArray		partitions;
+		Elems		topics;
+		Elems		partitions;
 
-		pga_init(&topics, PGP_TEXTOID);
-		pga_init(&partitions, PGP_INT4OID);
+		TEXT_ELEMS(&topics);
+		INT4_ELEMS(&partitions);
 		for (t = 0; t < st->ntopics; t++)
 			for (i = st->topics[t].first; i < st->topics[t].first + st->topics[t].count; i++)
 			{
-				pga_text(&topics, st->topics[t].name, st->topics[t].name_len);
-				pga_int4(&partitions, st->partitions[i]);
+				elems_text(&topics, st->topics[t].name, st->topics[t].name_len);
+				elems_int4(&partitions, st->partitions[i]);
 			}
-		pgp_array(&p, &topics);
-		pgp_array(&p, &partitions);
-		pg_submit_params(POOL_DEFAULT, FETCH_OFFSETS_SQL, &p, false, fetch_offsets_done, st);
+		pgp_elems(&p, &topics);
+	elems_free(&topics);
+		pgp_elems(&p, &partitions);
+	elems_free(&partitions);
+		group_submit(&p, FETCH_OFFSETS_SQL, fetch_offsets_done, st);
 	}
 	pgp_free(&p);
 }
@@ -1822,7 +1927,7 @@ api_describe_groups(Request *req)
 	DescribeState *st;
 	int32_t		n;
 	int32_t		i;
-	PgArray		ids;
+	Elems		ids;
 	PgParams	p;
 
 	n = kr_array_len(r, MIN_STRING_SIZE);
@@ -1838,25 +1943,26 @@ api_describe_groups(Request *req)
 	}
 	st->req = req;
 	st->n = n;
-	pga_init(&ids, PGP_TEXTOID);
+	TEXT_ELEMS(&ids);
 	for (i = 0; i < n; i++)
 	{
 		kr_string(r, &st->ids[i], &st->id_lens[i]);
-		pga_text(&ids, st->ids[i], st->id_lens[i]);
+		elems_text(&ids, st->ids[i], st->id_lens[i]);
 	}
 	if (req->api_version >= 3)
 		(void) kr_i8(r);		/* include authorized operations: none known */
 	if (r->err)
 	{
-		kw_free(&ids.elems);
+		elems_free(&ids);
 		describe_state_free(st);
 		request_close(req, "malformed DescribeGroups request");
 		return;
 	}
 	req->state = st;
 	pgp_init(&p);
-	pgp_array(&p, &ids);
-	pg_submit_params(POOL_DEFAULT, DESCRIBE_GROUPS_SQL, &p, false, describe_done, st);
+	pgp_elems(&p, &ids);
+	elems_free(&ids);
+	group_submit(&p, DESCRIBE_GROUPS_SQL, describe_done, st);
 	pgp_free(&p);
 }
 

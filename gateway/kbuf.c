@@ -394,6 +394,12 @@ kw_string(KWriter *w, const char *s, int32_t len)
 	}
 	if (len < 0)
 		len = (int32_t) strlen(s);
+	if (len > INT16_MAX)
+	{
+		/* an int16 length cannot say it: a short one would corrupt the rest */
+		w->err = true;
+		return;
+	}
 	kw_i16(w, (int16_t) len);
 	kw_raw(w, s, len);
 }

@@ -86,4 +86,7 @@ typedef struct KRecordOut
 extern void records_encode(KWriter *w, int64_t base_offset, const KRecordOut *recs, int n,
 						   int64_t last_offset);
 
+/* CRC-32C (Castagnoli), as a batch's crc field: 0xE3069283 for "123456789" */
+extern uint32_t records_crc32c(const void *data, size_t len);
+
 #endif							/* PGQK_RECORDS_H */

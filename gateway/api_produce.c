@@ -1,0 +1,506 @@
+/*-------------------------------------------------------------------------
+ *
+ * api_produce.c
+ *	  Produce (v3-7) and InitProducerId (v0-1): Kafka's record batches
+ *	  appended with pgq_send_batch, and producer ids from
+ *	  pgq_init_producer.
+ *
+ * A Produce request names topics and partitions, each with one record
+ * batch (RecordBatch v2; Kafka refuses more than one per partition since
+ * v3).  Each partition's batch is decoded (records.c) and appended by one
+ * pgq_send_batch call with the explicit partition, so that the batch's
+ * records get consecutive offsets and the response's base offset is the
+ * first one.  The partitions of a request run as separate statements, in
+ * parallel on the pool; the response (or, for acks=0, the end of the
+ * request) waits for all of them.  Because the connection reads its next
+ * request only then, a producer's batches to a partition are appended in
+ * the order it sent them.
+ *
+ * acks picks the pool: 0 and 1 run on connections with
+ * synchronous_commit = local (the commit is durable on this server), -1
+ * (all) on connections with the server's setting (on a synchronous
+ * standby too, if the server is so configured).
+ *
+ * An idempotent batch (producer id >= 0) passes its producer id, epoch
+ * and base sequence: pgqueue checks them inside the append's transaction
+ * (docs/producers.md), so a retry of a batch that committed appends
+ * nothing and returns its first attempt's offsets.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "api_data.h"
+#include "pgbin.h"
+#include "records.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Kafka's error codes used only here */
+#define KERR_INVALID_REQUIRED_ACKS	21
+#define KERR_INVALID_TIMESTAMP		32
+
+/*
+ * The largest decompressed batch accepted.  librdkafka's batches are at
+ * most batch.size (1 MB by default) before compression and Java's 16 kB;
+ * the bound is what a decompression bomb can make the gateway allocate.
+ */
+#define PRODUCE_MAX_DECOMPRESSED	(64 * 1024 * 1024)
+
+/*
+ * One statement per partition.  The headers are converted from Kafka's
+ * encoding inside the statement: pgq_headers_from_kafka gives the form
+ * pgqueue stores (the object form whenever it is lossless), and a NULL
+ * element (a record without headers) stays NULL.  Only the first offset
+ * comes back: a batch's offsets are consecutive.
+ */
+static const char produce_sql[] =
+"SELECT min(msg_offset) FROM pgq_send_batch($1, $2::bytea[], $3::bytea[], $4, "
+"CASE WHEN $5::bytea[] IS NULL THEN NULL ELSE "
+"ARRAY(SELECT pgq_headers_from_kafka(u.h) FROM unnest($5::bytea[]) WITH ORDINALITY u(h, i) "
+"ORDER BY u.i) END, $6, $7, $8, $9)";
+
+typedef struct ProduceState ProduceState;
+
+typedef struct ProducePartition
+{
+	ProduceState *st;
+	int32_t		partition;
+	const uint8_t *records;		/* the batch's bytes in the request */
+	int32_t		records_len;
+	int16_t		error;
+	int64_t		base_offset;
+} ProducePartition;
+
+typedef struct ProduceTopic
+{
+	const char *name;			/* in the request, not NUL-terminated */
+	int32_t		name_len;
+	int32_t		npartitions;
+	ProducePartition *partitions;
+} ProduceTopic;
+
+struct ProduceState
+{
+	Request    *req;
+	int16_t		acks;
+	int32_t		ntopics;
+	ProduceTopic *topics;
+	int			pending;		/* statements not yet ended, + 1 while submitting */
+};
+
+static void produce_finish(ProduceState *st);
+
+static void
+produce_state_free(ProduceState *st)
+{
+	int			i;
+
+	if (st == NULL)
+		return;
+	for (i = 0; i < st->ntopics; i++)
+		free(st->topics[i].partitions);
+	free(st->topics);
+	free(st);
+}
+
+/*
+ * Reads a Produce request (v0-7: v3 added the transactional id) into a
+ * new state; NULL if it is malformed (or memory ran out: the connection
+ * closes either way).  Array lengths are checked against the bytes left
+ * before anything is allocated for them.
+ */
+static ProduceState *
+produce_read(Request *req)
+{
+	KReader    *r = &req->body;
+	ProduceState *st = calloc(1, sizeof(ProduceState));
+	int32_t		t;
+
+	if (st == NULL)
+		return NULL;
+	st->req = req;
+	if (req->api_version >= 3)
+	{
+		const char *txn;
+		int32_t		txn_len;
+
+		(void) kr_string(r, &txn, &txn_len);
+	}
+	st->acks = kr_i16(r);
+	(void) kr_i32(r);			/* timeout_ms: a statement is not cut short */
+	/* a topic is at least its name's length and a partition count */
+	st->ntopics = kr_array_len(r, 2 + 4);
+	if (r->err || st->ntopics < 0)
+		goto bad;
+	st->topics = calloc(st->ntopics ? st->ntopics : 1, sizeof(ProduceTopic));
+	if (st->topics == NULL)
+		goto bad;
+	for (t = 0; t < st->ntopics; t++)
+	{
+		ProduceTopic *topic = &st->topics[t];
+		int32_t		p;
+
+		(void) kr_string(r, &topic->name, &topic->name_len);
+		/* a partition is its index and its records' length */
+		topic->npartitions = kr_array_len(r, 4 + 4);
+		if (r->err || topic->name == NULL || topic->npartitions < 0)
+			goto bad;
+		topic->partitions = calloc(topic->npartitions ? topic->npartitions : 1,
+								   sizeof(ProducePartition));
+		if (topic->partitions == NULL)
+			goto bad;
+		for (p = 0; p < topic->npartitions; p++)
+		{
+			ProducePartition *pp = &topic->partitions[p];
+
+			pp->st = st;
+			pp->partition = kr_i32(r);
+			(void) kr_bytes(r, &pp->records, &pp->records_len);
+			pp->base_offset = -1;
+		}
+		if (r->err)
+			goto bad;
+	}
+	if (r->err || kr_remaining(r) != 0)
+		goto bad;
+	return st;
+
+bad:
+	produce_state_free(st);
+	return NULL;
+}
+
+/* The Produce response, v0-7; frees the state. */
+static void
+produce_respond(ProduceState *st)
+{
+	Request    *req = st->req;
+	int16_t		version = req->api_version;
+	KWriter		w;
+	int32_t		t;
+
+	kw_init(&w);
+	kw_i32(&w, st->ntopics);
+	for (t = 0; t < st->ntopics; t++)
+	{
+		ProduceTopic *topic = &st->topics[t];
+		int32_t		p;
+
+		kw_string(&w, topic->name, topic->name_len);
+		kw_i32(&w, topic->npartitions);
+		for (p = 0; p < topic->npartitions; p++)
+		{
+			ProducePartition *pp = &topic->partitions[p];
+
+			kw_i32(&w, pp->partition);
+			kw_i16(&w, pp->error);
+			kw_i64(&w, pp->error == KERR_NONE ? pp->base_offset : -1);
+			if (version >= 2)
+				kw_i64(&w, -1); /* log_append_time: CreateTime is kept */
+			if (version >= 5)
+				kw_i64(&w, -1); /* log_start_offset: not looked up */
+		}
+	}
+	if (version >= 1)
+		kw_i32(&w, 0);			/* throttle_time_ms */
+	produce_state_free(st);
+	request_respond(req, &w);
+}
+
+/*
+ * The Kafka error for a failed pgq_send_batch.  The statement is built
+ * here, so some SQLSTATEs can mean only one thing: 22023 is a partition
+ * out of range (the partition is explicit), 22P03 and 22021 headers that
+ * are not Kafka's encoding or a key that is not UTF-8.
+ */
+static int16_t
+produce_error_for_sqlstate(const char *sqlstate)
+{
+	if (sqlstate != NULL)
+	{
+		if (strcmp(sqlstate, "22023") == 0)
+			return KERR_UNKNOWN_TOPIC_OR_PARTITION;
+		if (strcmp(sqlstate, "22P03") == 0 || strcmp(sqlstate, "22021") == 0)
+			return KERR_INVALID_RECORD;
+		if (strcmp(sqlstate, "22008") == 0)
+			return KERR_INVALID_TIMESTAMP;
+	}
+	return kafka_error_for_sqlstate(sqlstate);
+}
+
+static void
+produce_done(PGresult *res, const char *sqlstate, void *arg)
+{
+	ProducePartition *pp = arg;
+	ProduceState *st = pp->st;
+
+	if (res != NULL && sqlstate == NULL && PQresultStatus(res) == PGRES_TUPLES_OK &&
+		PQntuples(res) == 1 && PQnfields(res) == 1)
+	{
+		pp->base_offset = pgr_int8(res, 0, 0, -1);
+		pp->error = KERR_NONE;
+	}
+	else
+	{
+		pp->error = produce_error_for_sqlstate(sqlstate);
+		if (pp->error == KERR_UNKNOWN_SERVER_ERROR ||
+			pp->error == KERR_NOT_LEADER_OR_FOLLOWER)
+			gw_log("produce to partition %d failed: %s", pp->partition,
+				   res != NULL ? PQresultErrorMessage(res) : "no connection to Postgres");
+	}
+	if (--st->pending == 0)
+		produce_finish(st);
+}
+
+/*
+ * The statement's parameters for one decoded batch; a Kafka error if a
+ * record cannot be passed on (a timestamp Postgres cannot hold).
+ */
+static int16_t
+produce_params(PgParams *params, const ProduceTopic *topic, const ProducePartition *pp,
+			   const KRecordBatch *b)
+{
+	bool		any_key = false;
+	bool		any_headers = false;
+	bool		any_timestamp = false;
+	KWriter    *w;
+	int32_t		i;
+
+	for (i = 0; i < b->count; i++)
+	{
+		const KRecord *rec = &b->records[i];
+
+		any_key |= rec->key != NULL;
+		/* a header count of 0 is the one byte 0: no headers */
+		any_headers |= rec->headers_len > 1;
+		if (rec->timestamp != -1)
+		{
+			if (rec->timestamp < PGB_MIN_TIMESTAMP_MS || rec->timestamp > PGB_MAX_TIMESTAMP_MS)
+				return KERR_INVALID_TIMESTAMP;
+			any_timestamp = true;
+		}
+	}
+
+	pgp_text(params, topic->name, topic->name_len);
+	w = pgp_array(params, PGB_BYTEA_ARRAY_OID, PGB_BYTEA_OID, b->count);
+	for (i = 0; w && i < b->count; i++)
+		pga_bytes(w, b->records[i].value, b->records[i].value_len);
+	if (any_key)
+	{
+		w = pgp_array(params, PGB_BYTEA_ARRAY_OID, PGB_BYTEA_OID, b->count);
+		for (i = 0; w && i < b->count; i++)
+			pga_bytes(w, b->records[i].key, b->records[i].key_len);
+	}
+	else
+		pgp_null(params, PGB_BYTEA_ARRAY_OID);
+	pgp_int4(params, pp->partition);
+	if (any_headers)
+	{
+		w = pgp_array(params, PGB_BYTEA_ARRAY_OID, PGB_BYTEA_OID, b->count);
+		for (i = 0; w && i < b->count; i++)
+		{
+			const KRecord *rec = &b->records[i];
+
+			if (rec->headers_len > 1)
+				pga_bytes(w, rec->headers, rec->headers_len);
+			else
+				pga_null(w);
+		}
+	}
+	else
+		pgp_null(params, PGB_BYTEA_ARRAY_OID);
+	if (any_timestamp)
+	{
+		w = pgp_array(params, PGB_TIMESTAMPTZ_ARRAY_OID, PGB_TIMESTAMPTZ_OID, b->count);
+		for (i = 0; w && i < b->count; i++)
+		{
+			if (b->records[i].timestamp == -1)
+				pga_null(w);	/* none given: the time of the append */
+			else
+				pga_timestamptz_ms(w, b->records[i].timestamp);
+		}
+	}
+	else
+		pgp_null(params, PGB_TIMESTAMPTZ_ARRAY_OID);
+	if (b->producer_id >= 0)
+	{
+		pgp_int8(params, b->producer_id);
+		pgp_int4(params, b->producer_epoch);
+		pgp_int4(params, b->base_sequence);
+	}
+	else
+	{
+		pgp_null(params, PGB_INT8_OID);
+		pgp_null(params, PGB_INT4_OID);
+		pgp_null(params, PGB_INT4_OID);
+	}
+	return KERR_NONE;
+}
+
+/*
+ * Decodes a partition's batch and submits its statement; a partition that
+ * fails before that gets its error at once.
+ */
+static void
+produce_partition(ProduceState *st, const ProduceTopic *topic, ProducePartition *pp,
+				  PgPoolKind pool)
+{
+	KRecordBatch *batches = NULL;
+	int			nbatches = 0;
+	PgParams	params;
+
+	if (pp->records == NULL || pp->records_len == 0)
+	{
+		pp->error = KERR_INVALID_RECORD;
+		return;
+	}
+	pp->error = records_decode(pp->records, (size_t) pp->records_len, PRODUCE_MAX_DECOMPRESSED,
+							   &batches, &nbatches);
+	if (pp->error != KERR_NONE)
+		return;
+	if (nbatches != 1)
+	{
+		/* Kafka takes exactly one batch per partition since Produce v3 */
+		pp->error = KERR_INVALID_RECORD;
+		records_free(batches, nbatches);
+		return;
+	}
+
+	pgp_init(&params);
+	pp->error = produce_params(&params, topic, pp, &batches[0]);
+	if (pp->error == KERR_NONE)
+	{
+		st->pending++;
+		if (!pgp_submit(&params, pool, produce_sql, true, produce_done, pp))
+		{
+			st->pending--;
+			pp->error = KERR_UNKNOWN_SERVER_ERROR;	/* out of memory */
+		}
+	}
+	else
+		pgp_free(&params);
+	records_free(batches, nbatches);
+}
+
+/* All statements ended: answer, or for acks=0 end the request silently. */
+static void
+produce_finish(ProduceState *st)
+{
+	Request    *req = st->req;
+
+	if (st->acks == 0)
+	{
+		produce_state_free(st);
+		request_no_response(req);
+		return;
+	}
+	produce_respond(st);
+}
+
+/* An advertised version we do not serve: every partition gets the error. */
+static void
+produce_refuse(ProduceState *st, int16_t error)
+{
+	int32_t		t,
+				p;
+
+	for (t = 0; t < st->ntopics; t++)
+		for (p = 0; p < st->topics[t].npartitions; p++)
+			st->topics[t].partitions[p].error = error;
+	produce_respond(st);
+}
+
+void
+api_produce(Request *req)
+{
+	ProduceState *st = produce_read(req);
+	PgPoolKind	pool;
+	int32_t		t,
+				p;
+
+	if (st == NULL)
+	{
+		request_close(req, "malformed Produce request");
+		return;
+	}
+	if (req->api_version < PRODUCE_MIN_SERVED)
+	{
+		/* the old message sets; clients pick a newer version */
+		produce_refuse(st, KERR_UNSUPPORTED_VERSION);
+		return;
+	}
+	if (st->acks != 0 && st->acks != 1 && st->acks != -1)
+	{
+		produce_refuse(st, KERR_INVALID_REQUIRED_ACKS);
+		return;
+	}
+	pool = st->acks == -1 ? POOL_DEFAULT : POOL_LOCAL;
+
+	st->pending = 1;			/* until every statement is submitted */
+	for (t = 0; t < st->ntopics; t++)
+		for (p = 0; p < st->topics[t].npartitions; p++)
+			produce_partition(st, &st->topics[t], &st->topics[t].partitions[p], pool);
+	if (--st->pending == 0)
+		produce_finish(st);
+}
+
+/* ------------------------------------------------------- InitProducerId */
+
+static void
+init_producer_done(PGresult *res, const char *sqlstate, void *arg)
+{
+	Request    *req = arg;
+	int16_t		error = KERR_NONE;
+	int64_t		producer_id = -1;
+	int16_t		epoch = -1;
+	KWriter		w;
+
+	if (res != NULL && sqlstate == NULL && PQresultStatus(res) == PGRES_TUPLES_OK &&
+		PQntuples(res) == 1 && PQnfields(res) == 2)
+	{
+		producer_id = pgr_int8(res, 0, 0, -1);
+		epoch = (int16_t) pgr_int4(res, 0, 1, -1);
+	}
+	else
+	{
+		error = kafka_error_for_sqlstate(sqlstate);
+		gw_log("InitProducerId failed: %s",
+			   res != NULL ? PQresultErrorMessage(res) : "no connection to Postgres");
+	}
+	kw_init(&w);
+	kw_i32(&w, 0);				/* throttle_time_ms */
+	kw_i16(&w, error);
+	kw_i64(&w, producer_id);
+	kw_i16(&w, epoch);
+	request_respond(req, &w);
+}
+
+/*
+ * InitProducerId v0-1: pgq_init_producer(transactional_id).  The
+ * transaction timeout is read and ignored: pgqueue has no Kafka
+ * transactions to time out.  A producer without a transactional id gets a
+ * new id with epoch 0; with one, its id and the next epoch, which fences
+ * the earlier ones.
+ */
+void
+api_init_producer_id(Request *req)
+{
+	KReader    *r = &req->body;
+	const char *txn;
+	int32_t		txn_len;
+	PgParams	params;
+
+	(void) kr_string(r, &txn, &txn_len);
+	(void) kr_i32(r);			/* transaction_timeout_ms */
+	if (r->err || kr_remaining(r) != 0)
+	{
+		request_close(req, "malformed InitProducerId request");
+		return;
+	}
+	pgp_init(&params);
+	pgp_text(&params, txn, txn_len);
+	if (!pgp_submit(&params, POOL_DEFAULT,
+					"SELECT producer_id, producer_epoch FROM pgq_init_producer($1)",
+					true, init_producer_done, req))
+		request_close(req, "out of memory");
+}
