@@ -29,6 +29,9 @@ use File::Basename qw(dirname);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use GatewayTap;
 
 my $node = PostgreSQL::Test::Cluster->new('gw_groups');
 $node->init;
@@ -42,15 +45,9 @@ $node->safe_psql('postgres', q{
 });
 
 # --- the gateway ------------------------------------------------------------
-my $port = PostgreSQL::Test::Cluster::get_free_port();
-my $bootstrap = "127.0.0.1:$port";
-my $gw_log = PostgreSQL::Test::Utils::tempdir() . '/gateway.log';
-my $gateway = IPC::Run::start(
-	[
-		$node->installed_command('pgqueue-kafka'),
-		'--listen', $bootstrap, '--conninfo', $node->connstr('postgres')
-	],
-	'<', '/dev/null', '>', $gw_log, '2>&1');
+my $gw = gateway_start($node);
+my $bootstrap = $gw->{bootstrap};
+my $port = $gw->{port};
 my $raw_client = dirname(__FILE__) . '/../clients/kafka_group_raw.py';
 
 # one request; its answer's fields as a hash (and the whole line as "line")
@@ -67,14 +64,6 @@ sub kafka
 	return \%f;
 }
 
-my $up = 0;
-for (1 .. 100)
-{
-	my $f = eval { kafka('find', 'g1') };
-	if ($f && defined $f->{error}) { $up = 1; last; }
-	Time::HiRes::usleep(100_000);
-}
-ok($up, 'the gateway accepts requests');
 
 # the members of group g1 in topic orders: "member:{partitions} ..."
 sub members
@@ -250,12 +239,6 @@ like( kafka('raw', 11, 1,
 	qr/^closed=0 body=0017/, 'a malformed subscription: INCONSISTENT_GROUP_PROTOCOL');
 is(kafka('find', 'g1')->{error}, 0, 'the gateway still serves');
 
-# --- the gateway's end -------------------------------------------------------------
-$gateway->signal('TERM');
-$gateway->finish;
-is($gateway->result(0), 0, 'the gateway stops on SIGTERM with status 0');
-my $log = PostgreSQL::Test::Utils::slurp_file($gw_log);
-unlike($log, qr/AddressSanitizer|runtime error/, 'no sanitizer report');
-
+gateway_stop($gw);
 $node->stop;
 done_testing();
