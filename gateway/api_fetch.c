@@ -400,6 +400,7 @@ fetch_respond(FetchState *st, const PGresult *res)
 	free(recs);
 	fetch_state_free(st);
 	request_respond(req, &w);
+	kw_free(&w);
 }
 
 /* Every partition gets one error (a failed statement, an old version). */
@@ -718,6 +719,7 @@ list_respond(ListState *st)
 	}
 	list_state_free(st);
 	request_respond(req, &w);
+	kw_free(&w);
 }
 
 static void

@@ -205,6 +205,7 @@ produce_respond(ProduceState *st)
 		kw_i32(&w, 0);			/* throttle_time_ms */
 	produce_state_free(st);
 	request_respond(req, &w);
+	kw_free(&w);
 }
 
 /*
@@ -473,6 +474,7 @@ init_producer_done(PGresult *res, const char *sqlstate, void *arg)
 	kw_i64(&w, producer_id);
 	kw_i16(&w, epoch);
 	request_respond(req, &w);
+	kw_free(&w);
 }
 
 /*
