@@ -136,6 +136,10 @@ is(kafka('commit', 'g1', $a, $gen_a, 'orders:2:9')->{line}, 'orders:2:22',
 is(kafka('commit', 'g1', $b, $gen_b, 'orders:2:6:from-b', 'orders:9:1')->{line},
 	'orders:2:0 orders:9:3',
 	'each partition gets its own error (UNKNOWN_TOPIC_OR_PARTITION) and the others commit');
+is( kafka('commit', 'g1', $b, $gen_b, 'orders:3:1000', 'orders:2:6:' . ('m' x 5000))->{line},
+	'orders:3:1 orders:2:12',
+	'an offset above the high watermark: OFFSET_OUT_OF_RANGE; '
+	  . 'metadata over 4096 bytes: OFFSET_METADATA_TOO_LARGE');
 is(kafka('commit', 'g1', '', -1, 'orders:0:1')->{line}, 'orders:0:25',
 	'generation -1 while the group has members: UNKNOWN_MEMBER_ID');
 is(kafka('fetch', 'g1', 'orders:0,2,3', 'nosuch:0')->{line},
