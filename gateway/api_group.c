@@ -122,6 +122,30 @@ elems_free(Elems *e)
 	kw_free(&e->w);
 }
 
+/* what JoinGroup reads from a subscription */
+typedef struct Subscription
+{
+	Elems		topics;
+	Elems		owned_topics;	/* with owned_parts: the owned partitions */
+	Elems		owned_parts;
+} Subscription;
+
+static void
+subscription_init(Subscription *sub)
+{
+	elems_init(&sub->topics, PGB_TEXT_ARRAY_OID, PGB_TEXT_OID);
+	elems_init(&sub->owned_topics, PGB_TEXT_ARRAY_OID, PGB_TEXT_OID);
+	elems_init(&sub->owned_parts, PGB_INT4_ARRAY_OID, PGB_INT4_OID);
+}
+
+static void
+subscription_free(Subscription *sub)
+{
+	elems_free(&sub->topics);
+	elems_free(&sub->owned_topics);
+	elems_free(&sub->owned_parts);
+}
+
 /* adds the elements as the next parameter (they stay e's) */
 static void
 pgp_elems(PgParams *p, const Elems *e)
@@ -214,18 +238,24 @@ group_error_for_sqlstate(const char *sqlstate)
 	return kafka_error_for_sqlstate(sqlstate);
 }
 
-/* logs a failed statement that a client's mistake does not explain */
+/*
+ * Logs a failed statement on one line, unless it is a fenced commit: that
+ * is the client's ordinary news, not the gateway's trouble.
+ */
 static void
 log_sql_error(const char *api, PGresult *res, const char *sqlstate)
 {
-	if (sqlstate != NULL && strcmp(sqlstate, "55000") == 0)
+	const char *msg;
+
+	if (sqlstate == NULL)
+	{
+		gw_log("%s: no connection to Postgres", api);
 		return;
-	gw_log("%s: %s%s%s", api,
-		   sqlstate ? "SQLSTATE " : "no connection to Postgres",
-		   sqlstate ? sqlstate : "",
-		   res ? (sqlstate ? ": " : "") : "");
-	if (res != NULL && sqlstate != NULL)
-		gw_log("%s: %s", api, PQresultErrorMessage(res));
+	}
+	if (strcmp(sqlstate, "55000") == 0)
+		return;
+	msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	gw_log("%s: SQLSTATE %s: %s", api, sqlstate, msg ? msg : "(no message)");
 }
 
 /*
@@ -389,10 +419,7 @@ typedef struct JoinState
 	char	   *member_id;
 	const char *protocol;		/* into the request */
 	int32_t		protocol_len;
-	/* JOIN_SQL's arrays, kept for a second run */
-	Elems		topics;
-	Elems		owned_topics;
-	Elems		owned_parts;
+	Subscription sub;			/* kept for a second run of JOIN_SQL */
 	bool		cooperative;
 	int32_t		session_timeout;
 	bool		left;			/* it left its stale topics once */
@@ -450,9 +477,7 @@ join_error(Request *req, int16_t error, const char *member_id)
 static void
 join_state_free(JoinState *st)
 {
-	elems_free(&st->topics);
-	elems_free(&st->owned_topics);
-	elems_free(&st->owned_parts);
+	subscription_free(&st->sub);
 	free(st->member_id);
 	free(st);
 }
@@ -466,11 +491,11 @@ join_submit(JoinState *st)
 
 	pgp_init(&p);
 	pgp_text(&p, st->group_id, st->group_id_len);
-	pgp_elems(&p, &st->topics);
+	pgp_elems(&p, &st->sub.topics);
 	pgp_text(&p, st->member_id, -1);
 	pgp_int4(&p, st->cooperative ? 1 : 0);
-	pgp_elems(&p, &st->owned_topics);
-	pgp_elems(&p, &st->owned_parts);
+	pgp_elems(&p, &st->sub.owned_topics);
+	pgp_elems(&p, &st->sub.owned_parts);
 	pgp_int4(&p, st->session_timeout);
 	group_submit(&p, JOIN_SQL, join_synced, st);
 }
@@ -536,12 +561,10 @@ protocol_is_cooperative(const char *name, int32_t len)
 
 /*
  * Reads a ConsumerProtocolSubscription (any version: v1 added the owned
- * partitions, later versions fields after them): the topics into *topics,
- * the owned partitions into *owned_topics and *owned_parts.
+ * partitions, later versions fields after them) into *sub.
  */
 static bool
-parse_subscription(const uint8_t *data, int32_t len, Elems *topics,
-				   Elems *owned_topics, Elems *owned_parts)
+parse_subscription(const uint8_t *data, int32_t len, Subscription *sub)
 {
 	KReader		r;
 	int16_t		version;
@@ -561,7 +584,7 @@ parse_subscription(const uint8_t *data, int32_t len, Elems *topics,
 		int32_t		tlen;
 
 		if (kr_string(&r, &t, &tlen) && t != NULL)
-			elems_text(topics, t, tlen);
+			elems_text(&sub->topics, t, tlen);
 	}
 	kr_bytes(&r, &user_data, &user_data_len);
 	/* an old client may end a v1 subscription here */
@@ -583,8 +606,8 @@ parse_subscription(const uint8_t *data, int32_t len, Elems *topics,
 
 				if (t != NULL && !r.err)
 				{
-					elems_text(owned_topics, t, tlen);
-					elems_int4(owned_parts, p);
+					elems_text(&sub->owned_topics, t, tlen);
+					elems_int4(&sub->owned_parts, p);
 				}
 			}
 		}
@@ -650,9 +673,7 @@ api_join_group(Request *req)
 	const uint8_t *chosen_md = NULL;
 	int32_t		chosen_md_len = -1;
 	bool		chosen_eager = false;
-	Elems		topics;
-	Elems		owned_topics;
-	Elems		owned_parts;
+	Subscription sub;
 	JoinState  *st;
 	char	   *member_id;
 
@@ -710,16 +731,12 @@ api_join_group(Request *req)
 		return;
 	}
 
-	TEXT_ELEMS(&topics);
-	TEXT_ELEMS(&owned_topics);
-	INT4_ELEMS(&owned_parts);
+	subscription_init(&sub);
 	if (ptype == NULL || ptype_len != (int32_t) strlen(CONSUMER_PROTOCOL_TYPE) ||
 		memcmp(ptype, CONSUMER_PROTOCOL_TYPE, ptype_len) != 0 || chosen == NULL ||
-		!parse_subscription(chosen_md, chosen_md_len, &topics, &owned_topics, &owned_parts))
+		!parse_subscription(chosen_md, chosen_md_len, &sub))
 	{
-		elems_free(&topics);
-		elems_free(&owned_topics);
-		elems_free(&owned_parts);
+		subscription_free(&sub);
 		join_error(req, KERR_INCONSISTENT_GROUP_PROTOCOL, NULL);
 		return;
 	}
@@ -738,9 +755,7 @@ api_join_group(Request *req)
 		member_id = member_id_generate(req->client_id);
 		if (member_id != NULL && version >= 4)
 		{
-			elems_free(&topics);
-			elems_free(&owned_topics);
-			elems_free(&owned_parts);
+			subscription_free(&sub);
 			join_error(req, KERR_MEMBER_ID_REQUIRED, member_id);
 			free(member_id);
 			return;
@@ -750,9 +765,7 @@ api_join_group(Request *req)
 	st = calloc(1, sizeof(JoinState));
 	if (st == NULL || member_id == NULL)
 	{
-		elems_free(&topics);
-		elems_free(&owned_topics);
-		elems_free(&owned_parts);
+		subscription_free(&sub);
 		free(st);
 		free(member_id);
 		join_error(req, KERR_COORDINATOR_NOT_AVAILABLE, NULL);
@@ -766,9 +779,7 @@ api_join_group(Request *req)
 	st->protocol_len = chosen_len;
 	req->state = st;
 
-	st->topics = topics;
-	st->owned_topics = owned_topics;
-	st->owned_parts = owned_parts;
+	st->sub = sub;
 	st->cooperative = !chosen_eager;
 	st->session_timeout = session_timeout;
 	join_submit(st);
@@ -1248,7 +1259,11 @@ commit_error(const char *sqlstate, bool is_member)
 	return group_error_for_sqlstate(sqlstate);
 }
 
-/* the SQLSTATEs of the partitions' failures, kept until all are in */
+/*
+ * A partition's error while the statements run: fenced (55000), which
+ * becomes ILLEGAL_GENERATION or UNKNOWN_MEMBER_ID once the membership
+ * query is in too.
+ */
 #define FENCED_MARK		(-32768)
 
 static void
@@ -1287,13 +1302,6 @@ commit_one_done(PGresult *res, const char *sqlstate, void *arg)
 				st->entries[i].error = commit_error("55000", st->is_member);
 	}
 	commit_respond(st);
-}
-
-static void
-commit_params_common(PgParams *p, CommitState *st)
-{
-	pgp_init(p);
-	pgp_text(p, st->group_id, st->group_id_len);
 }
 
 static void
@@ -1338,7 +1346,8 @@ commit_all_done(PGresult *res, const char *sqlstate, void *arg)
 
 		st->jobs[st->nentries].st = st;
 		st->jobs[st->nentries].entry = -1;
-		commit_params_common(&p, st);
+		pgp_init(&p);
+		pgp_text(&p, st->group_id, st->group_id_len);
 		pgp_text(&p, st->member_id, st->member_id_len);
 		group_submit(&p, IS_MEMBER_SQL, commit_one_done, &st->jobs[st->nentries]);
 		pgp_free(&p);
@@ -1353,7 +1362,8 @@ commit_all_done(PGresult *res, const char *sqlstate, void *arg)
 			continue;
 		st->jobs[i].st = st;
 		st->jobs[i].entry = i;
-		commit_params_common(&p, st);
+		pgp_init(&p);
+		pgp_text(&p, st->group_id, st->group_id_len);
 		pgp_text(&p, te->name, te->name_len);
 		pgp_int4(&p, e->partition);
 		pgp_int8(&p, e->offset);
