@@ -6,10 +6,12 @@
 #	  topic "orders" through the gateway, for 058_gateway_group_python.pl.
 #	  Prints one line per event.
 #
-#	  consume GROUP N    reads N records (or until none came for 5 s),
+#	  consume GROUP N [INSTANCE]
+#	                     reads N records (or until none came for 5 s),
 #	                     printing "record partition:offset value", and
 #	                     commits each with commit(asynchronous=False);
-#	                     enable.auto.commit is false
+#	                     enable.auto.commit is false; with INSTANCE, a
+#	                     static member (group.instance.id)
 #	  fenced GROUP       waits for all four partitions, then for a
 #	                     rebalance that leaves it two (another member
 #	                     joined), then commits an offset of a partition it
@@ -25,19 +27,22 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 
-def consumer(bootstrap, group):
-    return Consumer({
+def consumer(bootstrap, group, instance=None, session_timeout_ms=6000):
+    conf = {
         'bootstrap.servers': bootstrap,
         'group.id': group,
         'enable.auto.commit': False,
         'auto.offset.reset': 'earliest',
-        'session.timeout.ms': 6000,
+        'session.timeout.ms': session_timeout_ms,
         'heartbeat.interval.ms': 500,
-    })
+    }
+    if instance:
+        conf['group.instance.id'] = instance
+    return Consumer(conf)
 
 
-def consume(bootstrap, group, n):
-    c = consumer(bootstrap, group)
+def consume(bootstrap, group, n, instance=None):
+    c = consumer(bootstrap, group, instance, 30000 if instance else 6000)
     c.subscribe(['orders'])
     got = 0
     last = time.time()
@@ -116,7 +121,8 @@ def groups(bootstrap):
 def main():
     bootstrap, mode = sys.argv[1], sys.argv[2]
     if mode == 'consume':
-        consume(bootstrap, sys.argv[3], int(sys.argv[4]))
+        consume(bootstrap, sys.argv[3], int(sys.argv[4]),
+                sys.argv[5] if len(sys.argv) > 5 else None)
     elif mode == 'fenced':
         fenced(bootstrap, sys.argv[3])
     else:

@@ -12,7 +12,11 @@
 #		it partitions, no partition ever has two owners (sampled
 #		throughout), and the two print and poll every later record once;
 #	  - pgq_consumer_lag shows the Kafka members' commits (lag 0 at the
-#		end).
+#		end);
+#	  - a kcat consumer (range only) and a python3-kafka one (round-robin
+#		only: test/clients/gw_group_kafka_python.py) share a group, which a
+#		Kafka broker would refuse for want of a common protocol: each gets
+#		half of the partitions, together they print every record once.
 
 use strict;
 use warnings;
@@ -39,11 +43,11 @@ my $dir = PostgreSQL::Test::Utils::tempdir('kcat');
 # unbuffered (-u), so that what it printed survives a kill -9.
 sub start_consumer
 {
-	my ($name) = @_;
+	my ($name, $group, @args) = @_;
 	my $out = "$dir/$name.out";
 	my $h = IPC::Run::start(
 		[
-			'kcat', '-b', $gw->{bootstrap}, '-G', 'g1', '-u', '-q',
+			'kcat', '-b', $gw->{bootstrap}, '-G', $group // 'g1', '-u', '-q', @args,
 			'-o', 'beginning', '-f', '%p:%o %s\n',
 			'-X', 'session.timeout.ms=6000',
 			'-X', 'heartbeat.interval.ms=500',
@@ -72,9 +76,9 @@ sub wait_for_members
 	for (my $i = 0; $i < $seconds * 10; $i++)
 	{
 		my ($owners, $ok) = split /\|/, $node->safe_psql('postgres', qq{
-			SELECT (SELECT count(*) = count(DISTINCT p)
+			SELECT (SELECT count(*) = count(DISTINCT (m.group_id, p))
 			          FROM pgq_members m, unnest(m.partitions) p
-			         WHERE m.group_id = 'g1' AND m.topic = 'orders'),
+			         WHERE m.topic = 'orders'),
 			       ($query)});
 		$double_owner++ if $owners ne 't';
 		return 1 if $ok eq 't';
@@ -192,9 +196,33 @@ for (my $i = 0; $i < 300; $i++)
 ok(once_each('c', 200, @c), 'the Kafka and the SQL member print and poll every record once');
 is($double_owner, 0, 'no partition ever had two owners');
 
-# --- the end --------------------------------------------------------------------------
 $c1->{h}->signal('TERM');
 eval { $c1->{h}->finish };
+
+# --- two client libraries without a common protocol in one group ----------------
+my $c3 = start_consumer('c3', 'mix', '-X', 'partition.assignment.strategy=range');
+my $kp = { out => "$dir/kp.out" };
+$kp->{h} = IPC::Run::start(
+	[
+		'/usr/bin/python3', "$FindBin::RealBin/../clients/gw_group_kafka_python.py",
+		$gw->{bootstrap}, 'mix'
+	],
+	'<', \undef, '>', $kp->{out}, '2>', "$dir/kp.err", IPC::Run::timeout(180));
+ok( wait_for_members(q{SELECT string_agg(cardinality(partitions)::text, ',') = '2,2'
+                        FROM pgq_members WHERE group_id = 'mix'}, 60),
+	'a kcat (range) and a python3-kafka (round-robin) consumer share a group, half each')
+  or diag('members: ' . members());
+send_records('d', 200);
+my @d = wait_printed('d', 200, $c3, $kp);
+ok(once_each('d', 200, @d), 'together they print every record once');
+my %by_c3 = map { (split /:/)[0] => 1 } grep { / d-/ } printed($c3);
+my %by_kp = map { (split /:/)[0] => 1 } grep { / d-/ } printed($kp);
+is(scalar(keys %by_c3) . ' ' . scalar(keys %by_kp), '2 2', 'each of them two partitions');
+is($double_owner, 0, 'still no partition with two owners');
+$_->{h}->signal('TERM') for ($c3, $kp);
+eval { $_->{h}->finish } for ($c3, $kp);
+
+# --- the end --------------------------------------------------------------------------
 gateway_stop($gw);
 $node->stop;
 done_testing();

@@ -7,6 +7,9 @@
 #	  - with enable.auto.commit false and commit(asynchronous=False) after
 #		each record, a consumer that stops resumes where it committed, also
 #		after the gateway and Postgres restarted: every record once;
+#	  - a static member (group.instance.id) that stops does not leave (as
+#		KIP-345 wants): it keeps its partitions, and its next process is the
+#		same member and reads on from its commits;
 #	  - a commit for a partition the consumer lost in a rebalance (a SQL
 #		member joined the group) raises ILLEGAL_GENERATION;
 #	  - the consumer's close() leaves the group (LeaveGroup): the SQL member
@@ -68,6 +71,27 @@ is( $node->safe_psql('postgres', q{
 		  FROM pgq_consumer_lag WHERE group_id = 'py1'}),
 	'0:25 1:25 2:25 3:25', 'pgq_consumer_lag shows its commits');
 
+# --- a static member ----------------------------------------------------------------
+$node->safe_psql('postgres', q{
+	SELECT count(*) FROM generate_series(100, 139) i,
+	       LATERAL pgq_send('orders', 'v' || i, partition => i % 4);
+});
+($rc, $out) = consumer($gw, 'consume', 'pys', 50, 'static-1');
+my @s1 = $out =~ /^record (\S+ \S+)$/mg;
+is(scalar(@s1), 50, 'a static member reads 50 records');
+is( $node->safe_psql('postgres', q{
+		SELECT member_id || ' ' || partitions::text FROM pgq_members WHERE group_id = 'pys'}),
+	'static-1 {0,1,2,3}', 'it stopped without leaving: it is still the member, with its partitions');
+($rc, $out) = consumer($gw, 'consume', 'pys', 1000, 'static-1');
+my @s2 = $out =~ /^record (\S+ \S+)$/mg;
+%count = ();
+$count{ (split / /)[1] }++ for @s1, @s2;
+is(join(',', grep { ($count{"v$_"} // 0) != 1 } 0 .. 139), '',
+	'its next process reads on from its commits: every record once');
+is( $node->safe_psql('postgres', q{
+		SELECT string_agg(member_id, ' ') FROM pgq_members WHERE group_id = 'pys'}),
+	'static-1', 'as the same member');
+
 # --- a commit after losing the partition ----------------------------------------
 my $fenced_out = '';
 my $h = IPC::Run::start([ '/usr/bin/python3', $client, $gw->{bootstrap}, 'fenced', 'pyf' ],
@@ -97,6 +121,8 @@ $node->safe_psql('postgres', q{SELECT count(*) FROM pgq_poll('pyf', 'orders', 1,
 ($rc, $out) = consumer($gw, 'groups');
 is($rc, 0, 'AdminClient.list_groups()');
 like($out, qr/^group py1 Empty consumer -$/m, 'a group without live members: Empty');
+like($out, qr/^group pys Stable consumer pgqueue member static-1 orders orders:0,1,2,3$/m,
+	'a static member is listed by its group.instance.id');
 like($out, qr/^group pyf Stable consumer pgqueue member sql-1 orders orders:0,1,2,3$/m,
 	'a group with a member (the SQL one, after the Kafka one left): Stable, its topics and partitions')
   or diag($out);
