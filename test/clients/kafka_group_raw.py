@@ -23,12 +23,16 @@
 #	  raw API VERSION HEXBODY                 any request: closed=1 if the
 #	                                          connection closed, else the body
 #	                                          in hex
+#
+#	  With dump=1 a command prints "API VERSION HEXBODY" of its request
+#	  instead of sending it (for tests that cut and damage requests).
 
 import socket
 import struct
 import sys
 
 TIMEOUT = 20
+DUMP = False
 
 
 def s16(v):
@@ -106,6 +110,9 @@ class Reader:
 def request(bootstrap, api, version, body, client='raw-test'):
     """Sends one request; returns the response body, or None if the
     connection closed."""
+    if DUMP:
+        print('%d %d %s' % (api, version, body.hex()))
+        sys.exit(0)
     host, port = bootstrap.rsplit(':', 1)
     sock = socket.create_connection((host, int(port)), timeout=TIMEOUT)
     try:
@@ -342,6 +349,8 @@ def main():
     bs, cmd = sys.argv[1], sys.argv[2]
     args = [a for a in sys.argv[3:] if '=' not in a or a.count(':') > 0 and cmd == 'commit']
     opts = dict(a.split('=', 1) for a in sys.argv[3:] if a not in args)
+    global DUMP
+    DUMP = opts.get('dump') == '1'
     fn = globals()['cmd_' + cmd]
     print(fn(bs, opts, *args))
 

@@ -21,7 +21,10 @@
 #	  - a cooperative member keeps the partitions it lists as owned;
 #	  - LeaveGroup (v0 and v3), DescribeGroups, ListGroups;
 #	  - bad requests: Kafka's error codes, or a closed connection after
-#		which the gateway still serves.
+#		which the gateway still serves; every request of the group APIs cut
+#		short at every byte, and with every byte damaged, gets an answer or
+#		a closed connection, never a crash, a hang or a leak (the gateway
+#		runs under AddressSanitizer).
 
 use strict;
 use warnings;
@@ -29,6 +32,7 @@ use File::Basename qw(dirname);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes ();
 use FindBin;
 use lib $FindBin::RealBin;
 use GatewayTap;
@@ -242,6 +246,48 @@ like( kafka('raw', 11, 1,
 		  . '00000001' . '0005' . unpack('H*', 'range') . '00000003' . '000100')->{line},
 	qr/^closed=0 body=0017/, 'a malformed subscription: INCONSISTENT_GROUP_PROTOCOL');
 is(kafka('find', 'g1')->{error}, 0, 'the gateway still serves');
+
+# every group request, cut at each byte and with each byte damaged
+my @requests = (
+	[ 'find', 'g1' ],
+	[ 'join', 'g5', 'm1', 'orders,audit', 'owned=orders:1' ],
+	[ 'join', 'g5', 'm1', 'orders', 'v=0' ],
+	[ 'sync', 'g5', 'm1', 1 ],
+	[ 'heartbeat', 'g5', 'm1', 1 ],
+	[ 'leave', 'g5', 'm1,m2' ],
+	[ 'commit', 'g5', 'm1', 1, 'orders:1:1:md', 'audit:0:1' ],
+	[ 'commit', 'g5', 'm1', 1, 'orders:1:1', 'v=2' ],
+	[ 'fetch', 'g5', 'orders:0,1', 'audit:1' ],
+	[ 'describe', 'g5', 'g1' ],
+	[ 'list' ]);
+my ($answered, $closed, $sent, $slow) = (0, 0, 0, 0);
+for my $r (@requests)
+{
+	my ($api, $version, $hex) = split / /, kafka(@$r, 'dump=1')->{line};
+	my $body = pack('H*', $hex);
+	my @variants = map { substr($body, 0, $_) } 0 .. length($body) - 1;
+	for my $i (0 .. length($body) - 1)
+	{
+		my $damaged = $body;
+		substr($damaged, $i, 1) = chr(ord(substr($body, $i, 1)) ^ 0xff);
+		push @variants, $damaged;
+	}
+	for my $v (@variants)
+	{
+		my $start = Time::HiRes::time();
+		my $s = kafka_connect($gw);
+		my ($cid) = kafka_request($s, $api, $version, 1, $v);
+		close $s;
+		$sent++;
+		defined $cid ? $answered++ : $closed++;
+		# an answer or a close comes at once; waiting means a hang
+		$slow++ if Time::HiRes::time() - $start > 5;
+	}
+}
+note("$sent damaged requests: $answered answered, $closed closed");
+is($slow, 0, "$sent cut or damaged requests: each answered or closed at once");
+cmp_ok($closed, '>', 0, 'some of them closed the connection');
+is(kafka('find', 'g1')->{error}, 0, 'and the gateway still serves');
 
 gateway_stop($gw);
 $node->stop;
