@@ -32,7 +32,11 @@
  * other member revoke and rejoin, and the group converges one heartbeat
  * per step.  The member's topics are those pgq_members shows for it.  A
  * member that subscribed to no existing topic has generation 0 and no
- * membership in pgqueue.  OffsetCommit does not compare generations:
+ * membership in pgqueue.  A SyncGroup whose target changed since its
+ * JoinGroup answers ILLEGAL_GENERATION (the client rejoins at once); a
+ * JoinGroup that drops a topic from the subscription leaves the group
+ * first, or heartbeats would keep renewing the member there.
+ * OffsetCommit does not compare generations:
  * pgqueue fences by ownership, and an eager client commits with its old
  * generation while it revokes, which Kafka accepts too.
  *

@@ -16,6 +16,10 @@
 #	                     rebalance that leaves it two (another member
 #	                     joined), then commits an offset of a partition it
 #	                     lost: prints "commit error NAME"
+#	  cooperative GROUP SECONDS
+#	                     a cooperative-sticky consumer for SECONDS: prints
+#	                     "added P,..." and "revoked P,..." as its
+#	                     assignment changes, then "closing"
 #	  groups             AdminClient.list_groups(): "group ID STATE TYPE
 #	                     PROTOCOL member MEMBER TOPICS PARTITIONS ..."
 
@@ -87,6 +91,28 @@ def fenced(bootstrap, group):
     c.close()
 
 
+def cooperative(bootstrap, group, seconds):
+    c = Consumer({
+        'bootstrap.servers': bootstrap,
+        'group.id': group,
+        'auto.offset.reset': 'earliest',
+        'session.timeout.ms': 6000,
+        'heartbeat.interval.ms': 500,
+        'partition.assignment.strategy': 'cooperative-sticky',
+    })
+
+    def show(what, parts):
+        print(what, ','.join(str(p) for p in sorted(p.partition for p in parts)), flush=True)
+
+    c.subscribe(['orders'], on_assign=lambda cons, parts: show('added', parts),
+                on_revoke=lambda cons, parts: show('revoked', parts))
+    end = time.time() + seconds
+    while time.time() < end:
+        c.poll(0.2)
+    print('closing', flush=True)
+    c.close()
+
+
 def read_topics(b, assignment):
     # ConsumerProtocolSubscription/Assignment: version, [topic, ([partition])]
     if not b:
@@ -123,6 +149,8 @@ def main():
     if mode == 'consume':
         consume(bootstrap, sys.argv[3], int(sys.argv[4]),
                 sys.argv[5] if len(sys.argv) > 5 else None)
+    elif mode == 'cooperative':
+        cooperative(bootstrap, sys.argv[3], float(sys.argv[4]))
     elif mode == 'fenced':
         fenced(bootstrap, sys.argv[3])
     else:

@@ -10,6 +10,9 @@
 #	  - a static member (group.instance.id) that stops does not leave (as
 #		KIP-345 wants): it keeps its partitions, and its next process is the
 #		same member and reads on from its commits;
+#	  - cooperative-sticky consumers: when a second one joins, the first
+#		revokes only the partitions it hands over, and keeps consuming the
+#		others (incremental rebalancing);
 #	  - a commit for a partition the consumer lost in a rebalance (a SQL
 #		member joined the group) raises ILLEGAL_GENERATION;
 #	  - the consumer's close() leaves the group (LeaveGroup): the SQL member
@@ -91,6 +94,38 @@ is(join(',', grep { ($count{"v$_"} // 0) != 1 } 0 .. 139), '',
 is( $node->safe_psql('postgres', q{
 		SELECT string_agg(member_id, ' ') FROM pgq_members WHERE group_id = 'pys'}),
 	'static-1', 'as the same member');
+
+# --- cooperative consumers -----------------------------------------------------------
+sub start_cooperative
+{
+	my ($seconds) = @_;
+	my $o = '';
+	my $h = IPC::Run::start([ '/usr/bin/python3', $client, $gw->{bootstrap}, 'cooperative', 'pyc', $seconds ],
+		'<', \undef, '>', \$o, '2>&1', IPC::Run::timeout(120));
+	return { h => $h, out => \$o };
+}
+
+sub wait_members
+{
+	my ($group, $want) = @_;
+	return $node->poll_query_until('postgres', qq{
+		SELECT string_agg(cardinality(partitions)::text, ',' ORDER BY cardinality(partitions))
+		  FROM pgq_members WHERE group_id = '$group'}, $want);
+}
+
+my $ca = start_cooperative(20);
+ok(wait_members('pyc', '4'), 'a cooperative-sticky consumer gets every partition');
+my $cb = start_cooperative(8);
+ok(wait_members('pyc', '2,2'), 'a second one: two partitions each');
+eval { $_->{h}->finish } for ($cb, $ca);
+my ($before_close) = ${ $ca->{out} } =~ /\A(.*?)^closing$/ms;
+my @revoked = ($before_close // '') =~ /^revoked (\S*)$/mg;
+is(${ $ca->{out} } =~ /\Aadded 0,1,2,3$/m ? "@revoked" : 'no first assignment', '2,3',
+	'the first revoked only the two partitions it handed over (until it closed)')
+  or diag(${ $ca->{out} });
+like(${ $cb->{out} }, qr/^added 2,3$/m, 'which the second got');
+like($before_close // '', qr/^added 2,3$/m, 'and got them back when the second one left')
+  or diag(${ $ca->{out} });
 
 # --- a commit after losing the partition ----------------------------------------
 my $fenced_out = '';
