@@ -38,6 +38,7 @@
 /* Kafka's error codes used only here */
 #define KERR_INVALID_REQUIRED_ACKS	21
 #define KERR_INVALID_TIMESTAMP		32
+#define KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED 53
 
 /*
  * The largest decompressed batch accepted.  librdkafka's batches are at
@@ -464,7 +465,9 @@ init_producer_done(PGresult *res, const char *sqlstate, void *arg)
 	}
 	else
 	{
-		error = kafka_error_for_sqlstate(sqlstate);
+		/* 42501: another role's transactional id, not a topic's right */
+		error = sqlstate != NULL && strcmp(sqlstate, "42501") == 0 ?
+			KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED : kafka_error_for_sqlstate(sqlstate);
 		gw_log("InitProducerId failed: %s",
 			   res != NULL ? PQresultErrorMessage(res) : "no connection to Postgres");
 	}

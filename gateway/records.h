@@ -57,6 +57,11 @@ typedef struct KRecordBatch
  * max_decompressed.  Returns a Kafka error code (CORRUPT_MESSAGE,
  * INVALID_RECORD, UNSUPPORTED_COMPRESSION_TYPE, MESSAGE_TOO_LARGE...) or
  * 0 with *batches (free with records_free).
+ *
+ * max_decompressed bounds all the batches' decompressed records together;
+ * no records at all (len 0) is INVALID_RECORD, as Kafka answers it.  The
+ * records point into data and into the batches' owned buffers: data must
+ * outlive *batches.
  */
 extern int16_t records_decode(const uint8_t *data, size_t len, size_t max_decompressed,
 							  KRecordBatch **batches, int *nbatches);

@@ -11,6 +11,13 @@ PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap libipc-run-
           libtap-parser-sourcehandler-pgtap-perl make gcc libpq-dev rsync
           python3-psycopg nodejs prometheus-postgres-exporter pgbouncer"
 
+# the gateway's RecordBatch test (gateway/test, 051_gateway_records.pl): the
+# codecs, librdkafka and its mock cluster, python3-kafka's batch reader
+PACKAGES="$PACKAGES zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev librdkafka-dev python3-kafka"
+
+# the gateway's data APIs' tests (052-055): kcat and the two Python clients
+PACKAGES="$PACKAGES kcat python3-confluent-kafka python3-kafka"
+
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 need_root() {

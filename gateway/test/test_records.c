@@ -6,6 +6,7 @@
  *	  check failed.
  *
  *	  test_records [--dump DIR]
+ *	  test_records --decode FILE
  *
  * - CRC-32C of the check string;
  * - kbuf: varint limits and overflows, lengths, the writer's refusals;
@@ -207,6 +208,58 @@ test_kbuf(void)
 	test_check(ok && !r.err && kr_remaining(&r) == 0,
 			   "kbuf: zigzag varints round trip at their limits, sized by k_varint_size");
 
+	/* every writer's output read back by its reader, random values */
+	{
+		uint64_t	x = 88172645463325252ULL;
+		int			k;
+
+		ok = true;
+		for (k = 0; k < 20000 && ok; k++)
+		{
+			int64_t		v;
+			uint32_t	u;
+			const char *s;
+			int32_t		slen;
+			int			shift;
+
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			shift = (int) (x % 64);
+			v = (int64_t) (x >> shift) * ((x & 1) ? -1 : 1);
+			u = (uint32_t) (x >> (x % 33 + 31 > 63 ? 63 : x % 33 + 31));
+			kw_reset(&w);
+			kw_varlong(&w, v);
+			kw_varint(&w, (int32_t) v);
+			kw_uvarint(&w, u);
+			kw_i64(&w, v);
+			kw_i32(&w, (int32_t) v);
+			kw_i16(&w, (int16_t) v);
+			kw_compact_string(&w, k % 5 ? "abc" : NULL, 3);
+			kw_string(&w, k % 7 ? "" : NULL, 0);
+			kw_bytes(&w, "xy", k % 3 ? 2 : -1);
+			kw_varbytes(&w, k % 4 ? "z" : NULL, 1);
+			kw_empty_tagged_fields(&w);
+			kr_init(&r, w.data, w.len);
+			ok &= kr_varlong(&r) == v;
+			ok &= kr_varint(&r) == (int32_t) v;
+			ok &= kr_uvarint(&r) == u;
+			ok &= kr_i64(&r) == v;
+			ok &= kr_i32(&r) == (int32_t) v;
+			ok &= kr_i16(&r) == (int16_t) v;
+			ok &= kr_compact_string(&r, &s, &slen) &&
+				(k % 5 ? slen == 3 && memcmp(s, "abc", 3) == 0 : s == NULL && slen == -1);
+			ok &= kr_string(&r, &s, &slen) && (k % 7 ? s != NULL && slen == 0 : s == NULL);
+			ok &= kr_bytes(&r, &p, &len) && (k % 3 ? len == 2 && p[1] == 'y' : p == NULL);
+			ok &= kr_varbytes(&r, &p, &len) && (k % 4 ? len == 1 && p[0] == 'z' : p == NULL);
+			kr_skip_tagged_fields(&r);
+			ok &= !r.err && kr_remaining(&r) == 0;
+			if (!ok)
+				fprintf(stderr, "# round trip %d failed: %lld %u\n", k, (long long) v, u);
+		}
+		test_check(ok, "kbuf: 20000 random values of every type read back as written");
+	}
+
 	kw_reset(&w);
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
@@ -338,10 +391,47 @@ dump_hex(FILE *f, const uint8_t *p, int32_t len)
 }
 
 /*
+ * Prints a record as the .expect files have it: "OFFSET TIMESTAMP KEY
+ * VALUE HEADERS", bytes in hex after an x (or null), headers as
+ * KEY=VALUE,... (or -).
+ */
+static void
+dump_record(FILE *f, int64_t offset, int64_t timestamp, const uint8_t *key, int32_t key_len,
+			const uint8_t *value, int32_t value_len, const uint8_t *headers, int32_t headers_len)
+{
+	KReader		hr;
+	int32_t		nh = 0;
+
+	fprintf(f, "%lld %lld ", (long long) offset, (long long) timestamp);
+	dump_hex(f, key, key_len);
+	fprintf(f, " ");
+	dump_hex(f, value, value_len);
+	fprintf(f, " ");
+	if (headers)
+	{
+		kr_init(&hr, headers, (size_t) headers_len);
+		nh = kr_varint(&hr);
+	}
+	if (nh == 0)
+		fprintf(f, "-");
+	while (nh-- > 0)
+	{
+		const uint8_t *p;
+		int32_t		plen;
+
+		kr_varbytes(&hr, &p, &plen);
+		dump_hex(f, p, plen);
+		fprintf(f, "=");
+		kr_varbytes(&hr, &p, &plen);
+		dump_hex(f, p, plen);
+		fprintf(f, nh > 0 ? "," : "");
+	}
+	fprintf(f, "\n");
+}
+
+/*
  * Appends a batch to DIR/NAME.bin and what python3-kafka must read from it
- * to DIR/NAME.expect: "batch BASE LAST COUNT", then per record "OFFSET
- * TIMESTAMP KEY VALUE HEADERS", bytes in hex after an x (or null), headers
- * as KEY=VALUE,... (or -).
+ * to DIR/NAME.expect: "batch BASE LAST COUNT", then its records.
  */
 static void
 dump_batch(const char *dir, const char *name, const uint8_t *data, size_t len,
@@ -361,38 +451,60 @@ dump_batch(const char *dir, const char *name, const uint8_t *data, size_t len,
 	f = fopen(path, "a");
 	fprintf(f, "batch %lld %lld %d\n", (long long) base, (long long) last, n);
 	for (i = 0; i < n; i++)
-	{
-		const KRecordOut *r = &sent[i];
-		KReader		hr;
-		int32_t		nh = 0;
-
-		fprintf(f, "%lld %lld ", (long long) r->offset, (long long) r->timestamp);
-		dump_hex(f, r->key, r->key_len);
-		fprintf(f, " ");
-		dump_hex(f, r->value, r->value_len);
-		fprintf(f, " ");
-		if (r->headers)
-		{
-			kr_init(&hr, r->headers, (size_t) r->headers_len);
-			nh = kr_varint(&hr);
-		}
-		if (nh == 0)
-			fprintf(f, "-");
-		while (nh-- > 0)
-		{
-			const uint8_t *p;
-			int32_t		plen;
-
-			kr_varbytes(&hr, &p, &plen);
-			dump_hex(f, p, plen);
-			fprintf(f, "=");
-			kr_varbytes(&hr, &p, &plen);
-			dump_hex(f, p, plen);
-			fprintf(f, nh > 0 ? "," : "");
-		}
-		fprintf(f, "\n");
-	}
+		dump_record(f, sent[i].offset, sent[i].timestamp, sent[i].key, sent[i].key_len,
+					sent[i].value, sent[i].value_len, sent[i].headers, sent[i].headers_len);
 	fclose(f);
+}
+
+/*
+ * test_records --decode FILE: prints what records_decode reads from a
+ * Produce records file (python3-kafka's batches), in the .expect format,
+ * or "error N".
+ */
+static int
+decode_file(const char *path)
+{
+	FILE	   *f = fopen(path, "rb");
+	KWriter		w;
+	uint8_t		buf[65536];
+	size_t		n;
+	KRecordBatch *b;
+	int			nb;
+	int			i,
+				j;
+	int16_t		err;
+
+	if (f == NULL)
+		return 2;
+	kw_init(&w);
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		kw_raw(&w, buf, n);
+	fclose(f);
+	err = records_decode(w.data, w.len, CAP, &b, &nb);
+	if (err != 0)
+	{
+		printf("error %d\n", err);
+		kw_free(&w);
+		return 1;
+	}
+	for (i = 0; i < nb; i++)
+	{
+		printf("batch %lld %lld %d\n", (long long) b[i].base_offset,
+			   (long long) (b[i].base_offset + b[i].last_offset_delta), b[i].count);
+		if (b[i].producer_id >= 0)
+			printf("producer %lld %d %d\n", (long long) b[i].producer_id, b[i].producer_epoch,
+				   b[i].base_sequence);
+		for (j = 0; j < b[i].count; j++)
+		{
+			const KRecord *r = &b[i].records[j];
+
+			dump_record(stdout, b[i].base_offset + r->offset_delta, r->timestamp, r->key, r->key_len,
+						r->value, r->value_len, r->headers, r->headers_len);
+		}
+	}
+	records_free(b, nb);
+	kw_free(&w);
+	return 0;
 }
 
 static void
@@ -1246,6 +1358,8 @@ main(int argc, char **argv)
 	const char *dump = NULL;
 	int			codec;
 
+	if (argc == 3 && strcmp(argv[1], "--decode") == 0)
+		return decode_file(argv[2]);
 	if (argc == 3 && strcmp(argv[1], "--dump") == 0)
 		dump = argv[2];
 	make_records();

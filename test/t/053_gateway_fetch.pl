@@ -16,7 +16,9 @@
 #	  - by hand: Fetch and ListOffsets of an unknown topic or partition get
 #		UNKNOWN_TOPIC_OR_PARTITION, an offset past the end
 #		OFFSET_OUT_OF_RANGE, and the advertised but unserved Fetch v3 and
-#		ListOffsets v0 UNSUPPORTED_VERSION.
+#		ListOffsets v0 UNSUPPORTED_VERSION; malformed Fetch, ListOffsets,
+#		Produce and InitProducerId requests (absurd counts, truncations)
+#		close their connection, and the next client is served.
 
 use strict;
 use warnings;
@@ -205,6 +207,25 @@ is(list_offsets('reads', 0, 4102444800000), '0 -1', 'ListOffsets of a time after
 is(list_offsets('reads', 9, -1), '3 -1', 'ListOffsets of an unknown partition: UNKNOWN_TOPIC_OR_PARTITION');
 is(list_offsets('nosuch', 0, -1), '3 -1', 'and of an unknown topic');
 is(list_offsets('reads', 0, -1, 0), 35, 'ListOffsets v0: UNSUPPORTED_VERSION');
+close $s;
+
+# malformed requests close the connection; the next client is served
+my @bad = (
+	[ 1, 4, pack('l> l> l> l> c l>', -1, 0, 1, 1 << 20, 1, 1_000_000_000), 'a Fetch with an absurd topic count' ],
+	[ 1, 11, pack('l> l> l> l> c l> l> l> s>/a* l>', -1, 0, 1, 1, 1, 0, -1, 1, 'reads', 1), 'a truncated Fetch' ],
+	[ 2, 1, pack('l> l> s>/a* l>', -1, 1, 'reads', 2_000_000_000), 'a ListOffsets with an absurd partition count' ],
+	[ 0, 3, pack('s> s> l> l> s>/a* l> l> l>', -1, 1, 5000, 1, 'reads', 1, 0, 1 << 30), 'a Produce whose records run past the end' ],
+	[ 22, 1, pack('s>', 50), 'a truncated InitProducerId' ]);
+for my $bad (@bad)
+{
+	my ($key, $version, $body, $what) = @$bad;
+	$s = kafka_connect($gw);
+	my ($cid) = kafka_request($s, $key, $version, 11, $body);
+	ok(!defined $cid, "$what closes the connection");
+	close $s;
+}
+$s = kafka_connect($gw);
+is(fetch_error('reads', 0, 0), 0, 'and the gateway serves the next client');
 close $s;
 
 gateway_stop($gw);

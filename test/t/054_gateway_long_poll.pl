@@ -1,0 +1,153 @@
+# Copyright (c) pgqueue contributors
+#
+# 054_gateway_long_poll.pl
+#	  A Fetch that finds nothing waits in pgq_wait (the long poll of
+#	  Kafka's fetch.wait.max.ms), without polling:
+#	  - a kcat consumer at the end of two partitions, with a 10 s wait,
+#		gets a record sent from psql within a fraction of a second of the
+#		commit, whichever partition it goes to;
+#	  - while it waits, the gateway sends no statement but the one
+#		pgq_wait, and librdkafka no second Fetch;
+#	  - a send that rolls back does not end the wait with a record;
+#	  - a wait that nothing wakes ends at max_wait_ms with an empty answer.
+
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use GatewayTap;
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+
+my $node = PostgreSQL::Test::Cluster->new('gw_long_poll');
+$node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pgqueue'");
+$node->start;
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION pgqueue;
+	SELECT pgq_create_topic('lp', 2);
+	SELECT pgq_send('lp', 'old', partition => 0);
+});
+
+my $gw = gateway_start($node);
+
+# a consumer at the end of both partitions, printing each record with the
+# time it read it, and logging its Fetch requests
+my ($out, $err) = ('', '');
+my $kcat = IPC::Run::start(
+	[
+		'kcat', '-b', $gw->{bootstrap}, '-C', '-t', 'lp', '-o', 'end', '-u', '-q',
+		'-X', 'fetch.wait.max.ms=10000', '-d', 'fetch', '-f', '%p %o %s\n'
+	],
+	'<', \undef, '>', \$out, '2>', \$err, IPC::Run::timeout(90));
+
+# the gateway's connection waiting in pgq_wait
+sub waiting
+{
+	return $node->safe_psql('postgres', q{
+		SELECT count(*) FROM pg_stat_activity
+		 WHERE state = 'active' AND query LIKE '%FROM pgq_wait(%' AND pid <> pg_backend_pid()});
+}
+
+sub wait_until_parked
+{
+	my $deadline = time() + 30;
+	while (time() < $deadline)
+	{
+		$kcat->pump_nb;
+		return 1 if waiting() eq '1';
+		usleep(50_000);
+	}
+	return 0;
+}
+
+sub fetches
+{
+	$kcat->pump_nb;
+	my $n = () = $err =~ /Fetch \d+\/\d+\/\d+ toppar/g;
+	return $n;
+}
+
+ok(wait_until_parked(), 'the consumer\'s Fetch is parked in pgq_wait');
+
+# librdkafka adds a partition to its Fetch requests once it knows where to
+# start: a record read from each shows that both are in the next Fetch
+$node->safe_psql('postgres', q{SELECT pgq_send('lp', 'warm', partition => 0), pgq_send('lp', 'warm', partition => 1)});
+my $deadline = time() + 30;
+while (time() < $deadline && !($out =~ /^0 \d+ warm$/m && $out =~ /^1 \d+ warm$/m))
+{
+	$kcat->pump_nb;
+	usleep(10_000);
+}
+like($out, qr/^0 \d+ warm\n1 \d+ warm$|^1 \d+ warm\n0 \d+ warm$/m, 'the consumer reads from both partitions');
+ok(wait_until_parked(), 'and waits again');
+
+# nothing happens for 2 s: one statement waiting, one Fetch in flight
+my $before = fetches();
+sleep 2;
+is(fetches() - $before, 0, 'librdkafka sends no further Fetch while one waits');
+is(waiting(), '1', 'and the gateway still waits in the same pgq_wait');
+
+for my $p (1, 0)
+{
+	ok(wait_until_parked(), "parked before the send to partition $p");
+	# from before psql starts: an upper bound of the time from the commit
+	my $sent = time();
+	$node->safe_psql('postgres', "SELECT pgq_send('lp', 'wake-$p', partition => $p)");
+	my $got;
+	while (time() < $sent + 9)
+	{
+		$kcat->pump_nb;
+		if ($out =~ /^$p \d+ wake-$p$/m)
+		{
+			$got = time();
+			last;
+		}
+		usleep(2_000);
+	}
+	ok(defined $got, "the record sent to partition $p is read");
+	my $latency = defined $got ? $got - $sent : 99;
+	diag(sprintf('partition %d: read %.1f ms after psql started to send', $p, $latency * 1000));
+	ok($latency < 1.0, "within a fraction of the 10 s wait of its commit (partition $p)");
+}
+
+# a rolled-back send wakes nothing with a record
+ok(wait_until_parked(), 'parked again');
+$node->safe_psql('postgres', q{BEGIN; SELECT pgq_send('lp', 'rolled-back', partition => 0); ROLLBACK;});
+usleep(500_000);
+$kcat->pump_nb;
+unlike($out, qr/rolled-back/, 'a rolled-back send is never read');
+$node->safe_psql('postgres', q{SELECT pgq_send('lp', 'after', partition => 0)});
+$deadline = time() + 10;
+$kcat->pump_nb until $out =~ /after/ || time() > $deadline;
+like($out, qr/^0 \d+ after$/m, 'and the next send is read past its gap');
+unlike($out, qr/\bold\b/, 'the consumer started at the end');
+
+$kcat->kill_kill;
+$kcat->finish;
+# its last Fetch waits out its 10 s in pgq_wait: let it end before the
+# shutdown below, which would wait for it
+$node->poll_query_until('postgres', q{
+	SELECT count(*) = 0 FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%FROM pgq_wait(%'
+	   AND pid <> pg_backend_pid()});
+
+# a wait that nothing wakes: an empty answer at max_wait_ms, by hand
+my $s = kafka_connect($gw);
+my $lso = $node->safe_psql('postgres',
+	q{SELECT last_stable_offset FROM pgq_partitions WHERE topic = 'lp' AND partition = 1});
+my $body = pack('l> l> l> l> c', -1, 1500, 1, 1 << 20, 1)
+  . pack('l> s>/a* l> l> q> l>', 1, 'lp', 1, 1, $lso, 1 << 20);
+my $t0 = time();
+my ($cid, $resp) = kafka_request($s, 1, 4, 9, $body);
+my $elapsed = time() - $t0;
+my ($throttle, $nt, $name, $np, $part, $error, $hwm, $lso2, $naborted, $records) =
+  unpack('l> l> s>/a* l> l> s> q> q> l> l>/a*', $resp // '');
+is("$error $records", "0 ", 'an unwoken Fetch answers no records and no error');
+ok($elapsed >= 1.4 && $elapsed < 5, sprintf('after its max_wait_ms of 1.5 s (%.2f s)', $elapsed));
+close $s;
+
+gateway_stop($gw);
+done_testing();
