@@ -226,6 +226,26 @@ is(kafka('describe', 'g3', 'v=0')->{line}, 'g3:error=0,state=Empty,type=consumer
 is(kafka('list')->{line}, 'error=0 groups=g1/consumer,g2/consumer,g3/consumer', 'ListGroups');
 is(kafka('list', 'v=0')->{line}, 'error=0 groups=g1/consumer,g2/consumer,g3/consumer', 'ListGroups v0');
 
+# --- a subscription that drops a topic --------------------------------------------
+sub topics_of
+{
+	my ($group) = @_;
+	return $node->safe_psql('postgres', qq{
+		SELECT string_agg(topic || partitions::text, ' ' ORDER BY topic)
+		  FROM pgq_members WHERE group_id = '$group'});
+}
+$f = kafka('join', 'g6', 'sub-1', 'orders,audit');
+is(kafka('sync', 'g6', 'sub-1', $f->{generation})->{assignment}, 'audit:0,1;orders:0,1,2,3',
+	'a member of two topics gets the partitions of both');
+is(topics_of('g6'), 'audit{0,1} orders{0,1,2,3}', 'it is a member in both');
+$f = kafka('join', 'g6', 'sub-1', 'orders');
+is(topics_of('g6'), 'orders{0,1,2,3}', 'a JoinGroup without one of them leaves that topic');
+is(kafka('heartbeat', 'g6', 'sub-1', $f->{generation})->{error}, 0, 'and its heartbeats are fine');
+is(kafka('join', 'g6', 'sub-1', 'nosuch')->{generation}, 0,
+	'a subscription of no existing topic: generation 0');
+is(topics_of('g6'), '', 'and no membership');
+is(kafka('heartbeat', 'g6', 'sub-1', 0)->{error}, 0, 'whose heartbeats answer no error');
+
 # --- bad requests ------------------------------------------------------------------
 is(kafka('join', 'g4', 'm1', 'orders', 'type=connect')->{error}, 23,
 	'a protocol type other than consumer: INCONSISTENT_GROUP_PROTOCOL');
