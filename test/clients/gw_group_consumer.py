@@ -19,7 +19,10 @@
 #	  cooperative GROUP SECONDS
 #	                     a cooperative-sticky consumer for SECONDS: prints
 #	                     "added P,..." and "revoked P,..." as its
-#	                     assignment changes, then "closing"
+#	                     assignment changes, then "closing"; SECONDS 0:
+#	                     until it had all four partitions, fewer, then all
+#	                     four again (at most 90 s); librdkafka's group log
+#	                     goes to stderr
 #	  groups             AdminClient.list_groups(): "group ID STATE TYPE
 #	                     PROTOCOL member MEMBER TOPICS PARTITIONS ..."
 
@@ -46,7 +49,7 @@ def consumer(bootstrap, group, instance=None, session_timeout_ms=6000):
 
 
 def consume(bootstrap, group, n, instance=None):
-    c = consumer(bootstrap, group, instance, 30000 if instance else 6000)
+    c = consumer(bootstrap, group, instance, 120000 if instance else 6000)
     c.subscribe(['orders'])
     got = 0
     last = time.time()
@@ -99,15 +102,22 @@ def cooperative(bootstrap, group, seconds):
         'session.timeout.ms': 6000,
         'heartbeat.interval.ms': 500,
         'partition.assignment.strategy': 'cooperative-sticky',
+        'debug': 'cgrp',
     })
+    owned = set()
+    phases = []
 
     def show(what, parts):
-        print(what, ','.join(str(p) for p in sorted(p.partition for p in parts)), flush=True)
+        ps = set(p.partition for p in parts)
+        owned.update(ps) if what == 'added' else owned.difference_update(ps)
+        if not phases or phases[-1] != (len(owned) == 4):
+            phases.append(len(owned) == 4)
+        print(what, ','.join(str(p) for p in sorted(ps)), flush=True)
 
     c.subscribe(['orders'], on_assign=lambda cons, parts: show('added', parts),
                 on_revoke=lambda cons, parts: show('revoked', parts))
-    end = time.time() + seconds
-    while time.time() < end:
+    end = time.time() + (seconds or 90)
+    while time.time() < end and not (seconds == 0 and phases[-3:] == [True, False, True]):
         c.poll(0.2)
     print('closing', flush=True)
     c.close()

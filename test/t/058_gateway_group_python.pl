@@ -99,10 +99,10 @@ is( $node->safe_psql('postgres', q{
 sub start_cooperative
 {
 	my ($seconds) = @_;
-	my $o = '';
+	my ($o, $e) = ('', '');
 	my $h = IPC::Run::start([ '/usr/bin/python3', $client, $gw->{bootstrap}, 'cooperative', 'pyc', $seconds ],
-		'<', \undef, '>', \$o, '2>&1', IPC::Run::timeout(120));
-	return { h => $h, out => \$o };
+		'<', \undef, '>', \$o, '2>', \$e, IPC::Run::timeout(150));
+	return { h => $h, out => \$o, err => \$e };
 }
 
 sub wait_members
@@ -113,7 +113,7 @@ sub wait_members
 		  FROM pgq_members WHERE group_id = '$group'}, $want);
 }
 
-my $ca = start_cooperative(20);
+my $ca = start_cooperative(0);
 ok(wait_members('pyc', '4'), 'a cooperative-sticky consumer gets every partition');
 my $cb = start_cooperative(8);
 ok(wait_members('pyc', '2,2'), 'a second one: two partitions each');
@@ -125,7 +125,7 @@ is(${ $ca->{out} } =~ /\Aadded 0,1,2,3$/m ? "@revoked" : 'no first assignment', 
   or diag(${ $ca->{out} });
 like(${ $cb->{out} }, qr/^added 2,3$/m, 'which the second got');
 like($before_close // '', qr/^added 2,3$/m, 'and got them back when the second one left')
-  or diag(${ $ca->{out} });
+  or diag(${ $ca->{out} } . "first:\n" . ${ $ca->{err} } . "second:\n" . ${ $cb->{err} });
 
 # --- a commit after losing the partition ----------------------------------------
 my $fenced_out = '';
