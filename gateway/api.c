@@ -27,6 +27,7 @@
 #include "gateway.h"
 
 #include "api_data.h"
+#include "api_group.h"
 #include "api_meta.h"
 
 static const ApiSpec api_table[] = {
@@ -35,15 +36,15 @@ static const ApiSpec api_table[] = {
 	{1, "Fetch", 0, 11, 4, -1, api_fetch},
 	{2, "ListOffsets", 0, 3, 1, -1, api_list_offsets},
 	{3, "Metadata", 0, 8, 0, -1, api_metadata},
-	{8, "OffsetCommit", 2, 7, 2, -1, NULL},
-	{9, "OffsetFetch", 1, 5, 1, -1, NULL},
-	{10, "FindCoordinator", 0, 2, 0, -1, NULL},
-	{11, "JoinGroup", 0, 5, 0, -1, NULL},
-	{12, "Heartbeat", 0, 3, 0, -1, NULL},
-	{13, "LeaveGroup", 0, 3, 0, -1, NULL},
-	{14, "SyncGroup", 0, 3, 0, -1, NULL},
-	{15, "DescribeGroups", 0, 4, 0, -1, NULL},
-	{16, "ListGroups", 0, 2, 0, -1, NULL},
+	{8, "OffsetCommit", 2, 7, 2, -1, api_offset_commit},
+	{9, "OffsetFetch", 1, 5, 1, -1, api_offset_fetch},
+	{10, "FindCoordinator", 0, 2, 0, -1, api_find_coordinator},
+	{11, "JoinGroup", 0, 5, 0, -1, api_join_group},
+	{12, "Heartbeat", 0, 3, 0, -1, api_heartbeat},
+	{13, "LeaveGroup", 0, 3, 0, -1, api_leave_group},
+	{14, "SyncGroup", 0, 3, 0, -1, api_sync_group},
+	{15, "DescribeGroups", 0, 4, 0, -1, api_describe_groups},
+	{16, "ListGroups", 0, 2, 0, -1, api_list_groups},
 	{18, "ApiVersions", 0, 3, 0, 3, api_versions},
 	{19, "CreateTopics", 0, 4, 0, -1, NULL},
 	{20, "DeleteTopics", 0, 3, 0, -1, NULL},
