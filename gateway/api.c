@@ -46,8 +46,6 @@ static const ApiSpec api_table[] = {
 	{15, "DescribeGroups", 0, 4, 0, -1, api_describe_groups},
 	{16, "ListGroups", 0, 2, 0, -1, api_list_groups},
 	{18, "ApiVersions", 0, 3, 0, 3, api_versions},
-	{19, "CreateTopics", 0, 4, 0, -1, NULL},
-	{20, "DeleteTopics", 0, 3, 0, -1, NULL},
 	{22, "InitProducerId", 0, 1, 0, -1, api_init_producer_id},
 };
 
