@@ -223,6 +223,7 @@ main(int argc, char **argv)
 {
 	struct event *sigterm;
 	struct event *sigint;
+	sigset_t	stopping;
 
 	parse_options(argc, argv);
 
@@ -249,6 +250,15 @@ main(int argc, char **argv)
 
 	event_base_dispatch(gw_base);
 
+	/*
+	 * Freeing the signal events puts back the default action, which would
+	 * let a second SIGTERM kill the process during the last steps: block
+	 * them instead, they are answered already.
+	 */
+	sigemptyset(&stopping);
+	sigaddset(&stopping, SIGTERM);
+	sigaddset(&stopping, SIGINT);
+	sigprocmask(SIG_BLOCK, &stopping, NULL);
 	event_free(sigterm);
 	event_free(sigint);
 	event_base_free(gw_base);

@@ -105,7 +105,10 @@ sub gateway_log
 
 # Stop a gateway with SIGTERM: one test, that it exited with status 0
 # within 20 seconds and its log has no sanitizer report.  Returns the
-# exit status.
+# exit status.  The signal is sent again every 50 ms until the gateway is
+# gone, as an impatient service manager might: a repeated SIGTERM must not
+# kill a gateway that is already stopping (nor one tearing down, with the
+# leak check at exit).
 sub gateway_stop
 {
 	my ($gw) = @_;
@@ -116,6 +119,7 @@ sub gateway_stop
 	while ($gw->{h}->pumpable && !$t->is_expired)
 	{
 		usleep(50_000);
+		$gw->{h}->signal('TERM');
 		# pump_nb dies ("process ended prematurely") if the gateway exits
 		# between pumpable and it: that is the end this loop waits for
 		eval { $gw->{h}->pump_nb; 1 } or last;
