@@ -20,7 +20,12 @@
  * last stable offset, so a read that ended on a gap stretches its batch's
  * last offset to next_offset - 1 (or answers an empty batch covering the
  * gap when it found no record): the client moves past it, and `kcat -e`
- * ends even when a partition's tail was rolled back.
+ * ends even when a partition's tail was rolled back.  The empty batch goes
+ * only to Fetch v5 and later: kafka-python 2.0.2, which fetches with v4,
+ * fails on a batch without records (its dpkp/kafka-python#2132) and could
+ * not move past one anyway (it continues after its last record).  A v4
+ * reader at a gap alone gets no records, as if caught up, and its long
+ * poll waits from the gap's end, for the next record.
  *
  * Long poll: when the read found nothing (no record, no gap to move past,
  * no error) and the request may wait (max_wait_ms > 0), the request is
@@ -109,9 +114,17 @@ typedef struct FetchState
 	int			nentries;		/* partitions of all topics */
 	int64_t		start_ms;		/* when the request came: the wait's deadline */
 	bool		waited;			/* the long poll is over: answer whatever comes */
+	bool		gap_batches;	/* a gap alone is answered with an empty batch */
 } FetchState;
 
 static void fetch_submit(FetchState *st);
+
+/* Whether the partition's read found a gap to move past and no record. */
+static inline bool
+fetch_gap_alone(const FetchPartition *fp)
+{
+	return fp->nrecords == 0 && fp->error == KERR_NONE && fp->next_offset > fp->fetch_offset;
+}
 
 static int64_t
 monotonic_ms(void)
@@ -293,7 +306,7 @@ fetch_has_answer(const FetchState *st)
 			const FetchPartition *fp = &st->topics[t].partitions[p];
 
 			if (fp->nrecords > 0 || fp->error != KERR_NONE ||
-				fp->next_offset > fp->fetch_offset)
+				(st->gap_batches && fetch_gap_alone(fp)))
 				return true;
 		}
 	}
@@ -302,10 +315,12 @@ fetch_has_answer(const FetchState *st)
 
 /*
  * Appends a partition's records: one batch of its records, its last offset
- * stretched over a trailing gap, or an empty batch over a gap alone.
+ * stretched over a trailing gap, or an empty batch over a gap alone (if the
+ * request's version takes one).
  */
 static void
-fetch_write_records(KWriter *w, const FetchPartition *fp, const PGresult *res, KRecordOut *recs)
+fetch_write_records(KWriter *w, const FetchState *st, const FetchPartition *fp,
+					const PGresult *res, KRecordOut *recs)
 {
 	size_t		at = kw_reserve_i32(w);
 	size_t		start = w->len;
@@ -331,7 +346,7 @@ fetch_write_records(KWriter *w, const FetchPartition *fp, const PGresult *res, K
 	if (fp->nrecords > 0)
 		records_encode(w, recs[0].offset, recs, fp->nrecords,
 					   fp->next_offset > recs[fp->nrecords - 1].offset ? fp->next_offset - 1 : -1);
-	else if (fp->error == KERR_NONE && fp->next_offset > fp->fetch_offset)
+	else if (st->gap_batches && fetch_gap_alone(fp))
 		records_encode(w, fp->fetch_offset, NULL, 0, fp->next_offset - 1);
 	kw_patch_i32(w, at, (int32_t) (w->len - start));
 }
@@ -392,7 +407,7 @@ fetch_respond(FetchState *st, const PGresult *res)
 			if (v >= 11)
 				kw_i32(&w, -1); /* preferred_read_replica: this one */
 			if (res != NULL)
-				fetch_write_records(&w, fp, res, recs);
+				fetch_write_records(&w, st, fp, res, recs);
 			else
 				kw_i32(&w, 0);	/* no records */
 		}
@@ -421,10 +436,11 @@ fetch_fail(FetchState *st, int16_t error)
 
 /*
  * The (topic, partition, offset) entries of the read or the wait, in the
- * request's order: three array parameters.
+ * request's order: three array parameters.  The wait starts after a gap
+ * that the read found alone (and did not answer): what ends it is a record.
  */
 static void
-fetch_entry_params(FetchState *st, PgParams *params)
+fetch_entry_params(FetchState *st, PgParams *params, bool wait)
 {
 	KWriter    *topics = pgp_array(params, PGB_TEXT_ARRAY_OID, PGB_TEXT_OID, st->nentries);
 	KWriter    *parts = pgp_array(params, PGB_INT4_ARRAY_OID, PGB_INT4_OID, st->nentries);
@@ -437,9 +453,11 @@ fetch_entry_params(FetchState *st, PgParams *params)
 	for (t = 0; t < st->ntopics; t++)
 		for (p = 0; p < st->topics[t].npartitions; p++)
 		{
+			const FetchPartition *fp = &st->topics[t].partitions[p];
+
 			pga_bytes(topics, st->topics[t].name, st->topics[t].name_len);
-			pga_int4(parts, st->topics[t].partitions[p].partition);
-			pga_int8(offsets, st->topics[t].partitions[p].fetch_offset);
+			pga_int4(parts, fp->partition);
+			pga_int8(offsets, wait && fetch_gap_alone(fp) ? fp->next_offset : fp->fetch_offset);
 		}
 }
 
@@ -460,7 +478,7 @@ fetch_wait(FetchState *st, int32_t timeout_ms)
 	PgParams	params;
 
 	pgp_init(&params);
-	fetch_entry_params(st, &params);
+	fetch_entry_params(st, &params, true);
 	pgp_int4(&params, timeout_ms);
 	if (!pgp_submit(&params, POOL_WAIT, wait_sql, true, fetch_wait_done, st))
 		fetch_fail(st, KERR_UNKNOWN_SERVER_ERROR);
@@ -506,7 +524,7 @@ fetch_submit(FetchState *st)
 				p;
 
 	pgp_init(&params);
-	fetch_entry_params(st, &params);
+	fetch_entry_params(st, &params, false);
 	pgp_int4(&params, FETCH_MAX_RECORDS);
 	pgp_int4(&params, st->max_bytes > 0 && st->max_bytes < FETCH_MAX_BYTES ?
 			 st->max_bytes : FETCH_MAX_BYTES);
@@ -540,6 +558,7 @@ api_fetch(Request *req)
 		return;
 	}
 	st->start_ms = monotonic_ms();
+	st->gap_batches = req->api_version >= 5;
 	if (st->nentries == 0)
 	{
 		fetch_respond(st, NULL);

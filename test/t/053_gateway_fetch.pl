@@ -12,7 +12,9 @@
 #	  - python3-confluent-kafka and python3-kafka consumers without a group
 #		read the records' exact bytes: keys, values, null values,
 #		timestamps, headers with bytes, repeated keys and null values;
-#		their end, beginning and time offsets are SQL's;
+#		their end, beginning and time offsets are SQL's; python3-kafka
+#		(Fetch v4, no empty batches) waits at a rolled-back tail, without
+#		polling busily, and reads the record that follows;
 #	  - by hand: Fetch and ListOffsets of an unknown topic or partition get
 #		UNKNOWN_TOPIC_OR_PARTITION, an offset past the end
 #		OFFSET_OUT_OF_RANGE, and the advertised but unserved Fetch v3 and
@@ -162,6 +164,32 @@ for m in c:
 print(c.beginning_offsets([tp])[tp], c.end_offsets([tp])[tp], c.offsets_for_times({tp: 1704164645679})[tp].offset)
 });
 is($out, $expect . "0 4 1\n", 'python3-kafka reads the same') or diag($err);
+
+# python3-kafka at a gap alone: it fetches with v4, which gets no empty
+# batch (kafka-python 2.0.2 fails on one), so it waits there, caught up,
+# in long polls from the gap's end, and reads the next record after it
+$node->safe_psql('postgres', q{BEGIN; SELECT pgq_send('bytes', 'gone'); ROLLBACK;});
+($rc, $out, $err) = run_python($gw, q{
+import os
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+tp = TopicPartition('bytes', 0)
+c = KafkaConsumer(bootstrap_servers=os.environ['BOOTSTRAP'], enable_auto_commit=False,
+                  consumer_timeout_ms=2000, fetch_max_wait_ms=500, api_version=(2, 0, 0),
+                  client_id='gap-reader')
+c.assign([tp]); c.seek(tp, 4)
+print('at the gap', [m.offset for m in c], c.position(tp))
+p = KafkaProducer(bootstrap_servers=os.environ['BOOTSTRAP'], api_version=(2, 0, 0))
+p.send('bytes', b'after', partition=0).get(timeout=10)
+p.close()
+print('then', [(m.offset, m.value) for m in c])
+c.close()
+});
+is($out, "at the gap [] 4\nthen [(5, b'after')]\n",
+	'python3-kafka at a rolled-back tail waits, then reads the record after it') or diag($err);
+my @polls = gateway_log($gw) =~ /client id "gap-reader", (\d+) requests/g;
+my $polls = 0;
+$polls += $_ for @polls;
+ok(@polls && $polls < 100, "without polling busily ($polls requests in 4 s)");
 
 # --- by hand: errors ----------------------------------------------------------------
 my $s = kafka_connect($gw);
