@@ -7,6 +7,7 @@ install_packages
 build_and_install
 
 PORT=5488
+KAFKA_PORT=9092
 say "starting a throw-away server in $RUN_DIR/demo (socket only, port $PORT)"
 start_server demo $PORT
 export PGHOST="$RUN_DIR/demo" PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
@@ -59,10 +60,47 @@ psql -c "\\timing on" -c "SELECT partition, msg_offset, convert_from(value, 'UTF
            FROM pgq_poll('billing', 'orders', 100, 5000, 'worker-1')"
 wait
 
+say "Kafka clients: pgqueue-kafka speaks Kafka's protocol on 127.0.0.1:$KAFKA_PORT"
+# a gateway left by an earlier demo goes first
+if [ -f "$RUN_DIR/demo-gateway.pid" ]; then
+	kill "$(cat "$RUN_DIR/demo-gateway.pid")" 2>/dev/null || true
+	sleep 1
+fi
+"$PGBIN/pgqueue-kafka" --listen "127.0.0.1:$KAFKA_PORT" \
+	--conninfo "host=$PGHOST port=$PORT user=postgres dbname=postgres" \
+	>"$RUN_DIR/demo-gateway.log" 2>&1 &
+echo $! >"$RUN_DIR/demo-gateway.pid"
+for _ in $(seq 50); do
+	kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 1 >/dev/null 2>&1 && break
+	sleep 0.2
+done
+KCAT=(kcat -b "127.0.0.1:$KAFKA_PORT" -m 10)
+echo "\$ kcat -L   # the topics, with the gateway as the leader of every partition"
+"${KCAT[@]}" -L -t orders
+
+echo "\$ kcat -P   # produce two keyed records; murmur2_random is pgq_send's partitioner"
+printf 'customer-42:{"id":2}\ncustomer-7:{"id":3}\n' |
+	"${KCAT[@]}" -P -t orders -K: -X topic.partitioner=murmur2_random -X acks=all
+psql -c "SELECT f.partition, f.msg_offset, convert_from(f.key, 'UTF8') AS key, convert_from(f.value, 'UTF8') AS value
+           FROM generate_series(0, 2) p, LATERAL pgq_fetch('orders', p, 0) f
+          WHERE convert_from(f.key, 'UTF8') IN ('customer-42', 'customer-7')"
+
+echo "\$ kcat -C -o beginning -e   # consume every partition to its end, gaps and all"
+"${KCAT[@]}" -C -t orders -o beginning -e -q -f 'partition %p offset %o key %k: %s\n'
+
+echo "\$ kcat -G kafka-billing orders   # a Kafka consumer group, seen by pgq_consumer_lag"
+timeout 20 "${KCAT[@]}" -G kafka-billing -e -q -X auto.offset.reset=earliest \
+	-f '%p/%o ' orders || true
+echo
+psql -c "SELECT group_id, topic, partition, committed_offset, lag FROM pgq_consumer_lag
+          WHERE group_id = 'kafka-billing' ORDER BY partition"
+
 cat <<MSG
 
-The demo server is still running. Connect with:
+The demo server and its Kafka gateway are still running. Connect with:
     psql -h $PGHOST -p $PORT -U postgres postgres
-Stop it with:
+    kcat -b 127.0.0.1:$KAFKA_PORT -L
+Stop them with:
+    kill \$(cat $RUN_DIR/demo-gateway.pid)
     runuser -u postgres -- $PGBIN/pg_ctl -D $RUN_DIR/demo/data stop
 MSG
