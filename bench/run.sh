@@ -66,7 +66,9 @@
 #          lpad(:k::text,16,'0')); the plain table and PgQ insert the same.
 #   P1off  the same with synchronous_commit = off (PGOPTIONS of the clients).
 #   P1idem pgqueue only: P1 with idempotence against P1 without, alternating,
-#          -c 1 and -c 4: each client is a producer of its own
+#          -c 1 and -c 4, and -c 4 -M prepared (both sides parse their
+#          statement once: named arguments cost the parser about 11,000
+#          instructions each): each client is a producer of its own
 #          (pgq_init_producer before each measurement) and sends its
 #          sequences 0, 1, 2, ... (pgbench -D seq=0, \set seq :seq + 1):
 #            SELECT pgq_send('p1', value, key, producer_id => BASE + :client_id,
@@ -233,11 +235,12 @@ write_report() {
 			echo
 			echo "| workload | clients | idempotent | not idempotent | idempotent / not | target | met |"
 			echo "|---|---|---|---|---|---|---|"
-			for c in c1 c4; do
+			for c in c1 c4 c4p; do
 				grep -q "^p1idem	$c	" "$tsv" || continue
 				a=$(med "$tsv" p1idem "$c" idempotent) b=$(med "$tsv" p1idem "$c" pgqueue)
 				r=$(ratio "$a" "$b")
-				echo "| P1 | ${c/c/} | $(rate "$a") | $(rate "$b") | $r | ≥ 0.90 | $(meets "$r" 0.90) |"
+				echo "| P1 | ${c/c/} | $(rate "$a") | $(rate "$b") | $r | ≥ 0.90 | $(meets "$r" 0.90) |" |
+					sed 's/| 4p |/| 4, prepared |/'
 			done
 			echo
 		fi
@@ -378,7 +381,7 @@ est=$(awk -v runs="$RUNS" -v t="$T_P" -v m="$MSGS" -v e="$E2E_T" -v i="$E2E_IDLE
 	ns = split(sys, a, " "); s = 20
 	if (wl ~ / p1 /) s += runs * ns * 2 * (t + 2)
 	if (wl ~ / p1off /) s += runs * ns * 2 * (t + 2)
-	if (wl ~ / p1idem /) s += runs * 4 * (t + 2)
+	if (wl ~ / p1idem /) s += runs * 6 * (t + 2)
 	if (wl ~ / p2 /) s += runs * ns * 2 * (t + 3)
 	if (wl ~ / c1 /) s += runs * (m / 60000 + m / 45000 + pgq * m / 16000 + 8)
 	if (wl ~ / p2py /) s += runs * 2 * (t + 3)
@@ -645,18 +648,22 @@ p1idem_script() {
 }
 
 # P1 with and without idempotence (systems "idempotent" and "pgqueue"),
-# in turn, the order alternating by run
+# in turn, the order alternating by run: 1 and 4 clients sending plain SQL
+# (pgbench's simple protocol, as P1), and 4 clients with prepared
+# statements ("c4p": parsed once, as drivers and the Kafka gateway run them)
 run_p1idem() {
-	local r=$1 mode c base
+	local r=$1 mode cfg c base
 	for mode in $(if ((r % 2)); then echo pgqueue idempotent; else echo idempotent pgqueue; fi); do
-		for c in 1 4; do
+		for cfg in 1 4 4p; do
+			c=${cfg%p}
 			reset pgqueue p1 1
 			local args=(-T "$T_P" -c "$c" -j "$((c > 1 ? 2 : 1))")
+			[ "$cfg" = "$c" ] || args+=(-M prepared)
 			if [ "$mode" = idempotent ]; then
 				base=$(q -c "SELECT min(id) FROM (SELECT (pgq_init_producer()).producer_id AS id FROM generate_series(1, $c)) p")
-				producer p1idem "c$c" idempotent "$r" "$(p1idem_script "$base")" 1 "${args[@]}" -D seq=0
+				producer p1idem "c$cfg" idempotent "$r" "$(p1idem_script "$base")" 1 "${args[@]}" -D seq=0
 			else
-				producer p1idem "c$c" pgqueue "$r" "$(p1_script pgqueue p1 1)" 1 "${args[@]}"
+				producer p1idem "c$cfg" pgqueue "$r" "$(p1_script pgqueue p1 1)" 1 "${args[@]}"
 			fi
 		done
 	done
