@@ -21,11 +21,15 @@
 //	                   placed
 //	more N             sends N records "more-i" (no key) to orders with
 //	                   acks -1, printed as above
-//	consume GROUP N    a consumer of GROUP on orders (autoCommit false,
-//	                   fromBeginning) that prints every record and commits
-//	                   each with commitOffsets; stops once it has N records
-//	                   and no other came for 2 s (or none came for 8 s)
-//	share GROUP        the same until SIGTERM, then disconnects; prints
+//	consume GROUP N [auto]
+//	                   a consumer of GROUP on orders (or $TOPIC) with
+//	                   fromBeginning and autoCommit false, that prints every
+//	                   record and commits each with commitOffsets (with
+//	                   "auto": kafkajs's autoCommit instead, after every
+//	                   offset it resolves: autoCommitThreshold 1);
+//	                   stops once it has N records and no other came for
+//	                   2 s (or none came for 8 s)
+//	share GROUP        the same (commitOffsets) until SIGTERM, then disconnects; prints
 //	                   "assigned P,..." when its assignment changes
 //	admin GROUP        listTopics, fetchTopicMetadata, fetchTopicOffsets,
 //	                   fetchTopicOffsetsByTimestamp, fetchOffsets of GROUP,
@@ -56,7 +60,7 @@ const logCreator = () => ({ namespace, level, log }) => {
 }
 
 const kafka = new Kafka({
-  clientId: 'gw-kafkajs',
+  clientId: process.env.CLIENT_ID || 'gw-kafkajs',
   brokers: [bootstrap],
   logLevel: logLevel.ERROR,
   logCreator,
@@ -187,16 +191,17 @@ async function consumer(group, onAssign) {
   return c
 }
 
-async function consume(group, n) {
+async function consume(group, n, auto) {
   let got = 0
   let last = Date.now()
   const started = Date.now()
   const c = await consumer(group)
   await c.run({
-    autoCommit: false,
+    autoCommit: auto,
+    autoCommitThreshold: 1,
     eachMessage: async ({ topic, partition, message }) => {
       console.log(recordLine(topic, partition, message.offset, message))
-      await c.commitOffsets([{ topic, partition, offset: (BigInt(message.offset) + 1n).toString() }])
+      if (!auto) await c.commitOffsets([{ topic, partition, offset: (BigInt(message.offset) + 1n).toString() }])
       got++
       last = Date.now()
     },
@@ -332,7 +337,7 @@ async function main() {
     case 'more':
       return more(Number(args[0]))
     case 'consume':
-      return consume(args[0], Number(args[1]))
+      return consume(args[0], Number(args[1]), args[2] === 'auto')
     case 'share':
       return share(args[0])
     case 'admin':
