@@ -1,0 +1,645 @@
+/*
+ * bench/kafka_bench.c: the client side of the gateway's benchmarks
+ * (bench/run.sh workloads gwprod, gwdrain and gwe2e).
+ *
+ * One small C program, so that the client is not what limits the numbers:
+ * librdkafka (Debian's librdkafka-dev) against pgqueue-kafka, and libpq
+ * for the same work over SQL.  Each mode prints one line starting with
+ * "result" (key=value pairs) that run.sh reads; anything else goes to
+ * stderr.
+ *
+ *   produce    --brokers H:P --topic T --records N
+ *              a librdkafka producer with its defaults (linger.ms, batch
+ *              size, acks=all) sends N records (16-digit key, 100-byte
+ *              value) as fast as it can; records/s = N / (first produce
+ *              to last delivery report).  Also prints the average number
+ *              of records per batch librdkafka sent (its statistics).
+ *   sqlproduce --conninfo C --topic T --records N --batch B [--partitions P]
+ *              the same records over SQL: P connections (one per
+ *              partition), each appending its share in pgq_send_batch
+ *              calls of B records, in the statement the gateway runs
+ *              (binary bytea[] parameters, autocommit).
+ *   drain      --brokers H:P --topic T --records N
+ *              a librdkafka consumer reads partition 0 from the beginning
+ *              to its end (enable.partition.eof); records/s from the
+ *              assignment to the end of the partition.
+ *   e2e        --brokers H:P --topic T [--rate R] [--seconds S]
+ *              a producer (linger.ms=0) sends R records/s with the send
+ *              time in the value; a consumer (fetch.wait.max.ms default)
+ *              takes now - sent for each: p50, p90, p99, p99.9, max (ms).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <arpa/inet.h>
+
+#include <librdkafka/rdkafka.h>
+#include <libpq-fe.h>
+
+#define KEY_LEN		16
+#define VALUE_LEN	100
+
+static const char *brokers = "127.0.0.1:9092";
+static const char *conninfo = "";
+static const char *topic = NULL;
+static long nrecords = 100000;
+static int	batch = 1000;
+static int	npartitions = 1;
+static int	rate = 1000;
+static int	seconds = 10;
+
+static void
+die(const char *fmt,...)
+{
+	va_list		ap;
+
+	va_start(ap, fmt);
+	fprintf(stderr, "kafka_bench: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	va_end(ap);
+	exit(1);
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* a 16-digit key as P2's (lpad of a random number): xorshift, no locking */
+static void
+make_key(char *key, uint64_t *state)
+{
+	uint64_t	x = *state;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	*state = x;
+	snprintf(key, KEY_LEN + 1, "%016" PRIu64, x % UINT64_C(10000000000000000));
+}
+
+static void
+set(rd_kafka_conf_t *conf, const char *name, const char *value)
+{
+	char		err[256];
+
+	if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) != RD_KAFKA_CONF_OK)
+		die("%s=%s: %s", name, value, err);
+}
+
+static rd_kafka_conf_t *
+base_conf(void)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+	set(conf, "bootstrap.servers", brokers);
+	set(conf, "client.id", "kafka_bench");
+	return conf;
+}
+
+static rd_kafka_t *
+new_client(rd_kafka_type_t type, rd_kafka_conf_t *conf)
+{
+	char		err[256];
+	rd_kafka_t *rk = rd_kafka_new(type, conf, err, sizeof(err));
+
+	if (rk == NULL)
+		die("rd_kafka_new: %s", err);
+	return rk;
+}
+
+/* ------------------------------------------------------------ produce */
+
+static long delivered;
+static long delivery_errors;
+static double last_report;
+
+/*
+ * Batches, from librdkafka's statistics: the topic's "batchcnt" window
+ * (records per batch) is reset at every emission, so the sums of its
+ * "sum" and "cnt" over all emissions are the records and batches sent.
+ */
+static double batch_records;
+static double batch_count;
+static int	stats_seen;
+
+static void
+dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	if (m->err)
+	{
+		if (delivery_errors++ < 5)
+			fprintf(stderr, "delivery failed: %s\n", rd_kafka_err2str(m->err));
+	}
+	else
+		delivered++;
+	last_report = now_s();
+}
+
+static double
+json_number_after(const char *from, const char *name)
+{
+	const char *p = strstr(from, name);
+
+	return p ? strtod(p + strlen(name), NULL) : 0;
+}
+
+static int
+stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+	const char *p = strstr(json, "\"batchcnt\":");
+
+	if (p != NULL)
+	{
+		batch_records += json_number_after(p, "\"sum\":");
+		batch_count += json_number_after(p, "\"cnt\":");
+	}
+	stats_seen++;
+	return 0;
+}
+
+static void
+produce_one(rd_kafka_t *rk, const char *key, const void *value, int32_t partition)
+{
+	for (;;)
+	{
+		rd_kafka_resp_err_t err;
+
+		err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
+								RD_KAFKA_V_PARTITION(partition),
+								RD_KAFKA_V_KEY(key, key ? KEY_LEN : 0),
+								RD_KAFKA_V_VALUE((void *) value, VALUE_LEN),
+								RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+								RD_KAFKA_V_END);
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			return;
+		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			die("produce: %s", rd_kafka_err2str(err));
+		rd_kafka_poll(rk, 1);
+	}
+}
+
+/* wait for the statistics emitted after everything was delivered */
+static void
+final_stats(rd_kafka_t *rk)
+{
+	int			seen = stats_seen;
+	double		until = now_s() + 3;
+
+	while (stats_seen < seen + 2 && now_s() < until)
+		rd_kafka_poll(rk, 50);
+}
+
+static void
+run_produce(void)
+{
+	rd_kafka_conf_t *conf = base_conf();
+	rd_kafka_t *rk;
+	char		key[KEY_LEN + 1];
+	char		value[VALUE_LEN];
+	uint64_t	seed = 88172645463325252ULL;
+	double		t0;
+
+	/* librdkafka's defaults for linger.ms, batch sizes and acks */
+	set(conf, "statistics.interval.ms", "200");
+	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+	rd_kafka_conf_set_stats_cb(conf, stats_cb);
+	rk = new_client(RD_KAFKA_PRODUCER, conf);
+	memset(value, 'v', VALUE_LEN);
+
+	/* one record first, so that metadata and connections are not timed */
+	make_key(key, &seed);
+	produce_one(rk, key, value, RD_KAFKA_PARTITION_UA);
+	rd_kafka_flush(rk, 30000);
+	if (delivered != 1)
+		die("the first record was not delivered");
+	delivered = 0;
+
+	t0 = now_s();
+	for (long i = 0; i < nrecords; i++)
+	{
+		make_key(key, &seed);
+		produce_one(rk, key, value, RD_KAFKA_PARTITION_UA);
+		if (i % 1000 == 0)
+			rd_kafka_poll(rk, 0);
+	}
+	if (rd_kafka_flush(rk, 600000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		die("flush timed out");
+	final_stats(rk);
+	if (delivered != nrecords)
+		die("%ld of %ld records delivered, %ld failed", delivered, nrecords, delivery_errors);
+	/* less the first record's batch */
+	batch_records -= 1;
+	batch_count -= 1;
+	printf("result records=%ld seconds=%.6f rate=%.1f batches=%.0f batch_avg=%.1f\n",
+		   nrecords, last_report - t0, nrecords / (last_report - t0),
+		   batch_count, batch_count > 0 ? batch_records / batch_count : 0);
+	rd_kafka_destroy(rk);
+}
+
+/* --------------------------------------------------------- sqlproduce */
+
+typedef struct SqlProducer
+{
+	int32_t		partition;
+	long		records;
+	uint64_t	seed;
+	const char *error;
+} SqlProducer;
+
+static pthread_barrier_t start_barrier;
+
+/* a one-dimensional bytea[] in binary format: the elements concatenated */
+static char *
+bytea_array(char *p, int n, int elem_len, const char *elems)
+{
+	uint32_t	h[5] = {htonl(1), 0, htonl(17), htonl(n), htonl(1)};
+
+	memcpy(p, h, sizeof(h));
+	p += sizeof(h);
+	for (int i = 0; i < n; i++)
+	{
+		uint32_t	len = htonl(elem_len);
+
+		memcpy(p, &len, 4);
+		memcpy(p + 4, elems + (size_t) i * elem_len, elem_len);
+		p += 4 + elem_len;
+	}
+	return p;
+}
+
+static void *
+sql_producer(void *arg)
+{
+	SqlProducer *sp = arg;
+	PGconn	   *pg = PQconnectdb(conninfo);
+	char	   *keys = malloc((size_t) batch * KEY_LEN + 1);
+	char	   *values = malloc((size_t) batch * VALUE_LEN);
+	char	   *kbuf = malloc(20 + (size_t) batch * (4 + KEY_LEN));
+	char	   *vbuf = malloc(20 + (size_t) batch * (4 + VALUE_LEN));
+	uint32_t	part = htonl(sp->partition);
+	long		left = sp->records;
+
+	if (PQstatus(pg) != CONNECTION_OK)
+	{
+		sp->error = strdup(PQerrorMessage(pg));
+		pthread_barrier_wait(&start_barrier);
+		return NULL;
+	}
+	memset(values, 'v', (size_t) batch * VALUE_LEN);
+	pthread_barrier_wait(&start_barrier);
+	while (left > 0 && sp->error == NULL)
+	{
+		int			n = left < batch ? left : batch;
+		const char *params[4];
+		int			lengths[4];
+		int			formats[4] = {0, 1, 1, 1};
+		PGresult   *res;
+
+		for (int i = 0; i < n; i++)
+		{
+			char		key[KEY_LEN + 1];
+
+			make_key(key, &sp->seed);
+			memcpy(keys + (size_t) i * KEY_LEN, key, KEY_LEN);
+		}
+		params[0] = topic;
+		lengths[0] = 0;
+		params[1] = vbuf;
+		lengths[1] = bytea_array(vbuf, n, VALUE_LEN, values) - vbuf;
+		params[2] = kbuf;
+		lengths[2] = bytea_array(kbuf, n, KEY_LEN, keys) - kbuf;
+		params[3] = (const char *) &part;
+		lengths[3] = 4;
+		res = PQexecParams(pg,
+						   "SELECT min(msg_offset) FROM pgq_send_batch($1, $2::bytea[], $3::bytea[], $4::int)",
+						   4, NULL, params, lengths, formats, 1);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			sp->error = strdup(PQresultErrorMessage(res));
+		PQclear(res);
+		left -= n;
+	}
+	PQfinish(pg);
+	free(keys);
+	free(values);
+	free(kbuf);
+	free(vbuf);
+	return NULL;
+}
+
+static void
+run_sqlproduce(void)
+{
+	SqlProducer *sp = calloc(npartitions, sizeof(SqlProducer));
+	pthread_t  *th = calloc(npartitions, sizeof(pthread_t));
+	double		t0,
+				t1;
+
+	pthread_barrier_init(&start_barrier, NULL, npartitions + 1);
+	for (int i = 0; i < npartitions; i++)
+	{
+		sp[i].partition = i;
+		sp[i].records = nrecords / npartitions + (i < nrecords % npartitions);
+		sp[i].seed = 88172645463325252ULL + i;
+		pthread_create(&th[i], NULL, sql_producer, &sp[i]);
+	}
+	/* connected: time the appends only, as the producer's */
+	pthread_barrier_wait(&start_barrier);
+	t0 = now_s();
+	for (int i = 0; i < npartitions; i++)
+		pthread_join(th[i], NULL);
+	t1 = now_s();
+	for (int i = 0; i < npartitions; i++)
+		if (sp[i].error)
+			die("partition %d: %s", i, sp[i].error);
+	printf("result records=%ld seconds=%.6f rate=%.1f batch=%d connections=%d\n",
+		   nrecords, t1 - t0, nrecords / (t1 - t0), batch, npartitions);
+}
+
+/* -------------------------------------------------------------- drain */
+
+static rd_kafka_t *
+new_consumer(int64_t start)
+{
+	rd_kafka_conf_t *conf = base_conf();
+	rd_kafka_t *rk;
+	rd_kafka_topic_partition_list_t *parts;
+
+	/* no group: an assigned partition, nothing committed */
+	set(conf, "enable.partition.eof", "true");
+	set(conf, "enable.auto.commit", "false");
+	rk = new_client(RD_KAFKA_CONSUMER, conf);
+	rd_kafka_poll_set_consumer(rk);
+	parts = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(parts, topic, 0)->offset = start;
+	if (rd_kafka_assign(rk, parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		die("assign failed");
+	rd_kafka_topic_partition_list_destroy(parts);
+	return rk;
+}
+
+static void
+run_drain(void)
+{
+	double		t0 = now_s(),
+				t1;
+	rd_kafka_t *rk = new_consumer(RD_KAFKA_OFFSET_BEGINNING);
+	long		n = 0;
+	int64_t		last = -1;
+	uint64_t	bytes = 0;
+
+	for (;;)
+	{
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 1000);
+
+		if (m == NULL)
+		{
+			if (now_s() - t0 > 600)
+				die("drain timed out after %ld records", n);
+			continue;
+		}
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+		{
+			rd_kafka_message_destroy(m);
+			break;
+		}
+		if (m->err)
+			die("consume: %s", rd_kafka_message_errstr(m));
+		if (m->offset <= last)
+			die("offset %" PRId64 " after %" PRId64, m->offset, last);
+		last = m->offset;
+		bytes += m->len + m->key_len;
+		n++;
+		rd_kafka_message_destroy(m);
+	}
+	t1 = now_s();
+	if (n != nrecords)
+		die("read %ld records, expected %ld", n, nrecords);
+	printf("result records=%ld seconds=%.6f rate=%.1f bytes=%" PRIu64 "\n",
+		   n, t1 - t0, n / (t1 - t0), bytes);
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
+}
+
+/* ---------------------------------------------------------------- e2e */
+
+static int64_t *latencies;		/* ns */
+static long nlatencies;
+static long e2e_expected = -1;	/* set by the producer when it is done */
+static volatile bool consumer_ready;
+static pthread_mutex_t e2e_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *
+e2e_consumer(void *arg)
+{
+	rd_kafka_t *rk = new_consumer(RD_KAFKA_OFFSET_END);
+	double		give_up = 0;
+
+	for (;;)
+	{
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+		long		expected;
+
+		if (m != NULL)
+		{
+			int64_t		now = now_ns();
+
+			if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+				consumer_ready = true;
+			else if (m->err)
+				fprintf(stderr, "consume: %s\n", rd_kafka_message_errstr(m));
+			else if (m->len == VALUE_LEN)
+			{
+				int64_t		sent;
+
+				memcpy(&sent, m->payload, sizeof(sent));
+				if (nlatencies < (long) rate * seconds + 1)
+					latencies[nlatencies++] = now - sent;
+			}
+			rd_kafka_message_destroy(m);
+		}
+		pthread_mutex_lock(&e2e_lock);
+		expected = e2e_expected;
+		pthread_mutex_unlock(&e2e_lock);
+		if (expected >= 0)
+		{
+			if (give_up == 0)
+				give_up = now_s() + 10;
+			if (nlatencies >= expected || now_s() > give_up)
+				break;
+		}
+	}
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
+	return NULL;
+}
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+	int64_t		x = *(const int64_t *) a,
+				y = *(const int64_t *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double
+pct_ms(double p)
+{
+	long		i = (long) (p * (nlatencies - 1) + 0.5);
+
+	return latencies[i] / 1e6;
+}
+
+static void
+run_e2e(void)
+{
+	rd_kafka_conf_t *conf = base_conf();
+	rd_kafka_t *rk;
+	pthread_t	th;
+	char		value[VALUE_LEN];
+	long		total = (long) rate * seconds;
+	struct timespec next;
+	double		ready_by;
+
+	/* linger.ms=0: each record leaves at once (the default 5 ms would add
+	 * up to 5 ms of waiting in the client by design) */
+	set(conf, "linger.ms", "0");
+	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+	rk = new_client(RD_KAFKA_PRODUCER, conf);
+	memset(value, 'v', VALUE_LEN);
+	latencies = calloc(total + 1, sizeof(int64_t));
+
+	/* a first record (short: the consumer skips it) to warm the producer up */
+	{
+		rd_kafka_resp_err_t err;
+
+		err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
+								RD_KAFKA_V_VALUE("warm-up", 7),
+								RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+		if (err)
+			die("produce: %s", rd_kafka_err2str(err));
+		rd_kafka_flush(rk, 30000);
+	}
+
+	pthread_create(&th, NULL, e2e_consumer, NULL);
+	ready_by = now_s() + 30;
+	while (!consumer_ready && now_s() < ready_by)
+		rd_kafka_poll(rk, 10);
+	if (!consumer_ready)
+		die("the consumer did not reach the end of the partition");
+	rd_kafka_poll(rk, 200);			/* its long poll is parked */
+
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	for (long i = 0; i < total; i++)
+	{
+		int64_t		sent;
+		rd_kafka_resp_err_t err;
+
+		next.tv_nsec += 1000000000L / rate;
+		while (next.tv_nsec >= 1000000000L)
+		{
+			next.tv_nsec -= 1000000000L;
+			next.tv_sec++;
+		}
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
+			;
+		sent = now_ns();
+		memcpy(value, &sent, sizeof(sent));
+		err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
+								RD_KAFKA_V_VALUE(value, VALUE_LEN),
+								RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+		if (err)
+			die("produce: %s", rd_kafka_err2str(err));
+		rd_kafka_poll(rk, 0);
+	}
+	rd_kafka_flush(rk, 30000);
+	pthread_mutex_lock(&e2e_lock);
+	e2e_expected = total;
+	pthread_mutex_unlock(&e2e_lock);
+	pthread_join(th, NULL);
+	rd_kafka_destroy(rk);
+
+	if (nlatencies == 0)
+		die("no record received");
+	if (nlatencies < total)
+		fprintf(stderr, "received %ld of %ld records\n", nlatencies, total);
+	qsort(latencies, nlatencies, sizeof(int64_t), cmp_i64);
+	printf("result records=%ld sent=%ld p50=%.3f p90=%.3f p99=%.3f p99.9=%.3f max=%.3f\n",
+		   nlatencies, total, pct_ms(0.5), pct_ms(0.9), pct_ms(0.99), pct_ms(0.999),
+		   latencies[nlatencies - 1] / 1e6);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"brokers", required_argument, NULL, 'b'},
+		{"conninfo", required_argument, NULL, 'c'},
+		{"topic", required_argument, NULL, 't'},
+		{"records", required_argument, NULL, 'n'},
+		{"batch", required_argument, NULL, 'B'},
+		{"partitions", required_argument, NULL, 'p'},
+		{"rate", required_argument, NULL, 'r'},
+		{"seconds", required_argument, NULL, 's'},
+		{NULL, 0, NULL, 0}
+	};
+	const char *mode;
+	int			c;
+
+	if (argc < 2)
+		die("usage: kafka_bench produce|sqlproduce|drain|e2e --topic T [options]");
+	mode = argv[1];
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
+	{
+		switch (c)
+		{
+			case 'b': brokers = optarg; break;
+			case 'c': conninfo = optarg; break;
+			case 't': topic = optarg; break;
+			case 'n': nrecords = atol(optarg); break;
+			case 'B': batch = atoi(optarg); break;
+			case 'p': npartitions = atoi(optarg); break;
+			case 'r': rate = atoi(optarg); break;
+			case 's': seconds = atoi(optarg); break;
+			default: die("unknown option");
+		}
+	}
+	if (topic == NULL || nrecords <= 0 || batch <= 0 || npartitions <= 0 ||
+		rate <= 0 || seconds <= 0)
+		die("--topic is required; numbers must be positive");
+	if (strcmp(mode, "produce") == 0)
+		run_produce();
+	else if (strcmp(mode, "sqlproduce") == 0)
+		run_sqlproduce();
+	else if (strcmp(mode, "drain") == 0)
+		run_drain();
+	else if (strcmp(mode, "e2e") == 0)
+		run_e2e();
+	else
+		die("unknown mode %s", mode);
+	return 0;
+}
