@@ -386,16 +386,22 @@ new_consumer(int64_t start)
 	rd_kafka_conf_t *conf = base_conf();
 	rd_kafka_t *rk;
 	rd_kafka_topic_partition_list_t *parts;
+	rd_kafka_resp_err_t err;
 
-	/* no group: an assigned partition, nothing committed */
+	/*
+	 * An assigned partition from an explicit offset: the group (which
+	 * librdkafka's assign needs) is never joined, nothing is committed
+	 */
+	set(conf, "group.id", "kafka_bench");
 	set(conf, "enable.partition.eof", "true");
 	set(conf, "enable.auto.commit", "false");
 	rk = new_client(RD_KAFKA_CONSUMER, conf);
 	rd_kafka_poll_set_consumer(rk);
 	parts = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(parts, topic, 0)->offset = start;
-	if (rd_kafka_assign(rk, parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		die("assign failed");
+	err = rd_kafka_assign(rk, parts);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		die("assign: %s", rd_kafka_err2str(err));
 	rd_kafka_topic_partition_list_destroy(parts);
 	return rk;
 }
