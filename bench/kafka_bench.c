@@ -15,10 +15,12 @@
  *              to last delivery report).  Also prints the average number
  *              of records per batch librdkafka sent (its statistics).
  *   sqlproduce --conninfo C --topic T --records N --batch B [--partitions P]
- *              the same records over SQL: P connections (one per
- *              partition), each appending its share in pgq_send_batch
- *              calls of B records, in the statement the gateway runs
- *              (binary bytea[] parameters, autocommit).
+ *              [--connections C]
+ *              the same records over SQL: C connections (default 1, as
+ *              one producer), each appending its share in pgq_send_batch
+ *              calls of B records to its partitions in turn (connection i
+ *              has partitions i, i + C, ...), in the statement the
+ *              gateway runs (binary bytea[] parameters, autocommit).
  *   drain      --brokers H:P --topic T --records N
  *              a librdkafka consumer reads partition 0 from the beginning
  *              to its end (enable.partition.eof); records/s from the
@@ -53,6 +55,7 @@ static const char *topic = NULL;
 static long nrecords = 100000;
 static int	batch = 1000;
 static int	npartitions = 1;
+static int	nconnections = 1;
 static int	rate = 1000;
 static int	seconds = 10;
 
@@ -263,7 +266,7 @@ run_produce(void)
 
 typedef struct SqlProducer
 {
-	int32_t		partition;
+	int32_t		first_partition;	/* and every nconnections-th after it */
 	long		records;
 	uint64_t	seed;
 	const char *error;
@@ -299,7 +302,7 @@ sql_producer(void *arg)
 	char	   *values = malloc((size_t) batch * VALUE_LEN);
 	char	   *kbuf = malloc(20 + (size_t) batch * (4 + KEY_LEN));
 	char	   *vbuf = malloc(20 + (size_t) batch * (4 + VALUE_LEN));
-	uint32_t	part = htonl(sp->partition);
+	int32_t		partition = sp->first_partition;
 	long		left = sp->records;
 
 	if (PQstatus(pg) != CONNECTION_OK)
@@ -316,6 +319,7 @@ sql_producer(void *arg)
 		const char *params[4];
 		int			lengths[4];
 		int			formats[4] = {0, 1, 1, 1};
+		uint32_t	part = htonl(partition);
 		PGresult   *res;
 
 		for (int i = 0; i < n; i++)
@@ -340,6 +344,9 @@ sql_producer(void *arg)
 			sp->error = strdup(PQresultErrorMessage(res));
 		PQclear(res);
 		left -= n;
+		partition += nconnections;
+		if (partition >= npartitions)
+			partition = sp->first_partition;
 	}
 	PQfinish(pg);
 	free(keys);
@@ -352,30 +359,32 @@ sql_producer(void *arg)
 static void
 run_sqlproduce(void)
 {
-	SqlProducer *sp = calloc(npartitions, sizeof(SqlProducer));
-	pthread_t  *th = calloc(npartitions, sizeof(pthread_t));
+	SqlProducer *sp = calloc(nconnections, sizeof(SqlProducer));
+	pthread_t  *th = calloc(nconnections, sizeof(pthread_t));
 	double		t0,
 				t1;
 
-	pthread_barrier_init(&start_barrier, NULL, npartitions + 1);
-	for (int i = 0; i < npartitions; i++)
+	if (nconnections > npartitions)
+		die("more connections than partitions");
+	pthread_barrier_init(&start_barrier, NULL, nconnections + 1);
+	for (int i = 0; i < nconnections; i++)
 	{
-		sp[i].partition = i;
-		sp[i].records = nrecords / npartitions + (i < nrecords % npartitions);
+		sp[i].first_partition = i;
+		sp[i].records = nrecords / nconnections + (i < nrecords % nconnections);
 		sp[i].seed = 88172645463325252ULL + i;
 		pthread_create(&th[i], NULL, sql_producer, &sp[i]);
 	}
 	/* connected: time the appends only, as the producer's */
 	pthread_barrier_wait(&start_barrier);
 	t0 = now_s();
-	for (int i = 0; i < npartitions; i++)
+	for (int i = 0; i < nconnections; i++)
 		pthread_join(th[i], NULL);
 	t1 = now_s();
-	for (int i = 0; i < npartitions; i++)
+	for (int i = 0; i < nconnections; i++)
 		if (sp[i].error)
-			die("partition %d: %s", i, sp[i].error);
-	printf("result records=%ld seconds=%.6f rate=%.1f batch=%d connections=%d\n",
-		   nrecords, t1 - t0, nrecords / (t1 - t0), batch, npartitions);
+			die("connection %d: %s", i, sp[i].error);
+	printf("result records=%ld seconds=%.6f rate=%.1f batch=%d partitions=%d connections=%d\n",
+		   nrecords, t1 - t0, nrecords / (t1 - t0), batch, npartitions, nconnections);
 }
 
 /* -------------------------------------------------------------- drain */
@@ -453,6 +462,8 @@ run_drain(void)
 
 static int64_t *latencies;		/* ns */
 static long nlatencies;
+static int64_t *acks;			/* ns from the produce call to its delivery report */
+static long nacks;
 static long e2e_expected = -1;	/* set by the producer when it is done */
 static volatile bool consumer_ready;
 static pthread_mutex_t e2e_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -502,6 +513,17 @@ e2e_consumer(void *arg)
 	return NULL;
 }
 
+static void
+e2e_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	int64_t		sent = (int64_t) (intptr_t) m->_private;
+
+	if (m->err)
+		fprintf(stderr, "delivery failed: %s\n", rd_kafka_err2str(m->err));
+	else if (sent > 0 && nacks < (long) rate * seconds)
+		acks[nacks++] = now_ns() - sent;
+}
+
 static int
 cmp_i64(const void *a, const void *b)
 {
@@ -512,11 +534,11 @@ cmp_i64(const void *a, const void *b)
 }
 
 static double
-pct_ms(double p)
+pct_ms(const int64_t *v, long n, double p)
 {
-	long		i = (long) (p * (nlatencies - 1) + 0.5);
+	long		i = (long) (p * (n - 1) + 0.5);
 
-	return latencies[i] / 1e6;
+	return n > 0 ? v[i] / 1e6 : 0;
 }
 
 static void
@@ -533,10 +555,11 @@ run_e2e(void)
 	/* linger.ms=0: each record leaves at once (the default 5 ms would add
 	 * up to 5 ms of waiting in the client by design) */
 	set(conf, "linger.ms", "0");
-	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+	rd_kafka_conf_set_dr_msg_cb(conf, e2e_dr_cb);
 	rk = new_client(RD_KAFKA_PRODUCER, conf);
 	memset(value, 'v', VALUE_LEN);
 	latencies = calloc(total + 1, sizeof(int64_t));
+	acks = calloc(total + 1, sizeof(int64_t));
 
 	/* a first record (short: the consumer skips it) to warm the producer up */
 	{
@@ -576,6 +599,7 @@ run_e2e(void)
 		memcpy(value, &sent, sizeof(sent));
 		err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
 								RD_KAFKA_V_VALUE(value, VALUE_LEN),
+								RD_KAFKA_V_OPAQUE((void *) (intptr_t) sent),
 								RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
 		if (err)
 			die("produce: %s", rd_kafka_err2str(err));
@@ -593,9 +617,15 @@ run_e2e(void)
 	if (nlatencies < total)
 		fprintf(stderr, "received %ld of %ld records\n", nlatencies, total);
 	qsort(latencies, nlatencies, sizeof(int64_t), cmp_i64);
-	printf("result records=%ld sent=%ld p50=%.3f p90=%.3f p99=%.3f p99.9=%.3f max=%.3f\n",
-		   nlatencies, total, pct_ms(0.5), pct_ms(0.9), pct_ms(0.99), pct_ms(0.999),
-		   latencies[nlatencies - 1] / 1e6);
+	qsort(acks, nacks, sizeof(int64_t), cmp_i64);
+	/* ack_*: the producer's share, from the produce call to its delivery report */
+	printf("result records=%ld sent=%ld p50=%.3f p90=%.3f p99=%.3f p99.9=%.3f max=%.3f "
+		   "ack_p50=%.3f ack_p99=%.3f ack_max=%.3f\n",
+		   nlatencies, total,
+		   pct_ms(latencies, nlatencies, 0.5), pct_ms(latencies, nlatencies, 0.9),
+		   pct_ms(latencies, nlatencies, 0.99), pct_ms(latencies, nlatencies, 0.999),
+		   latencies[nlatencies - 1] / 1e6,
+		   pct_ms(acks, nacks, 0.5), pct_ms(acks, nacks, 0.99), pct_ms(acks, nacks, 1));
 }
 
 int
@@ -608,6 +638,7 @@ main(int argc, char **argv)
 		{"records", required_argument, NULL, 'n'},
 		{"batch", required_argument, NULL, 'B'},
 		{"partitions", required_argument, NULL, 'p'},
+		{"connections", required_argument, NULL, 'C'},
 		{"rate", required_argument, NULL, 'r'},
 		{"seconds", required_argument, NULL, 's'},
 		{NULL, 0, NULL, 0}
@@ -629,12 +660,13 @@ main(int argc, char **argv)
 			case 'n': nrecords = atol(optarg); break;
 			case 'B': batch = atoi(optarg); break;
 			case 'p': npartitions = atoi(optarg); break;
+			case 'C': nconnections = atoi(optarg); break;
 			case 'r': rate = atoi(optarg); break;
 			case 's': seconds = atoi(optarg); break;
 			default: die("unknown option");
 		}
 	}
-	if (topic == NULL || nrecords <= 0 || batch <= 0 || npartitions <= 0 ||
+	if (topic == NULL || nrecords <= 0 || batch <= 0 || npartitions <= 0 || nconnections <= 0 ||
 		rate <= 0 || seconds <= 0)
 		die("--topic is required; numbers must be positive");
 	if (strcmp(mode, "produce") == 0)
