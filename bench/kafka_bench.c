@@ -24,7 +24,13 @@
  *   drain      --brokers H:P --topic T --records N
  *              a librdkafka consumer reads partition 0 from the beginning
  *              to its end (enable.partition.eof); records/s from the
- *              assignment to the end of the partition.
+ *              first record to the end of the partition (the time before
+ *              the first record, the client's start, is printed apart).
+ *   sqldrain   --conninfo C --topic T --group G --records N
+ *              C1's drain from a libpq client that receives the rows: per
+ *              transaction pgq_poll(G, T, 1000, 0, 'm1') of every column
+ *              in binary format and pgq_commit; records/s from the first
+ *              poll to the last commit.
  *   e2e        --brokers H:P --topic T [--rate R] [--seconds S] [--max-in-flight M]
  *              a producer (linger.ms=0) sends R records/s with the send
  *              time in the value; a consumer (fetch.wait.max.ms default)
@@ -55,6 +61,7 @@
 static const char *brokers = "127.0.0.1:9092";
 static const char *conninfo = "";
 static const char *topic = NULL;
+static const char *group = "kafka_bench";
 static long nrecords = 100000;
 static int	batch = 1000;
 static int	npartitions = 1;
@@ -423,6 +430,7 @@ static void
 run_drain(void)
 {
 	double		t0 = now_s(),
+				t_first = 0,
 				t1;
 	rd_kafka_t *rk = new_consumer(RD_KAFKA_OFFSET_BEGINNING);
 	long		n = 0;
@@ -448,6 +456,8 @@ run_drain(void)
 			die("consume: %s", rd_kafka_message_errstr(m));
 		if (m->offset <= last)
 			die("offset %" PRId64 " after %" PRId64, m->offset, last);
+		if (n == 0)
+			t_first = now_s();
 		last = m->offset;
 		bytes += m->len + m->key_len;
 		n++;
@@ -456,10 +466,72 @@ run_drain(void)
 	t1 = now_s();
 	if (n != nrecords)
 		die("read %ld records, expected %ld", n, nrecords);
-	printf("result records=%ld seconds=%.6f rate=%.1f bytes=%" PRIu64 "\n",
-		   n, t1 - t0, n / (t1 - t0), bytes);
+	/*
+	 * Timed from the first record, as pgbench's rate leaves out its
+	 * connections: the client's start (connection, metadata, the offset of
+	 * the beginning) is printed apart
+	 */
+	printf("result records=%ld seconds=%.6f rate=%.1f start=%.6f bytes=%" PRIu64 "\n",
+		   n, t1 - t_first, n / (t1 - t_first), t_first - t0, bytes);
 	rd_kafka_consumer_close(rk);
 	rd_kafka_destroy(rk);
+}
+
+/* ----------------------------------------------------------- sqldrain */
+
+static PGresult *
+exec_ok(PGconn *pg, const char *sql, const char *const *params, int nparams,
+		ExecStatusType want)
+{
+	PGresult   *res = PQexecParams(pg, sql, nparams, NULL, params, NULL, NULL, 1);
+
+	if (PQresultStatus(res) != want)
+		die("%s: %s", sql, PQresultErrorMessage(res));
+	return res;
+}
+
+/*
+ * C1's drain, the rows received: one connection, polls of 1000 and a
+ * commit per transaction, every column of the record in binary format (as
+ * the gateway reads them), each value's and key's bytes looked at.
+ */
+static void
+run_sqldrain(void)
+{
+	PGconn	   *pg = PQconnectdb(conninfo);
+	const char *params[2] = {group, topic};
+	long		n = 0;
+	uint64_t	bytes = 0;
+	double		t0;
+
+	if (PQstatus(pg) != CONNECTION_OK)
+		die("%s", PQerrorMessage(pg));
+	t0 = now_s();
+	while (n < nrecords)
+	{
+		PGresult   *res;
+		int			rows;
+
+		PQclear(exec_ok(pg, "BEGIN", NULL, 0, PGRES_COMMAND_OK));
+		res = exec_ok(pg, "SELECT partition, msg_offset, key, value, \"timestamp\", headers "
+					  "FROM pgq_poll($1, $2, 1000, 0, 'm1')", params, 2, PGRES_TUPLES_OK);
+		rows = PQntuples(res);
+		for (int i = 0; i < rows; i++)
+		{
+			const unsigned char *v = (const unsigned char *) PQgetvalue(res, i, 3);
+
+			bytes += PQgetlength(res, i, 2) + PQgetlength(res, i, 3) + v[0];
+		}
+		PQclear(res);
+		PQclear(exec_ok(pg, "SELECT pgq_commit($1, 'm1')", params, 1, PGRES_TUPLES_OK));
+		PQclear(exec_ok(pg, "COMMIT", NULL, 0, PGRES_COMMAND_OK));
+		if (rows == 0 && now_s() - t0 > 600)
+			die("drain timed out after %ld records", n);
+		n += rows;
+	}
+	printf("result records=%ld seconds=%.6f rate=%.1f bytes=%" PRIu64 "\n",
+		   n, now_s() - t0, n / (now_s() - t0), bytes);
+	PQfinish(pg);
 }
 
 /* ---------------------------------------------------------------- e2e */
@@ -653,6 +725,7 @@ main(int argc, char **argv)
 		{"brokers", required_argument, NULL, 'b'},
 		{"conninfo", required_argument, NULL, 'c'},
 		{"topic", required_argument, NULL, 't'},
+		{"group", required_argument, NULL, 'g'},
 		{"records", required_argument, NULL, 'n'},
 		{"batch", required_argument, NULL, 'B'},
 		{"partitions", required_argument, NULL, 'p'},
@@ -666,7 +739,7 @@ main(int argc, char **argv)
 	int			c;
 
 	if (argc < 2)
-		die("usage: kafka_bench produce|sqlproduce|drain|e2e --topic T [options]");
+		die("usage: kafka_bench produce|sqlproduce|drain|sqldrain|e2e --topic T [options]");
 	mode = argv[1];
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
@@ -676,6 +749,7 @@ main(int argc, char **argv)
 			case 'b': brokers = optarg; break;
 			case 'c': conninfo = optarg; break;
 			case 't': topic = optarg; break;
+			case 'g': group = optarg; break;
 			case 'n': nrecords = atol(optarg); break;
 			case 'B': batch = atoi(optarg); break;
 			case 'p': npartitions = atoi(optarg); break;
@@ -695,6 +769,8 @@ main(int argc, char **argv)
 		run_sqlproduce();
 	else if (strcmp(mode, "drain") == 0)
 		run_drain();
+	else if (strcmp(mode, "sqldrain") == 0)
+		run_sqldrain();
 	else if (strcmp(mode, "e2e") == 0)
 		run_e2e();
 	else

@@ -157,11 +157,16 @@
 #          binary bytea[] parameters, the gateway's own statement less
 #          headers, timestamps and producer id:
 #            SELECT min(msg_offset) FROM pgq_send_batch($1, $2::bytea[], $3::bytea[], $4::int)
-#   gwdrain  a 1-partition backlog of 500,000 records (C1's pre-load), read
+#   gwdrain  a 1-partition backlog of 500,000 records (C1's pre-load, then
+#          read once by pgq_fetch so that hint bits are set for both), read
 #          by a librdkafka consumer assigned partition 0 from the beginning
 #          (no group, nothing committed, enable.partition.eof; timed from
-#          its creation to the end of the partition) and drained by C1's
-#          pgbench consumer (pgq_poll of 1000 + pgq_commit per transaction).
+#          its first record to the end of the partition), drained by C1's
+#          pgbench consumer (pgq_poll of 1000 + pgq_commit per transaction,
+#          counted on the server: the target's comparison), and drained by
+#          the same polls from a libpq client that receives every row
+#          (kafka_bench sqldrain: partition, msg_offset, key, value,
+#          timestamp, headers in binary format; a second group).
 #   gwe2e  a librdkafka producer (linger.ms=0, acks=all; and again with
 #          max.in.flight=1 as well) sends 1000 records/s
 #          for 30 s (--quick 5) to a 1-partition topic, its send time
@@ -371,9 +376,14 @@ write_report() {
 				bt=$(med "$tsv" "$w" "$c-batch" gateway)
 				if [ -n "$bt" ]; then name="$name (librdkafka's batches: $(rate "$bt") records)"; fi
 				echo "| $name | $(rate "$a") | $(rate "$b") | $r | ≥ 0.80 | $(meets "$r" 0.80) |"
+				if grep -q "^$w	$c	sqlrows	" "$tsv"; then
+					b=$(med "$tsv" "$w" "$c" sqlrows)
+					r=$(ratio "$a" "$b")
+					echo "| $name, against a libpq consumer that receives the rows | $(rate "$a") | $(rate "$b") | $r | – | – |"
+				fi
 			done
 			echo
-			echo "Produce: librdkafka's defaults (linger.ms, batch.size, acks=all), N records as fast as it can, timed from the first produce to the last delivery report; SQL: the same records in pgq_send_batch calls of librdkafka's average batch size from one libpq connection (as from one producer; with 4 partitions to each in turn), binary parameters (bench/kafka_bench.c). Drain: a librdkafka consumer reading the partition from the beginning to its end (enable.partition.eof) against C1's pgbench drain (pgq_poll of 1000 + pgq_commit per transaction) of the same backlog."
+			echo "Produce: librdkafka's defaults (linger.ms, batch.size, acks=all), N records as fast as it can, timed from the first produce to the last delivery report; SQL: the same records in pgq_send_batch calls of librdkafka's average batch size from one libpq connection (as from one producer; with 4 partitions to each in turn), binary parameters (bench/kafka_bench.c). Drain: a librdkafka consumer reading the partition from the beginning to its end (enable.partition.eof) against C1's pgbench drain (pgq_poll of 1000 + pgq_commit per transaction, the rows counted on the server: the target's comparison) of the same backlog, and against the same polls from a libpq client receiving every column in binary format (bench/kafka_bench.c sqldrain)."
 			echo
 		fi
 		if grep -q "^gwe2e	" "$tsv"; then
@@ -472,7 +482,7 @@ est=$(awk -v runs="$RUNS" -v t="$T_P" -v m="$MSGS" -v e="$E2E_T" -v i="$E2E_IDLE
 	if (wl ~ / members /) s += runs * 2 * (m / 50000 + 5)
 	if (wl ~ / topics /) s += runs * ns * (t + 6)
 	if (wl ~ / gwprod /) s += runs * 2 * (gw / 120000 + gw / 160000 + 8)
-	if (wl ~ / gwdrain /) s += runs * (gw / 60000 + gw / 80000 + gw / 300000 + 8)
+	if (wl ~ / gwdrain /) s += runs * (gw / 60000 + gw / 80000 + gw / 200000 + gw / 300000 + 10)
 	if (wl ~ / gwe2e /) s += runs * 2 * (ge + 8) + (wl ~ / e2e / ? 0 : runs * (e + i + 6))
 	if (wl ~ / held /) s += ns * (hm * 60 + 20 + m / 40000) + pgq * m / 16000
 	printf "%d", s }')
@@ -1150,9 +1160,10 @@ run_gwprod() {
 }
 
 # Drain: one backlog of GW_N records in 1 partition, read to its end by a
-# librdkafka consumer through the gateway (no group, nothing committed) and
+# librdkafka consumer through the gateway (no group, nothing committed),
 # drained by C1's pgbench consumer (pgq_poll of 1000 + pgq_commit per
-# transaction), in alternating order
+# transaction; system "sql") and by the same from a libpq client that
+# receives every row ("sqlrows"), in alternating order
 run_gwdrain() {
 	local r=$1 side v
 	progress "  gwdrain run $r: pre-loading $(fmt_int "$GW_N") messages"
@@ -1163,19 +1174,20 @@ run_gwdrain() {
 		record gwdrain drain sql "$r" NA msg/s
 		return
 	fi
-	for side in $(if ((r % 2)); then echo gateway sql; else echo sql gateway; fi); do
+	# one read first, so that the first side measured does not set the new
+	# rows' hint bits for the second
+	q -c "SELECT count(*) FROM pgq_fetch('gwd', 0, 0, $GW_N)" >>"$OUT/raw/gwdrain-preload-r$r.log"
+	consumer_setup pgqueue gwd "gwdr$r"
+	for side in $(if ((r % 2)); then echo gateway sql sqlrows; else echo sqlrows sql gateway; fi); do
 		checkpoint
-		if [ "$side" = gateway ]; then
-			if v=$(kb "$OUT/raw/gwdrain-gateway-r$r.log" drain --brokers "$GW_BROKERS" --topic gwd --records "$GW_N"); then
-				record gwdrain drain gateway "$r" "$(field rate "$v")" msg/s
-			else
-				record gwdrain drain gateway "$r" NA msg/s
-			fi
-		elif v=$(c1_drain pgqueue gwd "gwd$r" "$GW_N" "$OUT/raw/gwdrain-sql-r$r.log"); then
-			record gwdrain drain sql "$r" "$v" msg/s
-		else
-			record gwdrain drain sql "$r" NA msg/s
-		fi
+		case $side in
+		gateway) v=$(kb "$OUT/raw/gwdrain-gateway-r$r.log" drain --brokers "$GW_BROKERS" --topic gwd --records "$GW_N") &&
+			v=$(field rate "$v") ;;
+		sql) v=$(c1_drain pgqueue gwd "gwd$r" "$GW_N" "$OUT/raw/gwdrain-sql-r$r.log") ;;
+		sqlrows) v=$(kb "$OUT/raw/gwdrain-sqlrows-r$r.log" sqldrain --conninfo "$GW_CONNINFO" --topic gwd --group "gwdr$r" --records "$GW_N") &&
+			v=$(field rate "$v") ;;
+		esac || v=NA
+		record gwdrain drain "$side" "$r" "$v" msg/s
 	done
 }
 
