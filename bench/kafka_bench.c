@@ -6,7 +6,8 @@
  * librdkafka (Debian's librdkafka-dev) against pgqueue-kafka, and libpq
  * for the same work over SQL.  Each mode prints one line starting with
  * "result" (key=value pairs) that run.sh reads; anything else goes to
- * stderr.
+ * stderr.  --set NAME=VALUE (repeatable) sets any librdkafka property of
+ * the clients, for experiments; run.sh does not use it.
  *
  *   produce    --brokers H:P --topic T --records N
  *              a librdkafka producer with its defaults (linger.ms, batch
@@ -69,6 +70,8 @@ static int	nconnections = 1;
 static int	rate = 1000;
 static int	seconds = 10;
 static const char *max_in_flight = NULL;	/* librdkafka's default: 1000000 */
+static char *extra_conf[16];	/* --set name=value, librdkafka properties */
+static int	nextra_conf;
 
 static void
 die(const char *fmt,...)
@@ -130,6 +133,16 @@ base_conf(void)
 
 	set(conf, "bootstrap.servers", brokers);
 	set(conf, "client.id", "kafka_bench");
+	for (int i = 0; i < nextra_conf; i++)
+	{
+		char	   *eq = strchr(extra_conf[i], '=');
+
+		if (eq == NULL)
+			die("--set %s: name=value expected", extra_conf[i]);
+		*eq = '\0';
+		set(conf, extra_conf[i], eq + 1);
+		*eq = '=';
+	}
 	return conf;
 }
 
@@ -733,6 +746,7 @@ main(int argc, char **argv)
 		{"rate", required_argument, NULL, 'r'},
 		{"seconds", required_argument, NULL, 's'},
 		{"max-in-flight", required_argument, NULL, 'm'},
+		{"set", required_argument, NULL, 'S'},
 		{NULL, 0, NULL, 0}
 	};
 	const char *mode;
@@ -757,6 +771,11 @@ main(int argc, char **argv)
 			case 'r': rate = atoi(optarg); break;
 			case 's': seconds = atoi(optarg); break;
 			case 'm': max_in_flight = optarg; break;
+			case 'S':
+				if (nextra_conf == 16)
+					die("too many --set");
+				extra_conf[nextra_conf++] = optarg;
+				break;
 			default: die("unknown option");
 		}
 	}
