@@ -37,7 +37,9 @@
 # Everything goes to bench/results/<timestamp>/: results.md (the table, also
 # printed at the end), results.tsv (every measurement), held.svg (the
 # held-snapshot cycles, drawn by bench/plot_held.py), raw/ (every pgbench
-# and psql log, the generated pgbench scripts, the server and pgqd logs).
+# and psql log, the generated pgbench scripts, the server, pgqd and gateway
+# logs, every kafka_bench output), kafka_bench (the gateway workloads' client,
+# built for the run).
 #
 # The server: tmp/bench_suite (start_server from scripts/lib.sh: a fresh
 # initdb, Unix socket only), stock settings (fsync and synchronous_commit
