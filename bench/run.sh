@@ -4,6 +4,7 @@
 # the same run.  Not part of the tests or of CI.
 #
 #   bench/run.sh [--quick] [--runs N] [--held-xmin] [--only LIST] [--systems LIST] [--no-build] [--port P]
+#                [--gw-records N] [--gw-seconds S]
 #   bench/run.sh --report DIR     # rewrite DIR/results.md from DIR/results.tsv
 #
 # Duration on the project's 2-core VM (the suite prints its progress with
@@ -13,6 +14,8 @@
 #   --held-xmin adds 3 x 10 min plus the last cycles (about 33 min);
 #               with --quick 3 x 1 min (about 4 min)
 #   --runs N scales the non-held part linearly (about 10 min per run).
+#   The gateway's workloads (gwprod, gwdrain, gwe2e; in the default set)
+#   take about 3.5 min per run: --only gwprod,gwdrain,gwe2e --runs 3 about 11 min.
 #
 # Options:
 #   --quick         1 run; 3 s pgbench runs, 100,000-message drains, 1-minute held snapshot
@@ -20,18 +23,23 @@
 #   --held-xmin     also run the held-snapshot workload (see below)
 #   --held-minutes M  how long the snapshot is held per system (default 10, --quick 1)
 #   --only LIST     only these workloads, comma-separated:
-#                   p1,p1off,p1idem,p2,c1,p2py,c1py,e2e,partitions,members,topics,held
+#                   p1,p1off,p1idem,p2,c1,p2py,c1py,e2e,partitions,members,topics,
+#                   gwprod,gwdrain,gwe2e,held
 #   --systems LIST  only these systems, comma-separated: pgqueue,plain,pgq
 #                   (ratios need pgqueue and plain; held compares each
 #                   system with itself)
 #   --no-build      use the pgqueue already installed (default: build and
 #                   install it first, like the other scripts)
 #   --port P        port of the throw-away server (default 5455)
+#   --gw-records N  records per gwprod / gwdrain measurement (default 500,000, --quick 100,000)
+#   --gw-seconds S  duration of gwe2e's 1000 records/s (default 30, --quick 5)
 #
 # Everything goes to bench/results/<timestamp>/: results.md (the table, also
 # printed at the end), results.tsv (every measurement), held.svg (the
 # held-snapshot cycles, drawn by bench/plot_held.py), raw/ (every pgbench
-# and psql log, the generated pgbench scripts, the server and pgqd logs).
+# and psql log, the generated pgbench scripts, the server, pgqd and gateway
+# logs, every kafka_bench output), kafka_bench (the gateway workloads' client,
+# built for the run).
 #
 # The server: tmp/bench_suite (start_server from scripts/lib.sh: a fresh
 # initdb, Unix socket only), stock settings (fsync and synchronous_commit
@@ -134,15 +142,54 @@
 #          (group, cursor row, PgQ consumer) all along, until the time is
 #          up; throughput of the last cycle / the first one.  The systems
 #          take turns, each with its own held snapshot.
+#   gwprod, gwdrain, gwe2e  the Kafka gateway (gateway/pgqueue-kafka, as make
+#          builds it, started on 127.0.0.1 and a free port for the run, its
+#          log in raw/gateway.log) against SQL in the same run, the order
+#          alternating by run.  The clients are bench/kafka_bench.c, built
+#          here against Debian's librdkafka (librdkafka-dev) and libpq.
+#   gwprod  500,000 records (16-digit key, 100-byte value) into a topic of 1
+#          and of 4 partitions: a librdkafka producer with its defaults
+#          (linger.ms 5, batch.size 1 MB, batch.num.messages 10000, acks=all)
+#          producing as fast as it can, timed from the first produce to the
+#          last delivery report (one record sent and flushed before, so that
+#          metadata and connections are not timed), against the same
+#          records over SQL: pgq_send_batch calls of librdkafka's average
+#          batch size (from its statistics, measured in the same run; SQL
+#          goes second in odd runs, first in even runs with the previous
+#          run's size), from one libpq connection as from one producer
+#          (with 4 partitions its batches go to them in turn), autocommit,
+#          binary bytea[] parameters, the gateway's own statement less
+#          headers, timestamps and producer id:
+#            SELECT min(msg_offset) FROM pgq_send_batch($1, $2::bytea[], $3::bytea[], $4::int)
+#   gwdrain  a 1-partition backlog of 500,000 records (C1's pre-load, then
+#          read once by pgq_fetch so that hint bits are set for both), read
+#          by a librdkafka consumer assigned partition 0 from the beginning
+#          (no group, nothing committed, enable.partition.eof; timed from
+#          its first record to the end of the partition), drained by C1's
+#          pgbench consumer (pgq_poll of 1000 + pgq_commit per transaction,
+#          counted on the server: the target's comparison), and drained by
+#          the same polls from a libpq client that receives every row
+#          (kafka_bench sqldrain: partition, msg_offset, key, value,
+#          timestamp, headers in binary format; a second group).
+#   gwe2e  a librdkafka producer (linger.ms=0, acks=all; and again with
+#          max.in.flight=1 as well) sends 1000 records/s
+#          for 30 s (--quick 5) to a 1-partition topic, its send time
+#          (CLOCK_MONOTONIC) in the value; a librdkafka consumer in the same
+#          process (fetch.wait.max.ms default, 500: a long poll) takes now -
+#          sent per record: p50, p90, p99, p99.9, max; and the producer's
+#          share, produce call to delivery report (read at the producer's
+#          next poll, once a millisecond).  Compared with the E2E workload of
+#          the same run (run for it if not asked for).
 #
 # Targets, as ratios pgqueue / plain of the same run: P1 >= 0.95,
 # P1off >= 0.85, P2 >= 0.90, C1 >= 0.85, P2py >= 0.90, C1py >= 0.90; held snapshot: end >= 0.8 x start;
-# drains: no cost from partitions or members not involved.
+# drains: no cost from partitions or members not involved.  The gateway, as
+# ratios gateway / SQL: gwprod >= 0.8, gwdrain >= 0.8; gwe2e p99 < 5 ms.
 source "$(dirname "$0")/../scripts/lib.sh"
 
 BENCH_DIR="$ROOT/bench"
 CMDLINE="bench/run.sh${*:+ $*}"
-QUICK=0 RUNS= HELD=0 HELD_MIN= ONLY= ONLY_SYSTEMS= BUILD=1 PORT=5455 REPORT_ONLY=
+QUICK=0 RUNS= HELD=0 HELD_MIN= ONLY= ONLY_SYSTEMS= BUILD=1 PORT=5455 REPORT_ONLY= GW_N_OPT= GW_E2E_T_OPT=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) QUICK=1 ;;
@@ -153,6 +200,8 @@ while [ $# -gt 0 ]; do
 	--systems) ONLY_SYSTEMS=${2//,/ }; shift ;;
 	--no-build) BUILD=0 ;;
 	--port) PORT=$2; shift ;;
+	--gw-records) GW_N_OPT=$2; shift ;;
+	--gw-seconds) GW_E2E_T_OPT=$2; shift ;;
 	--report) REPORT_ONLY=$2; shift ;;
 	-h | --help) sed -n '2,/^source/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
@@ -162,18 +211,20 @@ done
 
 if [ "$QUICK" = 1 ]; then
 	: "${RUNS:=1}" "${HELD_MIN:=1}"
-	T_P=3 MSGS=100000 E2E_T=3 E2E_IDLE=2 HELD_P2_T=2
+	T_P=3 MSGS=100000 E2E_T=3 E2E_IDLE=2 HELD_P2_T=2 GW_N=100000 GW_E2E_T=5
 else
 	: "${RUNS:=3}" "${HELD_MIN:=10}"
-	T_P=15 MSGS=1000000 E2E_T=10 E2E_IDLE=5 HELD_P2_T=5
+	T_P=15 MSGS=1000000 E2E_T=10 E2E_IDLE=5 HELD_P2_T=5 GW_N=500000 GW_E2E_T=30
 fi
-ALL_WORKLOADS="p1 p1off p1idem p2 c1 p2py c1py e2e partitions members topics"
+GW_N=${GW_N_OPT:-$GW_N} GW_E2E_T=${GW_E2E_T_OPT:-$GW_E2E_T}
+ALL_WORKLOADS="p1 p1off p1idem p2 c1 p2py c1py e2e partitions members topics gwprod gwdrain gwe2e"
 if [ -n "$ONLY" ]; then WORKLOADS=${ONLY//,/ }; else WORKLOADS=$ALL_WORKLOADS; fi
 if [ "$HELD" = 1 ] && [[ " $WORKLOADS " != *" held "* ]]; then WORKLOADS="$WORKLOADS held"; fi
 for w in $WORKLOADS; do
 	case " $ALL_WORKLOADS held " in *" $w "*) ;; *) echo "unknown workload: $w" >&2; exit 2 ;; esac
 done
 want() { [[ " $WORKLOADS " == *" $1 "* ]]; }
+want_gateway() { want gwprod || want gwdrain || want gwe2e; }
 
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 now() { date +%s.%N; }
@@ -315,6 +366,51 @@ write_report() {
 				echo
 			fi
 		fi
+		if grep -qE '^(gwprod|gwdrain)	' "$tsv"; then
+			echo "### Through the Kafka gateway vs SQL, messages/s (median of the runs)"
+			echo
+			echo "| workload | Kafka client through pgqueue-kafka | SQL | gateway / SQL | target | met |"
+			echo "|---|---|---|---|---|---|"
+			local row w c name a b r bt
+			for row in "gwprod p1 produce,_1_partition" "gwprod p4 produce,_4_partitions" "gwdrain drain drain,_1_partition"; do
+				set -- $row
+				w=$1 c=$2 name=${3//_/ }
+				grep -q "^$w	$c	" "$tsv" || continue
+				a=$(med "$tsv" "$w" "$c" gateway) b=$(med "$tsv" "$w" "$c" sql)
+				r=$(ratio "$a" "$b")
+				bt=$(med "$tsv" "$w" "$c-batch" gateway)
+				if [ -n "$bt" ]; then name="$name (librdkafka's batches: $(rate "$bt") records)"; fi
+				echo "| $name | $(rate "$a") | $(rate "$b") | $r | ≥ 0.80 | $(meets "$r" 0.80) |"
+				if grep -q "^$w	$c	sqlrows	" "$tsv"; then
+					b=$(med "$tsv" "$w" "$c" sqlrows)
+					r=$(ratio "$a" "$b")
+					echo "| $name, against a libpq consumer that receives the rows | $(rate "$a") | $(rate "$b") | $r | – | – |"
+				fi
+			done
+			echo
+			echo "Produce: librdkafka's defaults (linger.ms, batch.size, acks=all), N records as fast as it can, timed from the first produce to the last delivery report; SQL: the same records in pgq_send_batch calls of librdkafka's average batch size from one libpq connection (as from one producer; with 4 partitions to each in turn), binary parameters (bench/kafka_bench.c). Drain: a librdkafka consumer reading the partition from the beginning to its end (enable.partition.eof) against C1's pgbench drain (pgq_poll of 1000 + pgq_commit per transaction, the rows counted on the server: the target's comparison) of the same backlog, and against the same polls from a libpq client receiving every column in binary format (bench/kafka_bench.c sqldrain)."
+			echo
+		fi
+		if grep -q "^gwe2e	" "$tsv"; then
+			echo "### E2E through the Kafka gateway at 1000 records/s (median of the runs)"
+			echo
+			echo "| path | records | p50 | p90 | p99 | p99.9 | max | target p99 |"
+			echo "|---|---|---|---|---|---|---|---|"
+			local p99 sys label
+			for sys in gateway inflight1; do
+				grep -q "^gwe2e	p99	$sys	" "$tsv" || continue
+				label="librdkafka producer (linger.ms=0$(if [ "$sys" = inflight1 ]; then echo ', max.in.flight=1'; fi)) → pgqueue-kafka → librdkafka consumer"
+				p99=$(med "$tsv" gwe2e p99 "$sys")
+				echo "| $label | $(rate "$(med "$tsv" gwe2e records "$sys")") | $(ms "$(med "$tsv" gwe2e p50 "$sys")") | $(ms "$(med "$tsv" gwe2e p90 "$sys")") | $(ms "$p99") | $(ms "$(med "$tsv" gwe2e p99.9 "$sys")") | $(ms "$(med "$tsv" gwe2e max "$sys")") | < 5 ms: $(if [ -z "$p99" ]; then echo –; elif awk "BEGIN { exit !($p99 < 5) }"; then echo yes; else echo "**no**"; fi) |"
+			done
+			if grep -q "^e2e	p99	pgqueue	" "$tsv"; then
+				p99=$(med "$tsv" e2e p99 pgqueue)
+				echo "| SQL: pgbench pgq_send → pgq_fetch long poll (the E2E workload) | $(rate "$(med "$tsv" e2e records pgqueue)") | $(ms "$(med "$tsv" e2e p50 pgqueue)") | $(ms "$(med "$tsv" e2e p90 pgqueue)") | $(ms "$p99") | $(ms "$(med "$tsv" e2e p99.9 pgqueue)") | $(ms "$(med "$tsv" e2e max pgqueue)") | ≤ 2 ms: $(if [ -z "$p99" ]; then echo –; elif awk "BEGIN { exit !($p99 <= 2) }"; then echo yes; else echo "**no**"; fi) |"
+			fi
+			echo
+			echo "Gateway: from the produce call (send time in the value) to the consumer's poll returning the record, both in bench/kafka_bench.c; the producer's share (produce call to delivery report, acks=all: the commit) p50 $(ms "$(med "$tsv" gwe2e ack_p50 gateway)"), p99 $(ms "$(med "$tsv" gwe2e ack_p99 gateway)") (with max.in.flight=1: $(ms "$(med "$tsv" gwe2e ack_p50 inflight1)"), $(ms "$(med "$tsv" gwe2e ack_p99 inflight1)")). SQL: from the pgq_send call to the consumer's query producing the row, on the server's clock."
+			echo
+		fi
 		if grep -q "	NA	" "$tsv"; then
 			echo "Failed measurements (NA, left out of the medians): $(awk -F'\t' '$5 == "NA" { printf "%s %s %s run %s; ", $1, $2, $3, $4 }' "$tsv")see raw/."
 			echo
@@ -376,7 +472,7 @@ elapsed() { awk -v s="$START" -v n="$(now)" 'BEGIN { t = n - s; printf "%02d:%02
 progress() { printf '[%s] %s\n' "$(elapsed)" "$*"; }
 
 # estimate (seconds), from the rates measured on the 2-core VM
-est=$(awk -v runs="$RUNS" -v t="$T_P" -v m="$MSGS" -v e="$E2E_T" -v i="$E2E_IDLE" -v wl=" $WORKLOADS " \
+est=$(awk -v runs="$RUNS" -v t="$T_P" -v m="$MSGS" -v e="$E2E_T" -v i="$E2E_IDLE" -v wl=" $WORKLOADS " -v gw="$GW_N" -v ge="$GW_E2E_T" \
 	-v hm="$HELD_MIN" -v pgq="$([[ " $SYSTEMS " == *" pgq "* ]] && echo 1 || echo 0)" -v sys="$SYSTEMS" 'BEGIN {
 	ns = split(sys, a, " "); s = 20
 	if (wl ~ / p1 /) s += runs * ns * 2 * (t + 2)
@@ -390,6 +486,9 @@ est=$(awk -v runs="$RUNS" -v t="$T_P" -v m="$MSGS" -v e="$E2E_T" -v i="$E2E_IDLE
 	if (wl ~ / partitions /) s += runs * (4 * (t + 3) + 4 * (m / 50000 + 5))
 	if (wl ~ / members /) s += runs * 2 * (m / 50000 + 5)
 	if (wl ~ / topics /) s += runs * ns * (t + 6)
+	if (wl ~ / gwprod /) s += runs * 2 * (gw / 120000 + gw / 160000 + 8)
+	if (wl ~ / gwdrain /) s += runs * (gw / 60000 + gw / 80000 + gw / 200000 + gw / 300000 + 10)
+	if (wl ~ / gwe2e /) s += runs * 2 * (ge + 8) + (wl ~ / e2e / ? 0 : runs * (e + i + 6))
 	if (wl ~ / held /) s += ns * (hm * 60 + 20 + m / 40000) + pgq * m / 16000
 	printf "%d", s }')
 
@@ -399,10 +498,12 @@ echo "results: $OUT"
 export PGHOST="$RUN_DIR/bench_suite" PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
 SERVER_DIR="$RUN_DIR/bench_suite"
 PGQD_PID=
+GW_PID=
 BG_PIDS=()
 cleanup() {
 	local p
 	for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	if [ -n "$GW_PID" ]; then kill -TERM "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null || true; fi
 	if [ -n "$PGQD_PID" ]; then kill "$PGQD_PID" 2>/dev/null || true; fi
 	if [ -d "$SERVER_DIR" ]; then
 		cp "$SERVER_DIR/server.log" "$OUT/raw/server.log" 2>/dev/null || true
@@ -452,6 +553,43 @@ fi
 	fi
 	echo "- runs: $RUNS (medians); pgbench -T $T_P; drains of $(fmt_int "$MSGS") messages; 1 partition unless said; a message = 16-byte text key + 100-byte value"
 } >"$OUT/meta.md"
+
+# ------------------------------------------------------------- the gateway
+# pgqueue-kafka as built by make (not the ASan build), on 127.0.0.1 and a
+# free port, logging into raw/; the clients are bench/kafka_bench.c, built
+# here against Debian's librdkafka and libpq.  Stopped with SIGTERM at the end.
+GW_BIN="$ROOT/gateway/pgqueue-kafka"
+KB="$OUT/kafka_bench"
+if want_gateway && [[ " $SYSTEMS " != *" pgqueue "* ]]; then
+	echo "gwprod, gwdrain, gwe2e need the system pgqueue: skipped" >&2
+	WORKLOADS=$(echo " $WORKLOADS " | sed 's/ gwprod / /; s/ gwdrain / /; s/ gwe2e / /')
+fi
+if want_gateway; then
+	if [ ! -x "$GW_BIN" ]; then
+		echo "$GW_BIN is missing: run make (or bench/run.sh without --no-build)" >&2
+		exit 1
+	fi
+	cc -O2 -Wall -Wextra -Wno-unused-parameter -I"$($PG_CONFIG --includedir)" -o "$KB" \
+		"$BENCH_DIR/kafka_bench.c" -lrdkafka -lpq -lpthread
+	GW_PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	GW_BROKERS="127.0.0.1:$GW_PORT"
+	GW_CONNINFO="host=$PGHOST port=$PGPORT user=postgres dbname=postgres"
+	say "starting the gateway ($GW_BIN, $GW_BROKERS)"
+	"$GW_BIN" --listen "$GW_BROKERS" --conninfo "$GW_CONNINFO" >"$OUT/raw/gateway.log" 2>&1 &
+	GW_PID=$!
+	for _ in $(seq 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$GW_PORT") 2>/dev/null; then break; fi
+		sleep 0.1
+	done
+	if ! kill -0 "$GW_PID" 2>/dev/null; then
+		echo "the gateway did not start, see $OUT/raw/gateway.log:" >&2
+		tail -5 "$OUT/raw/gateway.log" >&2
+		exit 1
+	fi
+	{
+		echo "- gateway: pgqueue-kafka (gateway/, default options: pools of 4 connections) on $GW_BROKERS, Unix socket to the server; clients: bench/kafka_bench.c on librdkafka $(dpkg-query -W -f='${Version}' librdkafka-dev 2>/dev/null || echo '?'); $(fmt_int "$GW_N") records per produce and drain measurement, E2E for $GW_E2E_T s"
+	} >>"$OUT/meta.md"
+fi
 
 # ---------------------------------------------------------- per-system pieces
 # the partition of the plain table for key expression $1 over $2 partitions
@@ -982,6 +1120,114 @@ run_held() {
 	record held held_s "$sys" 0 "$held" s
 }
 
+# ------------------------------------------------------- through the gateway
+# kb LOG MODE ARGS...: bench/kafka_bench MODE ARGS, output in LOG; prints
+# its result line's key=value pairs, or fails
+kb() {
+	local log=$1 out
+	shift
+	echo "# kafka_bench $*" >"$log"
+	if ! "$KB" "$@" >>"$log" 2>&1; then
+		echo "kafka_bench $1 failed, see $log:" >&2
+		tail -3 "$log" >&2
+		return 1
+	fi
+	sed -n 's/^result //p' "$log"
+}
+# field KEY PAIRS: the value of KEY in kafka_bench's key=value pairs
+field() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"; }
+
+# Produce: a librdkafka producer through the gateway against the same
+# records sent by pgq_send_batch over SQL, in batches of the size librdkafka
+# sent (its statistics), from one connection as from one producer.  Odd runs: gateway first (its batch size is what the SQL
+# side then uses); even runs: SQL first, with the previous run's batch size.
+declare -A GW_BATCH=()
+run_gwprod() {
+	local r=$1 parts side v
+	for parts in 1 4; do
+		for side in $(if ((r % 2)); then echo gateway sql; else echo sql gateway; fi); do
+			reset pgqueue "gw${side}$parts" "$parts"
+			checkpoint
+			if [ "$side" = gateway ]; then
+				if v=$(kb "$OUT/raw/gwprod-p$parts-gateway-r$r.log" produce --brokers "$GW_BROKERS" --topic "gwgateway$parts" --records "$GW_N"); then
+					GW_BATCH[$parts]=$(printf '%.0f' "$(field batch_avg "$v")")
+					record gwprod "p$parts" gateway "$r" "$(field rate "$v")" msg/s
+					record gwprod "p$parts-batch" gateway "$r" "$(field batch_avg "$v")" records
+				else
+					record gwprod "p$parts" gateway "$r" NA msg/s
+				fi
+			elif [ -z "${GW_BATCH[$parts]:-}" ]; then
+				record gwprod "p$parts" sql "$r" NA msg/s
+			elif v=$(kb "$OUT/raw/gwprod-p$parts-sql-r$r.log" sqlproduce --conninfo "$GW_CONNINFO" --topic "gwsql$parts" \
+				--records "$GW_N" --batch "${GW_BATCH[$parts]}" --partitions "$parts"); then
+				record gwprod "p$parts" sql "$r" "$(field rate "$v")" msg/s
+			else
+				record gwprod "p$parts" sql "$r" NA msg/s
+			fi
+		done
+	done
+}
+
+# Drain: one backlog of GW_N records in 1 partition, read to its end by a
+# librdkafka consumer through the gateway (no group, nothing committed),
+# drained by C1's pgbench consumer (pgq_poll of 1000 + pgq_commit per
+# transaction; system "sql") and by the same from a libpq client that
+# receives every row ("sqlrows"), in alternating order
+run_gwdrain() {
+	local r=$1 side v
+	progress "  gwdrain run $r: pre-loading $(fmt_int "$GW_N") messages"
+	reset pgqueue gwd 1
+	consumer_setup pgqueue gwd "gwd$r"
+	if ! preload pgqueue gwd "$GW_N" 1 "$OUT/raw/gwdrain-preload-r$r.log"; then
+		record gwdrain drain gateway "$r" NA msg/s
+		record gwdrain drain sql "$r" NA msg/s
+		return
+	fi
+	# one read first, so that the first side measured does not set the new
+	# rows' hint bits for the second
+	q -c "SELECT count(*) FROM pgq_fetch('gwd', 0, 0, $GW_N)" >>"$OUT/raw/gwdrain-preload-r$r.log"
+	consumer_setup pgqueue gwd "gwdr$r"
+	for side in $(if ((r % 2)); then echo gateway sql sqlrows; else echo sqlrows sql gateway; fi); do
+		checkpoint
+		case $side in
+		gateway) v=$(kb "$OUT/raw/gwdrain-gateway-r$r.log" drain --brokers "$GW_BROKERS" --topic gwd --records "$GW_N") &&
+			v=$(field rate "$v") ;;
+		sql) v=$(c1_drain pgqueue gwd "gwd$r" "$GW_N" "$OUT/raw/gwdrain-sql-r$r.log") ;;
+		sqlrows) v=$(kb "$OUT/raw/gwdrain-sqlrows-r$r.log" sqldrain --conninfo "$GW_CONNINFO" --topic gwd --group "gwdr$r" --records "$GW_N") &&
+			v=$(field rate "$v") ;;
+		esac || v=NA
+		record gwdrain drain "$side" "$r" "$v" msg/s
+	done
+}
+
+# E2E through the gateway: kafka_bench e2e at 1000 records/s for GW_E2E_T
+# s; the SQL E2E is the e2e workload of the same run (run here when it was
+# not asked for), in alternating order
+# Two producers: librdkafka's defaults but linger.ms=0 (system "gateway"),
+# and the same with max.in.flight=1 ("inflight1"), which lets records that
+# arrive while a request is answered go together in the next one.
+run_gwe2e_gateway() {
+	local r=$1 v k sys
+	for sys in gateway inflight1; do
+		progress "  gwe2e $sys run $r: 1000 records/s for $GW_E2E_T s"
+		reset pgqueue gwlat 1
+		checkpoint
+		if v=$(kb "$OUT/raw/gwe2e-$sys-r$r.log" e2e --brokers "$GW_BROKERS" --topic gwlat --rate 1000 --seconds "$GW_E2E_T" \
+			$(if [ "$sys" = inflight1 ]; then echo --max-in-flight 1; fi)); then
+			record gwe2e records "$sys" "$r" "$(field records "$v")" records
+			for k in p50 p90 p99 p99.9 max ack_p50 ack_p99; do record gwe2e "$k" "$sys" "$r" "$(field "$k" "$v")" ms; done
+		else
+			record gwe2e p99 "$sys" "$r" NA ms
+		fi
+	done
+}
+
+run_gwe2e() {
+	local r=$1
+	if want e2e; then run_gwe2e_gateway "$r"; return; fi
+	if ((r % 2)); then run_gwe2e_gateway "$r"; run_e2e "$r"; else run_e2e "$r"; run_gwe2e_gateway "$r"; fi
+}
+
 # ------------------------------------------------------------------------ run
 for r in $(seq "$RUNS"); do
 	say "run $r of $RUNS"
@@ -996,6 +1242,9 @@ for r in $(seq "$RUNS"); do
 	if want partitions; then progress "scale: 1, 16, 256 partitions"; run_partitions "$r"; fi
 	if want members; then progress "scale: 1, 4, 16 members draining 16 partitions"; run_members "$r"; fi
 	if want topics; then progress "scale: P1 c=4 over 100 topics"; run_topics "$r"; fi
+	if want gwprod; then progress "gwprod: produce through the gateway vs pgq_send_batch, $(fmt_int "$GW_N") records"; run_gwprod "$r"; fi
+	if want gwdrain; then progress "gwdrain: drain through the gateway vs pgq_poll, $(fmt_int "$GW_N") records"; run_gwdrain "$r"; fi
+	if want gwe2e; then progress "gwe2e: E2E latency through the gateway at 1000 records/s"; run_gwe2e "$r"; fi
 done
 if want held; then
 	say "held snapshot: $HELD_MIN min per system"
