@@ -22,7 +22,7 @@
 #	   READ COMMITTED transaction block there is;
 #	9. a pgq_poll wait is capped at half the group's session.timeout.ms.
 #
-# A woken reader must return within 0.5 s of the commit, measured from the
+# A woken reader must return within 0.8 s of the commit, measured from the
 # server's clock just after the commit, not from before a psql started:
 # tight enough that a reader that slept and retried every second would fail
 # most of these checks, loose enough for a slow, shared machine.  A wait
@@ -41,7 +41,7 @@ use PgqueueTap qw(wait_until_waiting);
 use Time::HiRes qw(usleep time);
 
 my $long_timeout_ms = 30000;   # a wait that something else must end
-my $woken_within = 0.5;        # seconds from the commit to the reader's return
+my $woken_within = 0.8;        # seconds from the commit to the reader's return
 my $cancel_within = 10;        # seconds from pg_cancel_backend to the return
 my $give_up_after = 40;        # seconds after which a reader is taken as stuck
 my $committed_at;              # server time just after send_committed's commit
