@@ -18,14 +18,18 @@
  * Kafka's clients move to a batch's last offset + 1, and librdkafka
  * reports the end of a partition only when its fetch offset reaches the
  * last stable offset, so a read that ended on a gap stretches its batch's
- * last offset to next_offset - 1 (or answers an empty batch covering the
- * gap when it found no record): the client moves past it, and `kcat -e`
- * ends even when a partition's tail was rolled back.  The empty batch goes
- * only to Fetch v5 and later: kafka-python 2.0.2, which fetches with v4,
- * fails on a batch without records (its dpkp/kafka-python#2132) and could
- * not move past one anyway (it continues after its last record).  A v4
- * reader at a gap alone gets no records, as if caught up, and its long
- * poll waits from the gap's end, for the next record.
+ * last offset to next_offset - 1 (or, when it found no record, answers a
+ * control batch covering the gap, with a transaction marker at its last
+ * offset): the client moves past it, and `kcat -e` ends even when a
+ * partition's tail was rolled back.  A control batch rather than an empty
+ * one, because kafkajs moves only to the offset after a batch's last
+ * record, control records included (on an empty batch it fetched the same
+ * offset again at once, in a busy loop).  The gap's batch goes only to
+ * Fetch v5 and later: kafka-python 2.0.2, which fetches with v4, fails on
+ * a batch without records (its dpkp/kafka-python#2132) and could not move
+ * past one anyway (it continues after its last record).  A v4 reader at a
+ * gap alone gets no records, as if caught up, and its long poll waits from
+ * the gap's end, for the next record.
  *
  * Long poll: when the read found nothing (no record, no gap to move past,
  * no error) and the request may wait (max_wait_ms > 0), the request is
@@ -114,7 +118,7 @@ typedef struct FetchState
 	int			nentries;		/* partitions of all topics */
 	int64_t		start_ms;		/* when the request came: the wait's deadline */
 	bool		waited;			/* the long poll is over: answer whatever comes */
-	bool		gap_batches;	/* a gap alone is answered with an empty batch */
+	bool		gap_batches;	/* a gap alone is answered with a control batch */
 } FetchState;
 
 static void fetch_submit(FetchState *st);
@@ -315,8 +319,8 @@ fetch_has_answer(const FetchState *st)
 
 /*
  * Appends a partition's records: one batch of its records, its last offset
- * stretched over a trailing gap, or an empty batch over a gap alone (if the
- * request's version takes one).
+ * stretched over a trailing gap, or a control batch over a gap alone (if
+ * the request's version takes one).
  */
 static void
 fetch_write_records(KWriter *w, const FetchState *st, const FetchPartition *fp,
@@ -347,7 +351,7 @@ fetch_write_records(KWriter *w, const FetchState *st, const FetchPartition *fp,
 		records_encode(w, recs[0].offset, recs, fp->nrecords,
 					   fp->next_offset > recs[fp->nrecords - 1].offset ? fp->next_offset - 1 : -1);
 	else if (st->gap_batches && fetch_gap_alone(fp))
-		records_encode(w, fp->fetch_offset, NULL, 0, fp->next_offset - 1);
+		records_encode_gap_marker(w, fp->fetch_offset, fp->next_offset - 1);
 	kw_patch_i32(w, at, (int32_t) (w->len - start));
 }
 

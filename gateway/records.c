@@ -334,9 +334,10 @@ batch_last_offset(int64_t base_offset, const KRecordOut *recs, int n, int64_t la
 	return last;
 }
 
-void
-records_encode(KWriter *w, int64_t base_offset, const KRecordOut *recs, int n,
-			   int64_t last_offset)
+/* Appends one uncompressed batch with these attributes (see records_encode). */
+static void
+encode_batch(KWriter *w, int16_t attributes, int64_t base_offset, const KRecordOut *recs,
+			 int n, int64_t last_offset)
 {
 	int64_t		last;
 	int64_t		base_timestamp = n > 0 ? recs[0].timestamp : -1;
@@ -359,7 +360,7 @@ records_encode(KWriter *w, int64_t base_offset, const KRecordOut *recs, int n,
 	kw_i8(w, BATCH_MAGIC);
 	crc_at = kw_reserve_i32(w);
 	crc_from = w->len;
-	kw_i16(w, 0);				/* uncompressed, CreateTime, not transactional */
+	kw_i16(w, attributes);		/* uncompressed, CreateTime */
 	kw_i32(w, (int32_t) (last - base_offset));
 	kw_i64(w, base_timestamp);
 	kw_i64(w, max_timestamp);
@@ -376,4 +377,40 @@ records_encode(KWriter *w, int64_t base_offset, const KRecordOut *recs, int n,
 	}
 	kw_patch_i32(w, len_at, (int32_t) (w->len - len_at - 4));
 	kw_patch_i32(w, crc_at, (int32_t) records_crc32c(w->data + crc_from, w->len - crc_from));
+}
+
+void
+records_encode(KWriter *w, int64_t base_offset, const KRecordOut *recs, int n,
+			   int64_t last_offset)
+{
+	encode_batch(w, 0, base_offset, recs, n, last_offset);
+}
+
+/*
+ * A control batch is how Kafka itself marks offsets that hold no record
+ * for the consumer (a transaction's end), so every client moves past one:
+ * librdkafka, as with any batch, to its last offset + 1; kafkajs to the
+ * offset of its last record, which is why the marker is at last_offset
+ * (kafkajs does not move on an empty batch: it would fetch the same
+ * offset again at once, forever).  The marker's key is version 0, type 1
+ * (COMMIT), which clients ignore: ABORT would make a read_committed
+ * librdkafka look for an aborted transaction.  Its value is version 0 and
+ * coordinator epoch 0.
+ */
+void
+records_encode_gap_marker(KWriter *w, int64_t base_offset, int64_t last_offset)
+{
+	static const uint8_t key[] = {0, 0, 0, 1};
+	static const uint8_t value[] = {0, 0, 0, 0, 0, 0};
+	KRecordOut	marker = {0};
+
+	if (last_offset < base_offset)
+		return;
+	marker.offset = last_offset - base_offset > INT32_MAX ? base_offset + INT32_MAX : last_offset;
+	marker.timestamp = -1;
+	marker.key = key;
+	marker.key_len = sizeof(key);
+	marker.value = value;
+	marker.value_len = sizeof(value);
+	encode_batch(w, ATTR_TRANSACTIONAL | ATTR_CONTROL, base_offset, &marker, 1, last_offset);
 }

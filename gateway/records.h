@@ -91,6 +91,13 @@ typedef struct KRecordOut
 extern void records_encode(KWriter *w, int64_t base_offset, const KRecordOut *recs, int n,
 						   int64_t last_offset);
 
+/*
+ * Appends a control batch covering [base_offset, last_offset] whose one
+ * record, at last_offset, is a transaction COMMIT marker: offsets that hold
+ * no record (a gap alone), in the form every client moves past.
+ */
+extern void records_encode_gap_marker(KWriter *w, int64_t base_offset, int64_t last_offset);
+
 /* CRC-32C (Castagnoli), as a batch's crc field: 0xE3069283 for "123456789" */
 extern uint32_t records_crc32c(const void *data, size_t len);
 

@@ -80,12 +80,14 @@ service_disable() {
 	fi
 }
 
-# node_modules: node-postgres for the driver test (test/t/033_drivers.pl),
-# at the versions package-lock.json pins; the TAP tests' copy of the tree
-# takes it along.  NodeSource's nodejs brings npm, Debian's has it in a
+# node_modules: node-postgres for the driver test (test/t/033_drivers.pl)
+# and kafkajs for the gateway's (test/t/059_gateway_kafkajs.pl), at the
+# versions package-lock.json pins; the TAP tests' copy of the tree takes it
+# along.  A node_modules without one of them (made before it was added) is
+# brought up to date.  NodeSource's nodejs brings npm, Debian's has it in a
 # package of its own.
 install_node_modules() {
-	[ -d "$ROOT/node_modules" ] && return
+	[ -d "$ROOT/node_modules/pg" ] && [ -d "$ROOT/node_modules/kafkajs" ] && return
 	if ! command -v npm >/dev/null; then
 		say "installing npm"
 		apt-get install -y -qq --no-install-recommends npm >/dev/null

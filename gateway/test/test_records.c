@@ -14,7 +14,8 @@
  *   headers (a repeated key, a null value), every codec (snappy raw and
  *   xerial-framed), several batches in one request;
  * - Fetch batches: gaps, a last offset stretched over a trailing gap, the
- *   empty batch, checked field by field here; with --dump they are also
+ *   empty batch, the gap marker (a control batch), checked field by field
+ *   here; with --dump they are also
  *   written to DIR (NAME.bin and NAME.expect) for kafka_python_batches.py,
  *   which decodes them with python3-kafka, an independent client;
  * - every refusal's Kafka error code: CRC, magic, lengths, codec, control
@@ -507,9 +508,44 @@ decode_file(const char *path)
 	return 0;
 }
 
+/*
+ * Whether data is records_encode_gap_marker's batch over [base, last]:
+ * attributes transactional and control, one record at last whose key is
+ * the control key version 0 type COMMIT, no timestamps, the CRC right.
+ */
+static bool
+check_gap_marker(const uint8_t *data, size_t len, int64_t base, int64_t last)
+{
+	KReader		r;
+	const uint8_t *k,
+			   *v;
+	int32_t		klen,
+				vlen;
+
+	kr_init(&r, data, len);
+	if (kr_i64(&r) != base || kr_i32(&r) != (int32_t) (len - 12) || kr_i32(&r) != -1 ||
+		kr_i8(&r) != 2 || kr_u32(&r) != records_crc32c(data + 21, len - 21))
+		return false;
+	if (kr_i16(&r) != 0x30 || kr_i32(&r) != last - base || kr_i64(&r) != -1 ||
+		kr_i64(&r) != -1 || kr_i64(&r) != -1 || kr_i16(&r) != -1 || kr_i32(&r) != -1 ||
+		kr_i32(&r) != 1)
+		return false;
+	(void) kr_varint(&r);		/* the record's length */
+	if (kr_i8(&r) != 0 || kr_varlong(&r) != 0 || kr_varint(&r) != last - base)
+		return false;
+	kr_varbytes(&r, &k, &klen);
+	kr_varbytes(&r, &v, &vlen);
+	if (klen != 4 || memcmp(k, "\0\0\0\1", 4) != 0 || vlen != 6 || kr_varint(&r) != 0)
+		return false;
+	return !r.err && kr_remaining(&r) == 0;
+}
+
 static void
 test_encode(const char *dir)
 {
+	static const uint8_t marker_key[] = {0, 0, 0, 1};
+	static const uint8_t marker_value[6] = {0};
+	KRecordOut	marker = {209, -1, marker_key, 4, marker_value, 6, NULL, 0};
 	KWriter		w;
 	KRecordOut	gaps[4];
 	KRecordBatch *b;
@@ -562,6 +598,18 @@ test_encode(const char *dir)
 	kw_reset(&w);
 	records_encode(&w, 200, NULL, 0, 199);
 	test_check(w.len == 0, "encode: no records and no range writes nothing");
+
+	/* a gap alone as a control batch with a COMMIT marker at its end */
+	kw_reset(&w);
+	records_encode_gap_marker(&w, 200, 209);
+	test_check(check_gap_marker(w.data, w.len, 200, 209),
+			   "encode: a gap marker covers 200..209, a control batch with a COMMIT record at 209");
+	test_check(records_decode(w.data, w.len, CAP, &b, &nb) == KERR_INVALID_RECORD,
+			   "encode: records_decode refuses it in a Produce (a control batch)");
+	dump_batch(dir, "gap_marker", w.data, w.len, 200, 209, &marker, 1);
+	kw_reset(&w);
+	records_encode_gap_marker(&w, 200, 199);
+	test_check(w.len == 0, "encode: a gap marker for no range writes nothing");
 
 	/* three batches in one response, as a Fetch sends them */
 	kw_reset(&w);
