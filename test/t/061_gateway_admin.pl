@@ -28,6 +28,7 @@ use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('gw_admin');
 $node->init;
@@ -393,6 +394,24 @@ results(a.alter_configs([ConfigResource('topic', 'existing', set_config={'segmen
 is($out, qq({"existing": "ok"}\n{"ConfigResource(Type.TOPIC,existing)": "ok"}\n),
 	'with the admin right granted by pgq_grant, the changes succeed') or diag($err);
 is(topic_row('existing'), '3 segment.ms=60000', 'SQL shows them');
+
+# --- without the database -----------------------------------------------------
+$node->stop;
+$s = kafka_connect($gw);
+is(create_topics($s, [ [ 'down', 1, 1 ] ]), 'down:41',
+	'the database down: NOT_CONTROLLER, which clients retry');
+close $s;
+$node->start;
+my $answer = '';
+for (1 .. 100)
+{
+	$s = kafka_connect($gw);
+	$answer = create_topics($s, [ [ 'down', 1, 1 ] ]);
+	close $s;
+	last if $answer eq 'down:0';
+	usleep(100_000);
+}
+is($answer, 'down:0', 'once it is back, the retry creates the topic');
 
 gateway_stop($gw_app);
 gateway_stop($gw);
