@@ -156,16 +156,23 @@ static const char describe_sql[] =
 
 /* ----------------------------------------------------------- the state */
 
-/* One topic or config resource of a request. */
+/*
+ * One topic or config resource of a request.  It is kept small, and points
+ * into the request rather than copying from it: a request holds up to one
+ * item per two bytes (DeleteTopics), which bounds what it makes the
+ * gateway allocate to about 20 times its size.
+ */
 typedef struct AdminItem
 {
 	const char *name;			/* into the request */
+	const char *message;		/* the error's; NULL: none */
+	uint32_t	entries;		/* its configs (or DescribeConfigs' keys): the
+								 * array's position in the request, read again */
 	int32_t		name_len;
-	int8_t		resource_type;	/* the config APIs' */
 	int32_t		count;			/* partitions (CreateTopics, CreatePartitions) */
-	KReader		entries;		/* its configs (or DescribeConfigs' keys), read again */
 	int16_t		error;
-	char	   *message;		/* the error's, malloc'ed; NULL: none */
+	int8_t		resource_type;	/* the config APIs' */
+	bool		message_owned;	/* message is malloc'ed (a database's) */
 	bool		decided;		/* answered without a statement */
 	bool		repeated;		/* a later entry of a duplicated name: not answered */
 	bool		found;			/* DescribeConfigs: the topic has rows */
@@ -223,19 +230,42 @@ admin_state_free(AdminState *st)
 	if (st == NULL)
 		return;
 	for (i = 0; i < st->nitems; i++)
-		free(st->items[i].message);
+		if (st->items[i].message_owned)
+			free((char *) st->items[i].message);
 	free(st->items);
 	free(st);
 }
 
-/* The item's error, decided (a message of NULL: none). */
+/* The item's error, decided, with a message that lives as long as the program. */
 static void
 item_fail(AdminItem *it, int16_t error, const char *message)
 {
+	if (it->message_owned)
+		free((char *) it->message);
 	it->error = error;
 	it->decided = true;
-	free(it->message);
-	it->message = message ? strdup(message) : NULL;
+	it->message = message;
+	it->message_owned = false;
+}
+
+/* The same with a message of the database's, which is copied. */
+static void
+item_fail_copy(AdminItem *it, int16_t error, const char *message)
+{
+	char	   *copy = message ? strdup(message) : NULL;
+
+	item_fail(it, error, copy);
+	it->message_owned = copy != NULL;
+}
+
+/* A reader of the item's config (or key) array. */
+static KReader
+item_entries(const Request *req, const AdminItem *it)
+{
+	KReader		r;
+
+	kr_init(&r, req->body.data + it->entries, req->body.len - it->entries);
+	return r;
 }
 
 static void
@@ -369,7 +399,7 @@ admin_item_done(PGresult *res, const char *sqlstate, void *arg)
 	{
 		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 
-		item_fail(it, st->api->error_for(sqlstate), msg);
+		item_fail_copy(it, st->api->error_for(sqlstate), msg);
 		if (it->error == KERR_UNKNOWN_SERVER_ERROR)
 			gw_log("%s \"%.*s\" failed: %s", st->api->done, (int) it->name_len, it->name,
 				   msg ? msg : sqlstate);
@@ -515,7 +545,7 @@ create_submit(Request *req, AdminState *st, AdminItem *it)
 	pgp_text(&p, it->name, it->name_len);
 	pgp_int4(&p, it->count);
 	/* a null value is no override: the default */
-	config_params(&p, it->entries, false, true);
+	config_params(&p, item_entries(req, it), false, true);
 	return pgp_submit(&p, POOL_DEFAULT, st->validate_only ? VALIDATE(CREATE_CALL) : RUN(CREATE_CALL),
 					  false, admin_item_done, req);
 }
@@ -574,7 +604,7 @@ create_parse_topic(KReader *r, AdminItem *it)
 		if (brokers > 0)
 			(void) kr_take(r, (size_t) brokers * 4);
 	}
-	it->entries = *r;
+	it->entries = (uint32_t) r->pos;
 	nconfigs = kr_array_len(r, MIN_CONFIG_SIZE);
 	for (i = 0; i < nconfigs && !r->err; i++)
 	{
@@ -797,7 +827,7 @@ alter_submit(Request *req, AdminState *st, AdminItem *it)
 
 	pgp_init(&p);
 	pgp_text(&p, it->name, it->name_len);
-	config_params(&p, it->entries, st->incremental, !st->incremental);
+	config_params(&p, item_entries(req, it), st->incremental, !st->incremental);
 	if (st->incremental)
 		sql = st->validate_only ? VALIDATE(INCREMENTAL_CALL) : RUN(INCREMENTAL_CALL);
 	else
@@ -845,7 +875,7 @@ alter_parse_resource(KReader *r, AdminItem *it, bool incremental)
 	it->resource_type = kr_i8(r);
 	if (!read_name(r, &it->name, &it->name_len))
 		return false;
-	it->entries = *r;
+	it->entries = (uint32_t) r->pos;
 	n = kr_array_len(r, incremental ? MIN_INCR_CONFIG_SIZE : MIN_CONFIG_SIZE);
 	for (i = 0; i < n && !r->err; i++)
 	{
@@ -937,9 +967,9 @@ api_incremental_alter_configs(Request *req)
 
 /* Does the resource ask for this key?  Its keys array null: every key. */
 static bool
-key_wanted(const AdminItem *it, const char *key)
+key_wanted(const Request *req, const AdminItem *it, const char *key)
 {
-	KReader		r = it->entries;
+	KReader		r = item_entries(req, it);
 	int32_t		n = kr_array_len(&r, 0);
 	int32_t		i;
 
@@ -1037,7 +1067,7 @@ write_topic_configs(KWriter *w, Request *req, AdminState *st, const AdminItem *i
 		const TopicConfigKey *k = topic_config_key(key);
 		int8_t		source;
 
-		if (!key_wanted(it, key))
+		if (!key_wanted(req, it, key))
 			continue;
 		if (k == NULL)
 			source = SOURCE_UNKNOWN;	/* a key newer than this gateway */
@@ -1089,7 +1119,7 @@ write_broker_configs(KWriter *w, Request *req, AdminState *st, const AdminItem *
 	snprintf(max_request, sizeof(max_request), "%d", gw_config.max_request_size);
 	for (i = 0; it->name_len > 0 && i < (int) (sizeof(configs) / sizeof(configs[0])); i++)
 	{
-		if (!key_wanted(it, configs[i].name))
+		if (!key_wanted(req, it, configs[i].name))
 			continue;
 		write_config(w, req, st, configs[i].name, configs[i].value, SOURCE_STATIC_BROKER,
 					 NULL, configs[i].type, configs[i].doc);
@@ -1149,7 +1179,7 @@ describe_done(PGresult *res, const char *sqlstate, void *arg)
 		gw_log("DescribeConfigs failed: %s", msg ? msg : sqlstate);
 		for (i = 0; i < st->nitems; i++)
 			if (!st->items[i].decided && st->items[i].resource_type == RESOURCE_TOPIC)
-				item_fail(&st->items[i], error, msg);
+				item_fail_copy(&st->items[i], error, msg);
 		describe_respond(req, st, NULL);
 		return;
 	}
@@ -1206,7 +1236,7 @@ api_describe_configs(Request *req)
 		it->resource_type = kr_i8(r);
 		if (!read_name(r, &it->name, &it->name_len))
 			break;
-		it->entries = *r;
+		it->entries = (uint32_t) r->pos;
 		nkeys = kr_array_len(r, MIN_STRING_SIZE);
 		for (j = 0; j < nkeys && !r->err; j++)
 			if (!read_name(r, &s, &len))
