@@ -361,6 +361,35 @@ for my $what (sort keys %malformed)
 	is(scalar @resp, 0, "$what: the connection closes");
 	close $c;
 }
+
+# every prefix of a valid request of each API (none has an optional
+# trailing field) is malformed: each closes its connection
+my %valid = (
+	'CreateTopics v4' => [ 19, 4,
+		arr(str('cut') . pack('l> s>', 1, 1) . arr() . arr(str('retention.ms') . str('1000'))) . pack('l> c', 1000, 1) ],
+	'DeleteTopics v3' => [ 20, 3, arr(str('cut'), str('cut2')) . pack('l>', 1000) ],
+	'CreatePartitions v1' => [ 37, 1, arr(str('py_a') . pack('l>', 9) . pack('l>', -1)) . pack('l> c', 1000, 1) ],
+	'DescribeConfigs v3' => [ 32, 3, arr(pack('c', 2) . str('py_a') . arr(str('segment.ms'))) . pack('c c', 1, 1) ],
+	'AlterConfigs v1' => [ 33, 1, arr(pack('c', 2) . str('py_a') . arr(str('segment.ms') . str('1'))) . pack('c', 1) ],
+	'IncrementalAlterConfigs v0' => [ 44, 0,
+		arr(pack('c', 2) . str('py_a') . arr(str('segment.ms') . pack('c', 0) . str('1'))) . pack('c', 1) ],
+);
+for my $what (sort keys %valid)
+{
+	my ($key, $version, $body) = @{ $valid{$what} };
+	my $c = kafka_connect($gw);
+	my @resp = kafka_request($c, $key, $version, 10, $body);
+	is(scalar @resp, 2, "$what: answered whole");
+	close $c;
+	my @answered;
+	for my $cut (0 .. length($body) - 1)
+	{
+		$c = kafka_connect($gw);
+		push @answered, $cut if kafka_request($c, $key, $version, 11, substr($body, 0, $cut));
+		close $c;
+	}
+	is("@answered", '', "$what: every prefix closes the connection");
+}
 is(topic_row('py_a'), '5 retention.bytes=100000,retention.ms=5000', 'and nothing changed');
 is(kcat_partitions($gw)->{py_a}, 5, 'the gateway still serves');
 
