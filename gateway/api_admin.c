@@ -741,7 +741,6 @@ partitions_submit(Request *req, AdminState *st, AdminItem *it)
 					  false, admin_item_done, req);
 }
 
-/* CreatePartitions and the AlterConfigs share their results' form */
 static void
 partitions_respond(Request *req, AdminState *st, KWriter *w)
 {
