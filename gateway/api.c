@@ -26,6 +26,7 @@
  */
 #include "gateway.h"
 
+#include "api_admin.h"
 #include "api_data.h"
 #include "api_group.h"
 #include "api_meta.h"
@@ -46,7 +47,13 @@ static const ApiSpec api_table[] = {
 	{15, "DescribeGroups", 0, 4, 0, -1, api_describe_groups},
 	{16, "ListGroups", 0, 2, 0, -1, api_list_groups},
 	{18, "ApiVersions", 0, 3, 0, 3, api_versions},
+	{19, "CreateTopics", 0, 4, 0, -1, api_create_topics},
+	{20, "DeleteTopics", 0, 3, 0, -1, api_delete_topics},
 	{22, "InitProducerId", 0, 1, 0, -1, api_init_producer_id},
+	{32, "DescribeConfigs", 0, 3, 0, -1, api_describe_configs},
+	{33, "AlterConfigs", 0, 1, 0, -1, api_alter_configs},
+	{37, "CreatePartitions", 0, 1, 0, -1, api_create_partitions},
+	{44, "IncrementalAlterConfigs", 0, 0, 0, -1, api_incremental_alter_configs},
 };
 
 #define API_COUNT ((int) (sizeof(api_table) / sizeof(api_table[0])))

@@ -154,7 +154,7 @@ meta_state_free(MetaState *st)
 }
 
 /* Kafka's rule: 1-249 characters of [A-Za-z0-9._-], not "." or ".." */
-static bool
+bool
 topic_name_legal(const char *s, int32_t len)
 {
 	int32_t		i;
