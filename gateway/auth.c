@@ -261,13 +261,11 @@ plain_check(Request *req, AuthState *st, const char *secret, const char *why)
 	/* ending the request may free st: the password is taken out of it first */
 	st->password = NULL;
 	memset(&v, 0, sizeof(v));
-	if (secret == NULL)
-		;
-	else if (scram_parse_verifier(secret, &v))
+	if (secret != NULL && scram_parse_verifier(secret, &v))
 		ok = scram_check_password(&v, password);
-	else if (strncmp(secret, "md5", 3) == 0)
+	else if (secret != NULL && strncmp(secret, "md5", 3) == 0)
 		ok = md5_check_password(secret, st->user, password);
-	else
+	else if (secret != NULL)
 		why = "the role's password is neither SCRAM-SHA-256 nor md5";
 	OPENSSL_cleanse(&v, sizeof(v));
 	OPENSSL_cleanse(password, strlen(password));

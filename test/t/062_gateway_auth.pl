@@ -12,7 +12,9 @@
 #		password), while PLAIN works for the md5 role;
 #	  - alice cannot produce to a topic on which only the gateway's role
 #		has rights (TOPIC_AUTHORIZATION_FAILED: her rights, not the
-#		gateway's), until pgq_grant gives her the right;
+#		gateway's), until pgq_grant gives her the right; her consumer group
+#		on it gets GROUP_AUTHORIZATION_FAILED;
+#	  - malformed or unsupported SCRAM messages are refused;
 #	  - a request other than ApiVersions and the SASL ones before
 #		authenticating closes the connection; ApiVersions advertises the
 #		SASL APIs; SaslAuthenticate without SaslHandshake is refused;
@@ -177,6 +179,27 @@ is( $node->safe_psql('postgres',
 		q{SELECT sum(committed_offset) FROM pgq_consumer_lag WHERE group_id = 'alice-group'}),
 	'7', 'its commits are pgqueue\'s');
 
+# a group on a topic alice may write but not read: GROUP_AUTHORIZATION_FAILED
+($rc, $out, $err) = run_python($gw, q{
+import os
+from confluent_kafka import Consumer
+errors = set()
+c = Consumer({'bootstrap.servers': os.environ['BOOTSTRAP'], 'security.protocol': 'SASL_PLAINTEXT',
+              'sasl.mechanisms': 'PLAIN', 'sasl.username': 'alice', 'sasl.password': 'alice-secret',
+              'group.id': 'audit-readers', 'error_cb': lambda e: errors.add(e.name())})
+c.subscribe(['audit'])
+for i in range(40):
+    m = c.poll(0.5)
+    if m is not None and m.error():
+        errors.add(m.error().name())
+    if errors:
+        break
+c.close()
+print(' '.join(sorted(errors)))
+}, timeout => 60);
+is($out, "GROUP_AUTHORIZATION_FAILED\n",
+	'a group of alice\'s on a topic she may not consume: GROUP_AUTHORIZATION_FAILED') or diag($err);
+
 # --- the protocol before authentication -----------------------------------------
 my $s = kafka_connect($gw);
 my ($cid, $resp) = kafka_request($s, 18, 0, 1, '');
@@ -203,6 +226,25 @@ $s = kafka_connect($gw);
 ($cid, $resp) = kafka_request($s, 17, 1, 4, pack('s>/a*', 'GSSAPI'));
 is(unpack('s>', $resp // "\xff\xff"), 33, 'an unknown mechanism: UNSUPPORTED_SASL_MECHANISM');
 like($resp // '', qr/PLAIN.*SCRAM-SHA-256/s, 'with the mechanisms we have');
+
+# SCRAM client-first-messages that are refused (SASL_AUTHENTICATION_FAILED, then close)
+for my $bad (
+	[ 'p=tls-unique,,n=alice,r=abcdef', 'channel binding' ],
+	[ 'n,a=bob,n=alice,r=abcdef', 'an authorization identity that is not the user' ],
+	[ 'n,,m=x,n=alice,r=abcdef', 'a mandatory extension' ],
+	[ 'n,,n=alice,r=abcdef,tokenauth=true', 'a delegation token' ],
+	[ 'n,,n=al=ice,r=abcdef', 'a malformed user name' ],
+	[ 'n,,n=' . ('a' x 64) . ',r=abcdef', 'a user name longer than a role name' ],
+	[ "n,,n=alice\0,r=abcdef", 'a NUL byte' ])
+{
+	my ($msg, $what) = @$bad;
+	$s = kafka_connect($gw);
+	($cid, $resp) = kafka_request($s, 17, 1, 5, pack('s>/a*', 'SCRAM-SHA-256'));
+	($cid, $resp) = kafka_request($s, 36, 1, 6, pack('l>/a*', $msg));
+	is(unpack('s>', $resp // "\xff\xff"), 58, "SCRAM with $what: SASL_AUTHENTICATION_FAILED");
+	my @closed = kafka_read_response($s, 5);
+	is(scalar(@closed), 0, "SCRAM with $what: the connection closes");
+}
 gateway_stop($gw);
 
 # --- TLS --------------------------------------------------------------------------
