@@ -14,9 +14,12 @@
  *	  shared, and their handler answers UNSUPPORTED_VERSION.
  *
  *	  An entry whose handler is NULL is advertised but not served yet: a
- *	  request to it closes the connection (server.c logs it).  The SASL APIs
- *	  are not in the table until they are built: advertising them would turn
- *	  on librdkafka's SaslHandshake and SaslAuthReq features.
+ *	  request to it closes the connection (server.c logs it).
+ *
+ *	  The SASL APIs are the table's last entries, and exist (advertised and
+ *	  served) only with --sasl: advertising them to clients that do not
+ *	  authenticate would turn on librdkafka's SaslHandshake and SaslAuthReq
+ *	  features for nothing.
  *
  *	  first_flexible is the first flexible version of the API (request
  *	  header v2 with tagged fields, response header v1) if it is within our
@@ -30,6 +33,7 @@
 #include "api_data.h"
 #include "api_group.h"
 #include "api_meta.h"
+#include "auth.h"
 
 static const ApiSpec api_table[] = {
 	/* key, name, advertised min-max, first served, first flexible, handler */
@@ -54,9 +58,14 @@ static const ApiSpec api_table[] = {
 	{33, "AlterConfigs", 0, 1, 0, -1, api_alter_configs},
 	{37, "CreatePartitions", 0, 1, 0, -1, api_create_partitions},
 	{44, "IncrementalAlterConfigs", 0, 0, 0, -1, api_incremental_alter_configs},
+	/* only with --sasl: keep these last (API_SASL_COUNT) */
+	{API_SASL_HANDSHAKE, "SaslHandshake", 0, 1, 1, -1, api_sasl_handshake},
+	{API_SASL_AUTHENTICATE, "SaslAuthenticate", 0, 2, 0, 2, api_sasl_authenticate},
 };
 
-#define API_COUNT ((int) (sizeof(api_table) / sizeof(api_table[0])))
+#define API_SASL_COUNT 2
+#define API_COUNT ((int) (sizeof(api_table) / sizeof(api_table[0])) - \
+				   (gw_config.sasl ? 0 : API_SASL_COUNT))
 
 const ApiSpec *
 api_lookup(int16_t key)

@@ -47,12 +47,15 @@
 #define KERR_REBALANCE_IN_PROGRESS			27
 #define KERR_TOPIC_AUTHORIZATION_FAILED		29
 #define KERR_GROUP_AUTHORIZATION_FAILED		30
+#define KERR_UNSUPPORTED_SASL_MECHANISM		33
+#define KERR_ILLEGAL_SASL_STATE				34
 #define KERR_UNSUPPORTED_VERSION			35
 #define KERR_INVALID_REQUEST				42
 #define KERR_OUT_OF_ORDER_SEQUENCE_NUMBER	45
 #define KERR_DUPLICATE_SEQUENCE_NUMBER		46
 #define KERR_INVALID_PRODUCER_EPOCH			47
 #define KERR_UNSUPPORTED_COMPRESSION_TYPE	76
+#define KERR_SASL_AUTHENTICATION_FAILED		58
 #define KERR_UNKNOWN_PRODUCER_ID			59
 #define KERR_MEMBER_ID_REQUIRED				79
 #define KERR_INVALID_RECORD					87
@@ -145,6 +148,23 @@ extern void pg_submit(PgPoolKind pool, const char *sql, int nparams, const Oid *
 					  const char *const *values, const int *lengths, const int *formats,
 					  bool result_binary, PgCallback cb, void *arg);
 
+/*
+ * The role the statements submitted from here on run as (pgpool.c does a
+ * SET ROLE when it differs from its connection's), NULL: the gateway's
+ * own.  server.c enters the client's authenticated role around a handler
+ * call; a statement's callback runs in its statement's role, so a handler
+ * that submits from its callbacks needs nothing more.  pg_enter_role
+ * returns the context it replaced, for pg_leave_role.
+ */
+typedef struct PgRoleContext
+{
+	const char *role;
+	bool		set;
+} PgRoleContext;
+
+extern PgRoleContext pg_enter_role(const char *role);
+extern void pg_leave_role(PgRoleContext prev);
+
 /* ------------------------------------------------------------- settings */
 
 typedef struct GatewayConfig
@@ -159,6 +179,9 @@ typedef struct GatewayConfig
 	int			max_request_size;	/* bytes of a request frame */
 	bool		auto_create_topics;
 	int			default_partitions; /* of auto-created topics */
+	bool		sasl;				/* clients authenticate (auth.c) as Postgres roles */
+	const char *tls_cert;			/* PEM files: the listener speaks TLS */
+	const char *tls_key;
 } GatewayConfig;
 
 extern GatewayConfig gw_config;

@@ -17,6 +17,8 @@
 #include "server.h"
 
 #include <getopt.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <limits.h>
 #include <malloc.h>
 #include <signal.h>
@@ -67,6 +69,13 @@ usage(FILE *out)
 			"  --max-request-size BYTES   largest request frame (default 104857600)\n"
 			"  --auto-create-topics       Metadata creates unknown topics it is asked for\n"
 			"  --default-partitions N     partitions of auto-created topics (default 1)\n"
+			"  --sasl                     clients authenticate as Postgres roles (SASL\n"
+			"                             PLAIN or SCRAM-SHA-256), and their requests run\n"
+			"                             with that role's rights; without it the listen\n"
+			"                             address must be a loopback one\n"
+			"  --tls-cert FILE            the listener speaks TLS with this certificate\n"
+			"                             (PEM, with its chain)\n"
+			"  --tls-key FILE             and this private key (PEM)\n"
 			"  --help                     show this help and exit\n"
 			"\n"
 			"It logs to stderr and stops cleanly on SIGTERM or SIGINT.\n");
@@ -125,6 +134,9 @@ parse_options(int argc, char **argv)
 		{"max-request-size", required_argument, NULL, 'm'},
 		{"auto-create-topics", no_argument, NULL, 'A'},
 		{"default-partitions", required_argument, NULL, 'd'},
+		{"sasl", no_argument, NULL, 'S'},
+		{"tls-cert", required_argument, NULL, 'C'},
+		{"tls-key", required_argument, NULL, 'K'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
@@ -162,6 +174,15 @@ parse_options(int argc, char **argv)
 			case 'd':
 				ok = parse_int(optarg, 1, 100000, &gw_config.default_partitions);
 				break;
+			case 'S':
+				gw_config.sasl = true;
+				break;
+			case 'C':
+				gw_config.tls_cert = optarg;
+				break;
+			case 'K':
+				gw_config.tls_key = optarg;
+				break;
 			case 'h':
 				usage(stdout);
 				exit(0);
@@ -182,11 +203,75 @@ parse_options(int argc, char **argv)
 		usage(stderr);
 		exit(1);
 	}
+	if ((gw_config.tls_cert == NULL) != (gw_config.tls_key == NULL))
+	{
+		fprintf(stderr, "pgqueue-kafka: --tls-cert and --tls-key go together\n");
+		exit(1);
+	}
 	if (gw_config.advertised_host == NULL)
 	{
 		gw_config.advertised_host = gw_config.listen_host;
 		gw_config.advertised_port = gw_config.listen_port;
 	}
+}
+
+/*
+ * Whether every address the listen host resolves to is a loopback one
+ * (127.0.0.0/8, ::1): only there may clients go unauthenticated.
+ */
+static bool
+listen_is_loopback(void)
+{
+	struct addrinfo hints;
+	struct addrinfo *ai;
+	struct addrinfo *a;
+	bool		loopback = true;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	if (getaddrinfo(gw_config.listen_host, NULL, &hints, &ai) != 0)
+		return false;			/* server_listen says why */
+	for (a = ai; a; a = a->ai_next)
+	{
+		if (a->ai_family == AF_INET)
+		{
+			uint32_t	addr = ntohl(((struct sockaddr_in *) a->ai_addr)->sin_addr.s_addr);
+
+			loopback &= (addr >> 24) == 127;
+		}
+		else if (a->ai_family == AF_INET6)
+			loopback &= IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *) a->ai_addr)->sin6_addr);
+		else
+			loopback = false;
+	}
+	freeaddrinfo(ai);
+	return loopback;
+}
+
+/*
+ * The loopback rule: without --sasl every client has the gateway's own
+ * rights, which only the local machine's users may be given.
+ */
+static bool
+check_authentication_settings(void)
+{
+	bool		loopback = listen_is_loopback();
+
+	if (!gw_config.sasl && !loopback)
+	{
+		gw_log("refusing to listen on %s without --sasl: clients would not be authenticated "
+			   "(listen on a loopback address such as 127.0.0.1, or add --sasl)",
+			   gw_config.listen_host);
+		return false;
+	}
+	if (!gw_config.sasl)
+		gw_log("clients are not authenticated: every request runs with the gateway's own "
+			   "role (--sasl makes them log in as Postgres roles)");
+	else if (!gw_config.tls_cert && !loopback)
+		gw_log("warning: without TLS, SASL PLAIN passwords travel in clear text "
+			   "(--tls-cert and --tls-key)");
+	return true;
 }
 
 /* ------------------------------------------------------------- shutdown */
@@ -227,6 +312,8 @@ main(int argc, char **argv)
 	sigset_t	stopping;
 
 	parse_options(argc, argv);
+	if (!check_authentication_settings())
+		return 1;
 
 	/* a client that goes away must not kill us while we write to it */
 	signal(SIGPIPE, SIG_IGN);
@@ -257,9 +344,10 @@ main(int argc, char **argv)
 	sigint = evsignal_new(gw_base, SIGINT, signal_cb, NULL);
 	evsignal_add(sigterm, NULL);
 	evsignal_add(sigint, NULL);
-	gw_log("pgqueue-kafka started: node id %d, advertised as %s:%d, %d connections per pool",
+	gw_log("pgqueue-kafka started: node id %d, advertised as %s:%d, %d connections per pool%s%s",
 		   gw_config.node_id, gw_config.advertised_host, gw_config.advertised_port,
-		   gw_config.pool_size);
+		   gw_config.pool_size, gw_config.sasl ? ", SASL" : "",
+		   gw_config.tls_cert ? ", TLS" : "");
 
 	event_base_dispatch(gw_base);
 

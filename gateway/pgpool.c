@@ -30,6 +30,17 @@
  *	  watched by libevent, and callbacks run from the event loop, never
  *	  from inside pg_submit.
  *
+ *	  Roles (docs/gateway.md, "Authentication and TLS"): a job carries the
+ *	  role it runs as, the role context when it was submitted (pg_set_role:
+ *	  server.c sets it to the client's authenticated role around a handler,
+ *	  and a job's callback runs in its job's role, so that the statements a
+ *	  handler chains from its callbacks keep their client's role).  A
+ *	  connection remembers the role its session is in; a job for another
+ *	  role first runs set_config('role', ...) on it, an extra round trip
+ *	  only on a switch, and the dispatch prefers an idle connection already
+ *	  in the job's role.  Without SASL every role is NULL: the gateway's own,
+ *	  and nothing is ever switched.
+ *
  *-------------------------------------------------------------------------
  */
 #include "gateway.h"
@@ -56,6 +67,8 @@ typedef struct PgJob
 	int		   *lengths;
 	int		   *formats;
 	bool		result_binary;
+	char	   *role;			/* SET ROLE to this first; NULL: the gateway's own */
+	bool		roleless;		/* failed early without its role: chains nothing */
 	PgCallback	cb;
 	void	   *arg;
 } PgJob;
@@ -84,6 +97,8 @@ typedef struct PgConn
 	bool		announce;		/* log when connected */
 	PgJob	   *job;			/* the job running */
 	PGresult   *result;			/* its result so far */
+	char	   *role;			/* the session's role; NULL: the gateway's own */
+	bool		switching;		/* running the set_config of job's role first */
 } PgConn;
 
 struct Pool
@@ -104,10 +119,22 @@ struct Pool
 static Pool pools[3];
 static bool stopping;
 
+/*
+ * The role context of pg_submit (see the header): role_context_set is
+ * false outside a handler or a callback, where no statement is submitted
+ * today; if one ever were while clients authenticate, it is refused rather
+ * than run with the gateway's own rights.
+ */
+static const char *role_context;
+static bool role_context_set;
+
+#define SET_ROLE_SQL "SELECT pg_catalog.set_config('role', $1, false)"
+
 static void conn_connect(PgConn *pc);
 static void pool_fail_later(Pool *pool, PgJob *job);
 static void conn_io_cb(evutil_socket_t fd, short what, void *arg);
 static void pool_dispatch(Pool *pool);
+static PgRoleContext pg_enter_no_role(void);
 
 /* ------------------------------------------------------------------ jobs */
 
@@ -123,6 +150,7 @@ job_free(PgJob *job)
 	free(job->lengths);
 	free(job->formats);
 	free(job->sql);
+	free(job->role);
 	free(job);
 }
 
@@ -139,10 +167,53 @@ job_finish(PgJob *job, PGresult *res)
 		if (sqlstate == NULL)
 			sqlstate = "XX000";
 	}
+	PgRoleContext prev;
+
+	/* a job that lost its role (out of memory) chains nothing (see above) */
+	if (job->roleless)
+		prev = pg_enter_no_role();
+	else
+		prev = pg_enter_role(job->role);
 	job->cb(res, sqlstate, job->arg);
+	pg_leave_role(prev);
 	if (res)
 		PQclear(res);
 	job_free(job);
+}
+
+PgRoleContext
+pg_enter_role(const char *role)
+{
+	PgRoleContext prev = {role_context, role_context_set};
+
+	role_context = role;
+	role_context_set = true;
+	return prev;
+}
+
+static PgRoleContext
+pg_enter_no_role(void)
+{
+	PgRoleContext prev = {role_context, role_context_set};
+
+	role_context = NULL;
+	role_context_set = false;
+	return prev;
+}
+
+void
+pg_leave_role(PgRoleContext prev)
+{
+	role_context = prev.role;
+	role_context_set = prev.set;
+}
+
+static bool
+same_role(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
 }
 
 static void *
@@ -283,6 +354,10 @@ conn_lost(PgConn *pc, const char *why)
 	if (pc->result)
 		PQclear(pc->result);
 	pc->result = NULL;
+	/* a new session starts in the gateway's own role */
+	free(pc->role);
+	pc->role = NULL;
+	pc->switching = false;
 	pc->state = PC_DOWN;
 	if (!stopping)
 	{
@@ -384,17 +459,31 @@ conn_connect_step(PgConn *pc)
 	}
 }
 
-/* Sends a job's statement on an idle connection. */
+/*
+ * Sends a job's statement on an idle connection, or first the set_config
+ * that puts the session in the job's role ('none' is RESET ROLE: no role
+ * can be named so).
+ */
 static void
 conn_run(PgConn *pc, PgJob *job)
 {
 	int			rc;
+	int			ok;
 
 	pc->job = job;
 	pc->state = PC_BUSY;
-	if (!PQsendQueryParams(pc->pg, job->sql, job->nparams, job->types,
-						   (const char *const *) job->values, job->lengths,
-						   job->formats, job->result_binary ? 1 : 0))
+	pc->switching = !same_role(pc->role, job->role);
+	if (pc->switching)
+	{
+		const char *role = job->role ? job->role : "none";
+
+		ok = PQsendQueryParams(pc->pg, SET_ROLE_SQL, 1, NULL, &role, NULL, NULL, 0);
+	}
+	else
+		ok = PQsendQueryParams(pc->pg, job->sql, job->nparams, job->types,
+							   (const char *const *) job->values, job->lengths,
+							   job->formats, job->result_binary ? 1 : 0);
+	if (!ok)
 	{
 		conn_lost(pc, pq_error(pc->pg));
 		return;
@@ -459,8 +548,31 @@ conn_busy_io(PgConn *pc, short what)
 	}
 	job = pc->job;
 	res = pc->result;
-	pc->job = NULL;
 	pc->result = NULL;
+	if (pc->switching && res && PQresultStatus(res) == PGRES_TUPLES_OK)
+	{
+		/* in the job's role now: run the job itself */
+		PQclear(res);
+		free(pc->role);
+		pc->role = job->role ? strdup(job->role) : NULL;
+		if (job->role && pc->role == NULL)
+		{
+			/* out of memory: the session's role is unknown, start anew */
+			pc->job = NULL;
+			pool_fail_later(pc->pool, job);
+			conn_lost(pc, "out of memory");
+			return;
+		}
+		conn_run(pc, job);
+		return;
+	}
+	/*
+	 * The job's result, or the set_config's error (the role was revoked
+	 * from the gateway's: 42501, which the job's callback maps), after
+	 * which the session is still in its previous role.
+	 */
+	pc->switching = false;
+	pc->job = NULL;
 	pc->state = PC_IDLE;
 	/* the callback may submit jobs: this connection can take one at once */
 	job_finish(job, res);
@@ -498,27 +610,44 @@ conn_io_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ----------------------------------------------------------------- pools */
 
+/* An idle connection for a job of role: one in that role if any; or NULL. */
+static PgConn *
+pool_idle_conn(Pool *pool, const char *role)
+{
+	PgConn	   *any = NULL;
+	int			i;
+
+	for (i = 0; i < pool->nconns; i++)
+	{
+		PgConn	   *pc = &pool->conns[i];
+
+		if (pc->state != PC_IDLE)
+			continue;
+		if (same_role(pc->role, role))
+			return pc;
+		if (any == NULL)
+			any = pc;
+	}
+	return any;
+}
+
 /* Gives queued jobs to idle connections, or fails them if none can come. */
 static void
 pool_dispatch(Pool *pool)
 {
 	int			i;
 	bool		any_coming = false;
+	PgConn	   *pc;
 
-	for (i = 0; i < pool->nconns && pool->head; i++)
+	while (pool->head && (pc = pool_idle_conn(pool, pool->head->role)) != NULL)
 	{
-		PgConn	   *pc = &pool->conns[i];
+		PgJob	   *job = pool->head;
 
-		if (pc->state == PC_IDLE)
-		{
-			PgJob	   *job = pool->head;
-
-			pool->head = job->next;
-			if (pool->head == NULL)
-				pool->tailp = &pool->head;
-			job->next = NULL;
-			conn_run(pc, job);
-		}
+		pool->head = job->next;
+		if (pool->head == NULL)
+			pool->tailp = &pool->head;
+		job->next = NULL;
+		conn_run(pc, job);
 	}
 	if (pool->head == NULL)
 		return;
@@ -583,8 +712,31 @@ pg_submit(PgPoolKind kind, const char *sql, int nparams, const Oid *types,
 		  bool result_binary, PgCallback cb, void *arg)
 {
 	Pool	   *pool = &pools[kind];
-	PgJob	   *job = job_new(sql, nparams, types, values, lengths, formats);
+	PgJob	   *job;
 
+	if (!role_context_set && gw_config.sasl)
+	{
+		/* see role_context: never the gateway's rights by mistake */
+		gw_log("internal error: a statement submitted outside any client's request is refused");
+		job = calloc(1, sizeof(PgJob));
+		if (job == NULL)
+			abort();
+		job->roleless = true;
+		job->cb = cb;
+		job->arg = arg;
+		pool_fail_later(pool, job);
+		return;
+	}
+	job = job_new(sql, nparams, types, values, lengths, formats);
+	if (job != NULL && role_context != NULL)
+	{
+		job->role = strdup(role_context);
+		if (job->role == NULL)
+		{
+			job_free(job);
+			job = NULL;
+		}
+	}
 	if (job == NULL)
 	{
 		/* out of memory: the client gets a retriable error, from the loop */
@@ -592,6 +744,7 @@ pg_submit(PgPoolKind kind, const char *sql, int nparams, const Oid *types,
 		job = calloc(1, sizeof(PgJob));
 		if (job == NULL)
 			abort();			/* not even a few bytes: nothing else to do */
+		job->roleless = true;
 		job->cb = cb;
 		job->arg = arg;
 		pool_fail_later(pool, job);
@@ -746,6 +899,8 @@ pool_stop(void)
 			if (pc->pg)
 				PQfinish(pc->pg);
 			pc->pg = NULL;
+			free(pc->role);
+			pc->role = NULL;
 			pc->job = NULL;
 			pc->state = PC_DOWN;
 			if (job)

@@ -19,6 +19,14 @@
  *	  what a connection can make the gateway hold is bounded by one frame
  *	  and what the socket buffered.
  *
+ *	  With --sasl, a connection is served only ApiVersions and the SASL
+ *	  APIs until it authenticated (auth.c); any other request closes it,
+ *	  as Kafka does.  Its handlers then run in its role (pg_enter_role),
+ *	  so that their statements have that role's rights.
+ *
+ *	  With --tls-cert and --tls-key every connection speaks TLS (libevent's
+ *	  OpenSSL bufferevents): the rest of this file sees plain bytes.
+ *
  *	  A request in flight outlives its connection: when the client goes
  *	  away while the request's SQL runs, the connection's socket is closed
  *	  at once, and its Conn is freed when the handler ends the request.
@@ -26,6 +34,7 @@
  *-------------------------------------------------------------------------
  */
 #include "gateway.h"
+#include "auth.h"
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -38,8 +47,11 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #define API_VERSIONS_KEY	18
 
@@ -57,11 +69,15 @@ typedef struct Conn
 	uint64_t	nrequests;		/* requests read so far */
 	bool		reading;		/* inside conn_read_requests() */
 	bool		closing;		/* no more requests: close when done */
+	bool		authenticated;	/* --sasl: a SaslAuthenticate succeeded */
+	char	   *role;			/* the role it authenticated as; NULL: the gateway's */
+	void	   *sasl;			/* auth.c's state of the exchange in progress */
 	struct Conn *prev;			/* every connection, for the shutdown */
 	struct Conn *next;
 } Conn;
 
 static struct evconnlistener *listener;
+static SSL_CTX *tls_ctx;		/* NULL: no TLS */
 static Conn *conns;
 static int	nconns;
 static bool shutting_down;
@@ -102,6 +118,8 @@ conn_release(Conn *conn)
 	if (conn->next)
 		conn->next->prev = conn->prev;
 	nconns--;
+	auth_state_free(conn->sasl);
+	free(conn->role);
 	free(conn->client_id);
 	free(conn);
 }
@@ -199,8 +217,13 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 						  : "client closed the connection");
 	else if (what & BEV_EVENT_ERROR)
 	{
-		snprintf(why, sizeof(why), "socket error: %s",
-				 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		unsigned long tls_error = tls_ctx ? bufferevent_get_openssl_error(bev) : 0;
+
+		if (tls_error)
+			snprintf(why, sizeof(why), "TLS error: %s", ERR_reason_error_string(tls_error));
+		else
+			snprintf(why, sizeof(why), "socket error: %s",
+					 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 		conn_mark_closing(conn, why);
 	}
 	else if (what & BEV_EVENT_TIMEOUT)
@@ -246,7 +269,22 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
 	/* responses are written whole: do not let Nagle hold back the last bytes */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
-	conn->bev = bufferevent_socket_new(gw_base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (tls_ctx)
+	{
+		SSL		   *ssl = SSL_new(tls_ctx);
+
+		/* freed with the bufferevent (BEV_OPT_CLOSE_ON_FREE) */
+		conn->bev = ssl ? bufferevent_openssl_socket_new(gw_base, fd, ssl,
+														 BUFFEREVENT_SSL_ACCEPTING,
+														 BEV_OPT_CLOSE_ON_FREE) : NULL;
+		if (conn->bev)
+			/* a client that closes without close_notify has simply gone */
+			bufferevent_openssl_set_allow_dirty_shutdown(conn->bev, 1);
+		else if (ssl)
+			SSL_free(ssl);
+	}
+	else
+		conn->bev = bufferevent_socket_new(gw_base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (conn->bev == NULL)
 	{
 		gw_log("could not set up the connection from %s", conn->peer);
@@ -298,6 +336,7 @@ request_start(Conn *conn, uint8_t *frame, size_t size)
 	Request    *req;
 	char		why[160];
 	bool		in_range;
+	PgRoleContext role;
 
 	kr_init(&r, frame, size);
 	key = kr_i16(&r);
@@ -342,6 +381,14 @@ request_start(Conn *conn, uint8_t *frame, size_t size)
 		conn_close(conn, why);
 		return;
 	}
+	if (gw_config.sasl && !conn->authenticated && key != API_VERSIONS_KEY &&
+		key != API_SASL_HANDSHAKE && key != API_SASL_AUTHENTICATE)
+	{
+		free(frame);
+		snprintf(why, sizeof(why), "%s request before authentication", spec->name);
+		conn_close(conn, why);
+		return;
+	}
 
 	sreq = calloc(1, sizeof(ServerRequest));
 	if (sreq == NULL)
@@ -380,7 +427,10 @@ request_start(Conn *conn, uint8_t *frame, size_t size)
 	conn->req = req;
 	conn->nrequests++;
 	bufferevent_disable(conn->bev, EV_READ);
+	/* the handler may end the request, and free conn: enter the role first */
+	role = pg_enter_role(conn->role);
 	spec->handler(req);
+	pg_leave_role(role);
 }
 
 /*
@@ -451,15 +501,16 @@ request_end(Request *req)
 	}
 }
 
-void
-request_respond(Request *req, KWriter *body)
+/* Queues a response for the client; false (request closed) if it could not. */
+static bool
+response_queue(Request *req, KWriter *body)
 {
 	Conn	   *conn = req->conn;
 
 	if (body->err)
 	{
 		request_close(req, "out of memory building the response");
-		return;
+		return false;
 	}
 	if (conn->bev && !conn->closing)
 	{
@@ -484,9 +535,27 @@ request_respond(Request *req, KWriter *body)
 			(body->len > 0 && evbuffer_add(out, body->data, body->len) != 0))
 		{
 			request_close(req, "out of memory sending the response");
-			return;
+			return false;
 		}
 	}
+	return true;
+}
+
+void
+request_respond(Request *req, KWriter *body)
+{
+	if (response_queue(req, body))
+		request_end(req);
+}
+
+void
+request_respond_close(Request *req, KWriter *body, const char *why)
+{
+	if (!response_queue(req, body))
+		return;
+	/* conn_close would wait for the request: mark it, request_end closes */
+	if (conn_mark_closing(req->conn, why) && req->conn->bev)
+		bufferevent_disable(req->conn->bev, EV_READ);
 	request_end(req);
 }
 
@@ -509,7 +578,67 @@ request_close(Request *req, const char *why)
 	request_end(req);
 }
 
+/* ------------------------------------------------------ for auth.c */
+
+void *
+conn_sasl_state(Conn *conn)
+{
+	return conn->sasl;
+}
+
+void
+conn_set_sasl_state(Conn *conn, void *state)
+{
+	conn->sasl = state;
+}
+
+bool
+conn_authenticated(Conn *conn)
+{
+	return conn->authenticated;
+}
+
+bool
+conn_set_role(Conn *conn, const char *role)
+{
+	char	   *copy = strdup(role);
+
+	if (copy == NULL)
+		return false;
+	free(conn->role);
+	conn->role = copy;
+	conn->authenticated = true;
+	return true;
+}
+
+const char *
+conn_peer(Conn *conn)
+{
+	return conn->peer;
+}
+
 /* -------------------------------------------------------------- listener */
+
+/* The TLS context of --tls-cert and --tls-key; false (logged) if unusable. */
+static bool
+tls_setup(void)
+{
+	char		err[256];
+
+	tls_ctx = SSL_CTX_new(TLS_server_method());
+	if (tls_ctx == NULL ||
+		SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION) != 1 ||
+		SSL_CTX_use_certificate_chain_file(tls_ctx, gw_config.tls_cert) != 1 ||
+		SSL_CTX_use_PrivateKey_file(tls_ctx, gw_config.tls_key, SSL_FILETYPE_PEM) != 1 ||
+		SSL_CTX_check_private_key(tls_ctx) != 1)
+	{
+		ERR_error_string_n(ERR_get_error(), err, sizeof(err));
+		gw_log("could not set up TLS with certificate \"%s\" and key \"%s\": %s",
+			   gw_config.tls_cert, gw_config.tls_key, err);
+		return false;
+	}
+	return true;
+}
 
 bool
 server_listen(void)
@@ -518,6 +647,9 @@ server_listen(void)
 	struct addrinfo *ai;
 	char		port[16];
 	int			rc;
+
+	if (gw_config.tls_cert && !tls_setup())
+		return false;
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
@@ -543,7 +675,8 @@ server_listen(void)
 		return false;
 	}
 	evconnlistener_set_error_cb(listener, accept_error_cb);
-	gw_log("listening on %s:%d", gw_config.listen_host, gw_config.listen_port);
+	gw_log("listening on %s:%d%s", gw_config.listen_host, gw_config.listen_port,
+		   tls_ctx ? " (TLS)" : "");
 	return true;
 }
 

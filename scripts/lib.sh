@@ -10,7 +10,7 @@ PG_CONFIG=${PG_CONFIG:-pg_config}
 PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap libipc-run-perl
           libtap-parser-sourcehandler-pgtap-perl make gcc libpq-dev rsync
           python3-psycopg nodejs prometheus-postgres-exporter pgbouncer
-          libevent-dev zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev
+          libevent-dev zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev libssl-dev openssl
           kcat librdkafka-dev python3-confluent-kafka python3-kafka"
 
 # the gateway's RecordBatch test (gateway/test, 051_gateway_records.pl): the

@@ -220,3 +220,21 @@ RETURNS TABLE(entry integer, topic text, partition integer, msg_offset bigint)
 LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_wait';
 COMMENT ON FUNCTION pgq_wait(text[], integer[], bigint[], integer) IS
 'waits until a read of one of the (topic, partition, offset) entries would answer (records, a gap to move past, or an error) or the timeout passes; returns the ready entries (entry = position in the arrays), no records';
+
+/* pgq_gateway_auth: the Kafka gateway's SASL passwords (docs/gateway.md). */
+CREATE FUNCTION pgq_gateway_auth(role_name text)
+RETURNS text
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT a.rolpassword
+  FROM pg_catalog.pg_authid a
+ WHERE a.rolname OPERATOR(pg_catalog.=) $1::pg_catalog.name
+   AND a.rolcanlogin
+   AND NOT a.rolsuper
+   AND (a.rolvaliduntil IS NULL OR a.rolvaliduntil OPERATOR(pg_catalog.>) pg_catalog.now())
+   AND pg_catalog.pg_has_role(session_user, a.oid, 'MEMBER')
+$$;
+COMMENT ON FUNCTION pgq_gateway_auth(text) IS
+'for pgqueue-kafka: the password verifier (SCRAM-SHA-256 or md5) of a role that can log in, is no superuser, has not expired and is granted to the session user; else NULL';
+REVOKE EXECUTE ON FUNCTION pgq_gateway_auth(text) FROM PUBLIC;

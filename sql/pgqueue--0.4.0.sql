@@ -569,3 +569,31 @@ COMMENT ON VIEW pgq_lag IS
 'for monitoring (pg_monitor): per group and partition, the committed offset, the log''s offsets, the lag in offsets and in time behind the first unconsumed record, the owner, and the committed offset''s metadata';
 REVOKE ALL ON pgq_lag FROM PUBLIC;
 GRANT SELECT ON pgq_lag TO pg_monitor;
+
+/*
+ * Authentication for pgqueue-kafka (gateway/auth.c), after pgbouncer's
+ * auth_query: the gateway checks a Kafka client's SASL password against
+ * the role's own password verifier, so there is no second user list, and
+ * then runs the client's requests after SET ROLE to it.  The function
+ * gives the verifier only of a role the gateway could SET ROLE to anyway
+ * (its session user is a member of it), that may log in, is no
+ * superuser and has not expired: so the DBA chooses the roles Kafka
+ * clients may be by granting them to the gateway's login role, and EXECUTE
+ * on this function is granted to that role alone.
+ */
+CREATE FUNCTION pgq_gateway_auth(role_name text)
+RETURNS text
+LANGUAGE sql STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT a.rolpassword
+  FROM pg_catalog.pg_authid a
+ WHERE a.rolname OPERATOR(pg_catalog.=) $1::pg_catalog.name
+   AND a.rolcanlogin
+   AND NOT a.rolsuper
+   AND (a.rolvaliduntil IS NULL OR a.rolvaliduntil OPERATOR(pg_catalog.>) pg_catalog.now())
+   AND pg_catalog.pg_has_role(session_user, a.oid, 'MEMBER')
+$$;
+COMMENT ON FUNCTION pgq_gateway_auth(text) IS
+'for pgqueue-kafka: the password verifier (SCRAM-SHA-256 or md5) of a role that can log in, is no superuser, has not expired and is granted to the session user; else NULL';
+REVOKE EXECUTE ON FUNCTION pgq_gateway_auth(text) FROM PUBLIC;

@@ -348,6 +348,26 @@ is( $new->safe_psql(
 0
 k1:{0,1} w2:{2}",
 	'after the update, a syncing member gives up a partition to a polling one');
+# 0.4.0's pgq_gateway_auth: added with its comment, EXECUTE revoked from
+# PUBLIC, and it gives a granted role's verifier to a gateway role only
+is( $new->safe_psql(
+		'postgres', q{
+	SELECT obj_description('pgq_gateway_auth(text)'::regprocedure, 'pg_proc') IS NOT NULL,
+	       has_function_privilege('public', 'pgq_gateway_auth(text)', 'EXECUTE')}),
+	't|f', 'the update adds pgq_gateway_auth, commented, not executable by PUBLIC');
+is( $new->safe_psql(
+		'postgres', q{
+	CREATE ROLE upg_gateway LOGIN;
+	CREATE ROLE upg_alice LOGIN PASSWORD 'secret';
+	CREATE ROLE upg_bob LOGIN PASSWORD 'secret';
+	GRANT upg_alice TO upg_gateway;
+	GRANT EXECUTE ON FUNCTION pgq_gateway_auth(text) TO upg_gateway;
+	SET SESSION AUTHORIZATION upg_gateway;
+	SELECT pgq_gateway_auth('upg_alice') LIKE 'SCRAM-SHA-256$%', pgq_gateway_auth('upg_bob') IS NULL;
+	RESET SESSION AUTHORIZATION;
+	REVOKE EXECUTE ON FUNCTION pgq_gateway_auth(text) FROM upg_gateway;
+	DROP ROLE upg_gateway, upg_alice, upg_bob}),
+	't|t', 'after the update, pgq_gateway_auth gives only the granted role\'s verifier');
 ok( $new->poll_query_until(
 		'postgres', q{SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'pgqueue worker'}),
 	'the worker runs after the update');
