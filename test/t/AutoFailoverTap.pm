@@ -157,6 +157,8 @@ sub formation_start
 	init_datadir($nodes[0], "shared_preload_libraries = 'pgqueue'");
 	create_node($f, $nodes[0]);
 	wait_for_states($f, { node1 => 'single' }, 60) or die 'node1 did not become single';
+	# "single" may be the state create left, before run has started Postgres
+	$nodes[0]->poll_query_until('postgres', 'SELECT true') or die 'node1 did not start';
 	$nodes[0]->safe_psql('postgres', "CREATE EXTENSION pgqueue;\n" . ($opt{topics} // ''));
 	$nodes[0]->safe_psql('postgres', 'CHECKPOINT');
 	create_node($f, $_) foreach @nodes[ 1, 2 ];
