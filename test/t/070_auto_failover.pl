@@ -275,8 +275,9 @@ note(formation_states($f));
 node_run($f, $caught_up);
 node_run($f, $primary);
 ok( wait_until(90, sub {
-			my $p = primary_node($f);
-			$p && $p->psql('postgres', 'SELECT pg_is_in_recovery()', stdout => \my $rec) == 0 && $rec eq 'f';
+			my $p = primary_node($f) or return 0;
+			my ($ret, $rec) = $p->psql('postgres', 'SELECT pg_is_in_recovery()');
+			return $ret == 0 && $rec eq 'f';
 		}),
 	'with the nodes back, a primary serves again')
   or diag(formation_states($f));
