@@ -239,6 +239,7 @@ node_run($f, $node1);
 ok(wait_for_states($f, { node1 => 'secondary' }, 90), 'the old primary rejoins as a standby')
   or diag(formation_states($f));
 ok(wait_for($node1, 'SELECT pg_is_in_recovery()', 30), 'node1 is a standby now');
+like(node_log($f, $node1), qr/pg_rewind/, 'rewound with pg_rewind');
 my $lsn = $primary->safe_psql('postgres', 'SELECT pg_current_wal_lsn()');
 ok(wait_for($node1, "SELECT pg_last_wal_replay_lsn() >= '$lsn'", 30), 'and replays the new primary');
 is( $node1->safe_psql('postgres', q{SELECT count(*) FROM pgq_fetch('orders', 0, 0, 100000)})

@@ -43,7 +43,7 @@ use Time::HiRes qw(usleep time);
 
 our @EXPORT = qw(auto_failover_missing formation_start formation_stop
   node_run node_kill formation_states wait_for_states primary_node
-  multi_host_conninfo);
+  multi_host_conninfo node_log);
 
 # Monitor settings (milliseconds).  Production defaults in parentheses:
 # a health check every second (5 s) with a 1 s connect timeout (5 s), one
@@ -137,6 +137,7 @@ sub formation_start
 	$ENV{XDG_RUNTIME_DIR} = "$base/run";
 	make_path($ENV{XDG_CONFIG_HOME}, $ENV{XDG_DATA_HOME}, $ENV{XDG_RUNTIME_DIR});
 	my $f = { base => $base, pg_ctl => pg_config('--bindir') . '/pg_ctl', runs => {} };
+	push @formations, $f;
 
 	my $monitor = PostgreSQL::Test::Cluster->new('monitor');
 	$f->{monitor} = $monitor;
@@ -239,24 +240,53 @@ sub node_kill
 	return;
 }
 
-# Stop everything (at the end of a test): pg_autoctl stop with a bounded
-# wait, then SIGKILL for what is left.
+# Stop everything (at the end of a test): "pg_autoctl stop" (a fast
+# shutdown) for every node at once, at most 20 s, then SIGKILL for what is
+# left.
 sub formation_stop
 {
 	my ($f) = @_;
-	foreach my $node (@{ $f->{nodes} }, $f->{monitor})
+	my @nodes = grep { $f->{runs}{ $_->name } } @{ $f->{nodes} }, $f->{monitor};
+	foreach my $node (@nodes)
 	{
-		next unless $f->{runs}{ $node->name };
-		my $ok = eval {
+		eval {
 			IPC::Run::run([ 'pg_autoctl', 'stop', '--pgdata' => $node->data_dir ],
-				'>', \my $out, '2>', \my $err, IPC::Run::timeout(20));
+				'>', \my $out, '2>', \my $err, IPC::Run::timeout(10));
 		};
+	}
+	my $deadline = time() + 20;
+	foreach my $node (@nodes)
+	{
 		my $h = $f->{runs}{ $node->name };
-		my $t = time();
-		usleep(100_000) while $h->pumpable && time() - $t < 20;
+		while (time() < $deadline && $h->pumpable)
+		{
+			# pump_nb dies once the process is gone: what this waits for
+			eval { $h->pump_nb; 1 } or last;
+			usleep(100_000);
+		}
 		node_kill($f, $node);
 	}
 	return;
+}
+
+# The log of a node's pg_autoctl (all its runs).
+sub node_log
+{
+	my ($f, $node) = @_;
+	my $log = "$f->{base}/" . $node->name . '.log';
+	return -e $log ? slurp_file($log) : '';
+}
+
+# A test that dies half-way leaves no server behind.
+my @formations;
+
+END
+{
+	local $?;
+	foreach my $f (@formations)
+	{
+		node_kill($f, $_) foreach grep { $f->{runs}{ $_->name } } @{ $f->{nodes} }, $f->{monitor};
+	}
 }
 
 # The formation as the monitor sees it: "node1:reported/assigned ..."
