@@ -65,6 +65,9 @@ my @monitor_settings = (
 # before a standby is promoted.
 my @keeper_settings = ('timeout.network_partition_timeout' => 3);
 
+# every formation started, for the END block
+my @formations;
+
 # What is missing to run a formation: '' if nothing.
 sub auto_failover_missing
 {
@@ -278,8 +281,6 @@ sub node_log
 }
 
 # A test that dies half-way leaves no server behind.
-my @formations;
-
 END
 {
 	local $?;
