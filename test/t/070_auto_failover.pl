@@ -273,19 +273,18 @@ is($behind->safe_psql('postgres', q{SELECT count(*) FROM pgq_fetch('orders', 0, 
 	'0', 'it lacks the records acknowledged while it was down (promoting it would lose them)');
 note(formation_states($f));
 
-# The caught-up standby comes back first: with two standbys reporting, the
-# monitor can elect, and must elect the one that has everything; then the
-# old primary, which rejoins as a standby.  (Starting both at once makes
-# pg_auto_failover 2.0 race: it may restart the old primary as primary while
-# it elects, and loop telling a standby to fetch WAL from itself.)
-node_run($f, $caught_up);
+# The old primary comes back first: it still is the primary for the
+# monitor, which never elected another, and serves again; then the
+# caught-up standby.  (Bringing the caught-up standby back first, or both
+# at once, trips pg_auto_failover 2.0: the monitor resumes the election it
+# had started and tells that standby to fast-forward from itself, forever.)
+node_run($f, $primary);
 ok( wait_until(90, sub {
 			my $p = primary_node($f) or return 0;
-			return 0 if $p == $primary;
 			my ($ret, $rec) = $p->psql('postgres', 'SELECT pg_is_in_recovery()');
 			return $ret == 0 && $rec eq 'f';
 		}),
-	'with the caught-up standby back, it is elected and serves')
+	'with the old primary back, a primary serves again')
   or diag(formation_states($f));
 my $p2 = primary_node($f) // $primary;
 note('primary: ' . $p2->name . '; ' . formation_states($f));
@@ -302,10 +301,11 @@ my $n_case1 = scalar keys %log;
 my $total = $p2->safe_psql('postgres', q{SELECT count(*) FROM pgq_fetch('orders', 0, 0, 100000)})
   + $p2->safe_psql('postgres', q{SELECT count(*) FROM pgq_fetch('orders', 1, 0, 100000)});
 is($total, $n_case1 + 20, 'and the log holds everything from before');
-node_run($f, $primary);
+note(formation_states($f));
+node_run($f, $caught_up);
 ok(wait_for_states($f, { node1 => qr/^(secondary|primary)$/, node2 => qr/^(secondary|primary)$/,
 			node3 => qr/^(secondary|primary)$/ }, 90),
-	'the old primary rejoins, ' . $behind->name . ' catches up: the formation is whole again')
+	'the standbys rejoin: the formation is whole again')
   or diag(formation_states($f));
 
 gateway_stop($gw);
