@@ -307,6 +307,11 @@ ok(wait_for_states($f, { node1 => qr/^(secondary|primary)$/, node2 => qr/^(secon
 			node3 => qr/^(secondary|primary)$/ }, 90),
 	'the standbys rejoin: the formation is whole again')
   or diag(formation_states($f));
+ok( wait_for($behind,
+		q{SELECT count(*) = 20 FROM (SELECT value FROM pgq_fetch('orders', 0, 0, 100000)
+		  UNION ALL SELECT value FROM pgq_fetch('orders', 1, 0, 100000)) r
+		 WHERE convert_from(value, 'UTF8') LIKE 'c2-%'}, 60),
+	$behind->name . ' has caught up with the records it missed');
 
 gateway_stop($gw);
 formation_stop($f);
