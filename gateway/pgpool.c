@@ -426,6 +426,18 @@ conn_connect(PgConn *pc)
 static void
 conn_connect_step(PgConn *pc)
 {
+	/*
+	 * With a multi-host conninfo, PQconnectPoll may close the socket and
+	 * open one to the next host (the first refused us, or is read-only),
+	 * often under the same descriptor number: epoll forgot the closed one,
+	 * so conn_watch's "same fd, nothing to do" would leave the new socket
+	 * unwatched and the attempt would hang until its timeout.  Watch anew
+	 * after every step.
+	 */
+	if (pc->io)
+		event_free(pc->io);
+	pc->io = NULL;
+
 	switch (PQconnectPoll(pc->pg))
 	{
 		case PGRES_POLLING_READING:

@@ -20,6 +20,10 @@ PACKAGES="$PACKAGES zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev librdkafka-d
 # the gateway's data APIs' tests (052-055): kcat and the two Python clients
 PACKAGES="$PACKAGES kcat python3-confluent-kafka python3-kafka"
 
+# automatic failover (070_auto_failover.pl): pg_auto_failover's pg_autoctl
+# and its monitor extension, for the system PostgreSQL 15 the tests run on
+PACKAGES="$PACKAGES postgresql-15-auto-failover"
+
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 need_root() {
