@@ -7,19 +7,15 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_CONFIG=${PG_CONFIG:-pg_config}
+# the extension and its tests
 PACKAGES="postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap libipc-run-perl
           libtap-parser-sourcehandler-pgtap-perl make gcc libpq-dev rsync
-          python3-psycopg nodejs prometheus-postgres-exporter pgbouncer
-          libevent-dev zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev libssl-dev openssl
-          kcat librdkafka-dev python3-confluent-kafka python3-kafka"
-
-# the gateway's RecordBatch test (gateway/test, 051_gateway_records.pl): the
-# codecs, librdkafka and its mock cluster, python3-kafka's batch reader
-PACKAGES="$PACKAGES zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev librdkafka-dev python3-kafka"
-
-# the gateway's data APIs' tests (052-055): kcat and the two Python clients
-PACKAGES="$PACKAGES kcat python3-confluent-kafka python3-kafka"
-
+          python3-psycopg nodejs prometheus-postgres-exporter pgbouncer"
+# the gateway (libevent, the codecs, OpenSSL for SASL and TLS) and the Kafka
+# clients its tests run: kcat, librdkafka (and its mock cluster),
+# python3-confluent-kafka, python3-kafka; kafkajs comes from npm
+PACKAGES="$PACKAGES libevent-dev zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev
+          libssl-dev openssl kcat librdkafka-dev python3-confluent-kafka python3-kafka"
 # automatic failover (070_auto_failover.pl): pg_auto_failover's pg_autoctl
 # and its monitor extension, for the system PostgreSQL 15 the tests run on
 PACKAGES="$PACKAGES postgresql-15-auto-failover"
