@@ -26,6 +26,19 @@
  * (docs/producers.md), so a retry of a batch that committed appends
  * nothing and returns its first attempt's offsets.
  *
+ * Queued requests go together.  Each statement is a transaction, and a
+ * connection's requests are served one after the other, so a producer that
+ * sends many small requests to a partition (librdkafka with linger.ms=0)
+ * would get at most one commit per round trip, and past that its requests
+ * would queue without bound.  So when a request is one partition's batch,
+ * the requests to the same partition that have already arrived behind it
+ * on the connection are taken along (request_take_next) and all their
+ * records appended by one pgq_send_batch: one commit for all, offsets in
+ * request order, each request answered in its turn with its own base
+ * offset.  The more requests queue, the more go together.  Only batches
+ * without a producer id go together: an idempotent batch is its own run
+ * of sequences, which a retry must find again as it was.
+ *
  *-------------------------------------------------------------------------
  */
 #include "api_data.h"
@@ -70,6 +83,7 @@ typedef struct ProducePartition
 	int32_t		records_len;
 	int16_t		error;
 	int64_t		base_offset;
+	int32_t		count;			/* its records, once decoded and submitted */
 } ProducePartition;
 
 typedef struct ProduceTopic
@@ -80,6 +94,10 @@ typedef struct ProduceTopic
 	ProducePartition *partitions;
 } ProduceTopic;
 
+/* requests appended together at most, and their records' bytes */
+#define PRODUCE_MAX_TOGETHER		64
+#define PRODUCE_MAX_TOGETHER_BYTES	(16 * 1024 * 1024)
+
 struct ProduceState
 {
 	Request    *req;
@@ -87,9 +105,12 @@ struct ProduceState
 	int32_t		ntopics;
 	ProduceTopic *topics;
 	int			pending;		/* statements not yet ended, + 1 while submitting */
+	/* the requests taken along with this one, in order */
+	ProduceState *taken[PRODUCE_MAX_TOGETHER - 1];
+	int			ntaken;
 };
 
-static void produce_finish(ProduceState *st);
+static void produce_finish_all(ProduceState *st);
 
 static void
 produce_state_free(ProduceState *st)
@@ -230,105 +251,107 @@ produce_error_for_sqlstate(const char *sqlstate)
 	return kafka_error_for_sqlstate(sqlstate);
 }
 
+/* The Kafka error of a produce statement's result, and its first offset. */
+static int16_t
+produce_result(PGresult *res, const char *sqlstate, int32_t partition, int64_t *base_offset)
+{
+	int16_t		error;
+
+	if (res != NULL && sqlstate == NULL && PQresultStatus(res) == PGRES_TUPLES_OK &&
+		PQntuples(res) == 1 && PQnfields(res) == 1)
+	{
+		*base_offset = pgr_int8(res, 0, 0, -1);
+		return KERR_NONE;
+	}
+	error = produce_error_for_sqlstate(sqlstate);
+	if (error == KERR_UNKNOWN_SERVER_ERROR || error == KERR_NOT_LEADER_OR_FOLLOWER)
+		gw_log("produce to partition %d failed: %s", partition,
+			   res != NULL ? PQresultErrorMessage(res) : "no connection to Postgres");
+	return error;
+}
+
 static void
 produce_done(PGresult *res, const char *sqlstate, void *arg)
 {
 	ProducePartition *pp = arg;
 	ProduceState *st = pp->st;
 
-	if (res != NULL && sqlstate == NULL && PQresultStatus(res) == PGRES_TUPLES_OK &&
-		PQntuples(res) == 1 && PQnfields(res) == 1)
-	{
-		pp->base_offset = pgr_int8(res, 0, 0, -1);
-		pp->error = KERR_NONE;
-	}
-	else
-	{
-		pp->error = produce_error_for_sqlstate(sqlstate);
-		if (pp->error == KERR_UNKNOWN_SERVER_ERROR ||
-			pp->error == KERR_NOT_LEADER_OR_FOLLOWER)
-			gw_log("produce to partition %d failed: %s", pp->partition,
-				   res != NULL ? PQresultErrorMessage(res) : "no connection to Postgres");
-	}
+	pp->error = produce_result(res, sqlstate, pp->partition, &pp->base_offset);
 	if (--st->pending == 0)
-		produce_finish(st);
+		produce_finish_all(st);
 }
 
-/*
- * The statement's parameters for one decoded batch; a Kafka error if a
- * record cannot be passed on (a timestamp Postgres cannot hold).
- */
+/* A batch's first timestamp that Postgres cannot hold is a Kafka error. */
 static int16_t
-produce_params(PgParams *params, const ProduceTopic *topic, const ProducePartition *pp,
-			   const KRecordBatch *b)
+produce_check_timestamps(const KRecordBatch *b)
 {
-	bool		any_key = false;
-	bool		any_headers = false;
-	bool		any_timestamp = false;
-	KWriter    *w;
 	int32_t		i;
 
 	for (i = 0; i < b->count; i++)
 	{
-		const KRecord *rec = &b->records[i];
+		int64_t		ts = b->records[i].timestamp;
 
-		any_key |= rec->key != NULL;
-		/* a header count of 0 is the one byte 0: no headers */
-		any_headers |= rec->headers_len > 1;
-		if (rec->timestamp != -1)
+		if (ts != -1 && (ts < PGB_MIN_TIMESTAMP_MS || ts > PGB_MAX_TIMESTAMP_MS))
+			return KERR_INVALID_TIMESTAMP;
+	}
+	return KERR_NONE;
+}
+
+/*
+ * The statement's parameters for decoded batches of one partition, their
+ * records in order (the producer id, epoch and sequence are the first
+ * batch's: batches go together only without them).  Their timestamps were
+ * checked.
+ */
+static void
+produce_params(PgParams *params, const ProduceTopic *topic, const ProducePartition *pp,
+			   KRecordBatch *const *batches, int nbatches)
+{
+	const KRecordBatch *first = batches[0];
+	bool		any_key = false;
+	bool		any_headers = false;
+	bool		any_timestamp = false;
+	KWriter    *values;
+	KWriter    *keys = NULL;
+	KWriter    *headers = NULL;
+	KWriter    *timestamps = NULL;
+	int32_t		count = 0;
+	int			n;
+	int32_t		i;
+
+	for (n = 0; n < nbatches; n++)
+		for (i = 0; i < batches[n]->count; i++)
 		{
-			if (rec->timestamp < PGB_MIN_TIMESTAMP_MS || rec->timestamp > PGB_MAX_TIMESTAMP_MS)
-				return KERR_INVALID_TIMESTAMP;
-			any_timestamp = true;
-		}
-	}
+			const KRecord *rec = &batches[n]->records[i];
 
+			any_key |= rec->key != NULL;
+			/* a header count of 0 is the one byte 0: no headers */
+			any_headers |= rec->headers_len > 1;
+			any_timestamp |= rec->timestamp != -1;
+			count++;
+		}
+
+	/* the parameters, in the statement's order: arrays absent are NULL */
 	pgp_text(params, topic->name, topic->name_len);
-	w = pgp_array(params, PGB_BYTEA_ARRAY_OID, PGB_BYTEA_OID, b->count);
-	for (i = 0; w && i < b->count; i++)
-		pga_bytes(w, b->records[i].value, b->records[i].value_len);
+	values = pgp_array(params, PGB_BYTEA_ARRAY_OID, PGB_BYTEA_OID, count);
 	if (any_key)
-	{
-		w = pgp_array(params, PGB_BYTEA_ARRAY_OID, PGB_BYTEA_OID, b->count);
-		for (i = 0; w && i < b->count; i++)
-			pga_bytes(w, b->records[i].key, b->records[i].key_len);
-	}
+		keys = pgp_array(params, PGB_BYTEA_ARRAY_OID, PGB_BYTEA_OID, count);
 	else
 		pgp_null(params, PGB_BYTEA_ARRAY_OID);
 	pgp_int4(params, pp->partition);
 	if (any_headers)
-	{
-		w = pgp_array(params, PGB_BYTEA_ARRAY_OID, PGB_BYTEA_OID, b->count);
-		for (i = 0; w && i < b->count; i++)
-		{
-			const KRecord *rec = &b->records[i];
-
-			if (rec->headers_len > 1)
-				pga_bytes(w, rec->headers, rec->headers_len);
-			else
-				pga_null(w);
-		}
-	}
+		headers = pgp_array(params, PGB_BYTEA_ARRAY_OID, PGB_BYTEA_OID, count);
 	else
 		pgp_null(params, PGB_BYTEA_ARRAY_OID);
 	if (any_timestamp)
-	{
-		w = pgp_array(params, PGB_TIMESTAMPTZ_ARRAY_OID, PGB_TIMESTAMPTZ_OID, b->count);
-		for (i = 0; w && i < b->count; i++)
-		{
-			if (b->records[i].timestamp == -1)
-				pga_null(w);	/* none given: the time of the append */
-			else
-				pga_timestamptz_ms(w, b->records[i].timestamp);
-		}
-	}
+		timestamps = pgp_array(params, PGB_TIMESTAMPTZ_ARRAY_OID, PGB_TIMESTAMPTZ_OID, count);
 	else
 		pgp_null(params, PGB_TIMESTAMPTZ_ARRAY_OID);
-	if (b->producer_id >= 0)
+	if (first->producer_id >= 0)
 	{
-		pgp_int8(params, b->producer_id);
-		pgp_int4(params, b->producer_epoch);
-		pgp_int4(params, b->base_sequence);
+		pgp_int8(params, first->producer_id);
+		pgp_int4(params, first->producer_epoch);
+		pgp_int4(params, first->base_sequence);
 	}
 	else
 	{
@@ -336,7 +359,33 @@ produce_params(PgParams *params, const ProduceTopic *topic, const ProducePartiti
 		pgp_null(params, PGB_INT4_OID);
 		pgp_null(params, PGB_INT4_OID);
 	}
-	return KERR_NONE;
+	if (values == NULL || (any_key && keys == NULL) || (any_headers && headers == NULL) ||
+		(any_timestamp && timestamps == NULL))
+		return;					/* too many parameters: pgp_submit fails */
+
+	for (n = 0; n < nbatches; n++)
+		for (i = 0; i < batches[n]->count; i++)
+		{
+			const KRecord *rec = &batches[n]->records[i];
+
+			pga_bytes(values, rec->value, rec->value_len);
+			if (keys)
+				pga_bytes(keys, rec->key, rec->key_len);
+			if (headers)
+			{
+				if (rec->headers_len > 1)
+					pga_bytes(headers, rec->headers, rec->headers_len);
+				else
+					pga_null(headers);
+			}
+			if (timestamps)
+			{
+				if (rec->timestamp == -1)
+					pga_null(timestamps);	/* none given: the time of the append */
+				else
+					pga_timestamptz_ms(timestamps, rec->timestamp);
+			}
+		}
 }
 
 /*
@@ -368,10 +417,11 @@ produce_partition(ProduceState *st, const ProduceTopic *topic, ProducePartition 
 		return;
 	}
 
-	pgp_init(&params);
-	pp->error = produce_params(&params, topic, pp, &batches[0]);
+	pp->error = produce_check_timestamps(&batches[0]);
 	if (pp->error == KERR_NONE)
 	{
+		pgp_init(&params);
+		produce_params(&params, topic, pp, &batches, 1);
 		st->pending++;
 		if (!pgp_submit(&params, pool, produce_sql, true, produce_done, pp))
 		{
@@ -379,8 +429,6 @@ produce_partition(ProduceState *st, const ProduceTopic *topic, ProducePartition 
 			pp->error = KERR_UNKNOWN_SERVER_ERROR;	/* out of memory */
 		}
 	}
-	else
-		pgp_free(&params);
 	records_free(batches, nbatches);
 }
 
@@ -399,6 +447,194 @@ produce_finish(ProduceState *st)
 	produce_respond(st);
 }
 
+/* Ends a request and then those taken along with it, in order. */
+static void
+produce_finish_all(ProduceState *st)
+{
+	ProduceState *taken[PRODUCE_MAX_TOGETHER - 1];
+	int			ntaken = st->ntaken;
+	int			i;
+
+	memcpy(taken, st->taken, sizeof(ProduceState *) * ntaken);
+	produce_finish(st);
+	for (i = 0; i < ntaken; i++)
+		produce_finish(taken[i]);
+}
+
+/* ------------------------------------------------- requests that go together */
+
+/* What a request must be to go with another: a request to one partition. */
+typedef struct ProduceTarget
+{
+	int16_t		acks;
+	const char *name;
+	int32_t		name_len;
+	int32_t		partition;
+	int32_t		records_len;
+	/* while taking: what is taken so far */
+	int			count;
+	int64_t		bytes;
+} ProduceTarget;
+
+/*
+ * Whether a Produce request's body is one partition's batch without a
+ * producer id (the batch header's field at byte 43 is -1: eight 0xff), and
+ * which; it does not allocate, so that a request can be looked at in the
+ * connection's input before it is taken.
+ */
+static bool
+produce_target(KReader r, int16_t version, ProduceTarget *t)
+{
+	const uint8_t *records;
+	static const uint8_t no_producer[8] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+
+	if (version >= 3)
+	{
+		const char *txn;
+		int32_t		txn_len;
+
+		(void) kr_string(&r, &txn, &txn_len);
+		if (txn != NULL)
+			return false;		/* transactional */
+	}
+	t->acks = kr_i16(&r);
+	(void) kr_i32(&r);
+	if (kr_array_len(&r, 2 + 4) != 1)
+		return false;
+	(void) kr_string(&r, &t->name, &t->name_len);
+	if (kr_array_len(&r, 4 + 4) != 1)
+		return false;
+	t->partition = kr_i32(&r);
+	(void) kr_bytes(&r, &records, &t->records_len);
+	return !r.err && t->name != NULL && kr_remaining(&r) == 0 &&
+		records != NULL && t->records_len >= 61 &&
+		memcmp(records + 43, no_producer, sizeof(no_producer)) == 0;
+}
+
+/* request_take_next's test: the same target, within the bounds */
+static bool
+produce_goes_along(const Request *next, void *arg)
+{
+	ProduceTarget *t = arg;
+	ProduceTarget n;
+
+	if (!produce_target(next->body, next->api_version, &n) ||
+		n.acks != t->acks || n.partition != t->partition ||
+		n.name_len != t->name_len || memcmp(n.name, t->name, n.name_len) != 0 ||
+		t->count + 1 > PRODUCE_MAX_TOGETHER ||
+		t->bytes + n.records_len > PRODUCE_MAX_TOGETHER_BYTES)
+		return false;
+	t->count++;
+	t->bytes += n.records_len;
+	return true;
+}
+
+/*
+ * Takes along the requests to the same partition that wait behind st's,
+ * if st's (whose body is body) is one that can go with others.
+ */
+static void
+produce_take_along(ProduceState *st, KReader body)
+{
+	ProduceTarget t;
+	Request    *next;
+
+	if (!produce_target(body, st->req->api_version, &t))
+		return;
+	t.count = 1;
+	t.bytes = t.records_len;
+	while ((next = request_take_next(st->req, produce_goes_along, &t)) != NULL)
+	{
+		ProduceState *nst = produce_read(next);
+
+		if (nst == NULL)
+		{
+			/* it was read once already: only memory can fail here */
+			request_close(next, "out of memory");
+			break;
+		}
+		st->taken[st->ntaken++] = nst;
+	}
+}
+
+static void
+produce_together_done(PGresult *res, const char *sqlstate, void *arg)
+{
+	ProduceState *st = arg;
+	int64_t		offset = -1;
+	int16_t		error = produce_result(res, sqlstate, st->topics[0].partitions[0].partition,
+									   &offset);
+	int			i;
+
+	/* the records of the requests that got into the statement, in order */
+	for (i = -1; i < st->ntaken; i++)
+	{
+		ProducePartition *pp = &(i < 0 ? st : st->taken[i])->topics[0].partitions[0];
+
+		if (pp->count == 0)
+			continue;			/* it failed on its own, before the statement */
+		pp->error = error;
+		pp->base_offset = offset;
+		offset += pp->count;
+	}
+	produce_finish_all(st);
+}
+
+/*
+ * Appends the records of a request and of those taken along with it with
+ * one statement; a request whose batch does not decode gets its own error.
+ */
+static void
+produce_together(ProduceState *st, PgPoolKind pool)
+{
+	KRecordBatch *decoded[PRODUCE_MAX_TOGETHER];
+	int			ndecoded[PRODUCE_MAX_TOGETHER];
+	KRecordBatch *batches[PRODUCE_MAX_TOGETHER];
+	int			nbatches = 0;
+	PgParams	params;
+	bool		submitted = false;
+	int			i;
+
+	for (i = 0; i <= st->ntaken; i++)
+	{
+		ProducePartition *pp = &(i == 0 ? st : st->taken[i - 1])->topics[0].partitions[0];
+
+		decoded[i] = NULL;
+		ndecoded[i] = 0;
+		pp->error = records_decode(pp->records, (size_t) pp->records_len,
+								   PRODUCE_MAX_DECOMPRESSED, &decoded[i], &ndecoded[i]);
+		if (pp->error == KERR_NONE && (ndecoded[i] != 1 || decoded[i][0].producer_id >= 0))
+			pp->error = KERR_INVALID_RECORD;
+		if (pp->error == KERR_NONE)
+			pp->error = produce_check_timestamps(&decoded[i][0]);
+		if (pp->error == KERR_NONE && decoded[i][0].count > 0)
+		{
+			pp->count = decoded[i][0].count;
+			batches[nbatches++] = &decoded[i][0];
+		}
+		else if (pp->error == KERR_NONE)
+			pp->error = KERR_INVALID_RECORD;	/* a batch without records */
+	}
+	if (nbatches > 0)
+	{
+		pgp_init(&params);
+		produce_params(&params, &st->topics[0], &st->topics[0].partitions[0], batches, nbatches);
+		submitted = pgp_submit(&params, pool, produce_sql, true, produce_together_done, st);
+	}
+	for (i = 0; i <= st->ntaken; i++)
+		records_free(decoded[i], ndecoded[i]);
+	if (submitted)
+		return;
+	for (i = 0; i <= st->ntaken && nbatches > 0; i++)
+	{
+		ProducePartition *pp = &(i == 0 ? st : st->taken[i - 1])->topics[0].partitions[0];
+
+		if (pp->count > 0)
+			pp->error = KERR_UNKNOWN_SERVER_ERROR;	/* out of memory */
+	}
+	produce_finish_all(st);
+}
+
 /* An advertised version we do not serve: every partition gets the error. */
 static void
 produce_refuse(ProduceState *st, int16_t error)
@@ -415,6 +651,7 @@ produce_refuse(ProduceState *st, int16_t error)
 void
 api_produce(Request *req)
 {
+	KReader		body = req->body;	/* before produce_read reads it */
 	ProduceState *st = produce_read(req);
 	PgPoolKind	pool;
 	int32_t		t,
@@ -438,12 +675,18 @@ api_produce(Request *req)
 	}
 	pool = st->acks == -1 ? POOL_DEFAULT : POOL_LOCAL;
 
+	produce_take_along(st, body);
+	if (st->ntaken > 0)
+	{
+		produce_together(st, pool);
+		return;
+	}
 	st->pending = 1;			/* until every statement is submitted */
 	for (t = 0; t < st->ntopics; t++)
 		for (p = 0; p < st->topics[t].npartitions; p++)
 			produce_partition(st, &st->topics[t], &st->topics[t].partitions[p], pool);
 	if (--st->pending == 0)
-		produce_finish(st);
+		produce_finish_all(st);
 }
 
 /* ------------------------------------------------------- InitProducerId */

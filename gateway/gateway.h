@@ -107,6 +107,20 @@ extern void request_respond(Request *req, KWriter *body);
 extern void request_no_response(Request *req);
 extern void request_close(Request *req, const char *why);
 
+/*
+ * A handler may take its connection's next request along with its own,
+ * to serve them together (Produce appends a producer's queued requests to
+ * a partition in one statement): the request that follows req, if it has
+ * fully arrived, is of the same API and version, and accept(next, arg)
+ * says yes (next->body may be read; it is valid only during the call).
+ * NULL if not.  A taken request is ended like any other, after req and
+ * in the order taken, so that responses keep their order; the connection
+ * reads on once req and all it took have ended.
+ */
+extern Request *request_take_next(Request *req,
+								  bool (*accept) (const Request *next, void *arg),
+								  void *arg);
+
 /* The APIs and the versions the gateway advertises (api.c). */
 typedef struct ApiSpec
 {

@@ -82,11 +82,19 @@ static Conn *conns;
 static int	nconns;
 static bool shutting_down;
 
-/* a request and the frame it was read from */
+/*
+ * A request and the frame it was read from.  A handler may take the
+ * connection's next requests with its own (request_take_next): the
+ * connection's request in flight, the leader, then ends only once it and
+ * every request it took are answered.
+ */
 typedef struct ServerRequest
 {
 	Request		req;			/* first: a Request * is a ServerRequest * */
 	uint8_t    *frame;
+	struct ServerRequest *leader;	/* a taken request's; NULL for the leader */
+	int			taken_open;		/* the leader's taken requests not yet answered */
+	bool		answered;		/* the leader was answered, its taken ones not yet */
 } ServerRequest;
 
 static void conn_read_requests(Conn *conn);
@@ -318,6 +326,49 @@ request_free(Request *req)
 	free(sreq);
 }
 
+/* Reads a request header's first fields (v1; v2 adds tagged fields after them). */
+static void
+frame_header(KReader *r, int16_t *key, int16_t *version, int32_t *correlation_id,
+			 const char **client_id, int32_t *client_id_len)
+{
+	*key = kr_i16(r);
+	*version = kr_i16(r);
+	*correlation_id = kr_i32(r);
+	kr_string(r, client_id, client_id_len);
+}
+
+#define FRAME_REFUSED		(-1)
+#define FRAME_INCOMPLETE	(-2)
+
+/*
+ * The size of the complete frame at the start of the connection's input,
+ * FRAME_INCOMPLETE if it has not fully arrived, or FRAME_REFUSED if its
+ * size is refused (the connection is closed).
+ */
+static int32_t
+frame_complete(Conn *conn, struct evbuffer *in)
+{
+	uint8_t		sizebuf[4];
+	int32_t		size;
+
+	if (evbuffer_copyout(in, sizebuf, 4) < 4)
+		return FRAME_INCOMPLETE;
+	size = (int32_t) (((uint32_t) sizebuf[0] << 24) | ((uint32_t) sizebuf[1] << 16) |
+					  ((uint32_t) sizebuf[2] << 8) | sizebuf[3]);
+	if (size < 0 || size > gw_config.max_request_size)
+	{
+		char		why[96];
+
+		snprintf(why, sizeof(why), "request of %d bytes (max_request_size is %d)",
+				 size, gw_config.max_request_size);
+		conn_close(conn, why);
+		return FRAME_REFUSED;
+	}
+	if (evbuffer_get_length(in) < (size_t) size + 4)
+		return FRAME_INCOMPLETE;
+	return size;
+}
+
 /*
  * Parses a frame's request header and hands the request to its API's
  * handler.  Takes the frame (malloc'ed, freed with the request).
@@ -339,10 +390,7 @@ request_start(Conn *conn, uint8_t *frame, size_t size)
 	PgRoleContext role;
 
 	kr_init(&r, frame, size);
-	key = kr_i16(&r);
-	version = kr_i16(&r);
-	correlation_id = kr_i32(&r);
-	kr_string(&r, &client_id, &client_id_len);
+	frame_header(&r, &key, &version, &correlation_id, &client_id, &client_id_len);
 	if (r.err)
 	{
 		free(frame);
@@ -447,25 +495,11 @@ conn_read_requests(Conn *conn)
 	while (conn->bev && !conn->req && !conn->closing)
 	{
 		struct evbuffer *in = bufferevent_get_input(conn->bev);
-		uint8_t		sizebuf[4];
-		int32_t		size;
+		int32_t		size = frame_complete(conn, in);
 		uint8_t    *frame;
 
-		if (evbuffer_copyout(in, sizebuf, 4) < 4)
+		if (size < 0)
 			break;
-		size = (int32_t) (((uint32_t) sizebuf[0] << 24) | ((uint32_t) sizebuf[1] << 16) |
-						  ((uint32_t) sizebuf[2] << 8) | sizebuf[3]);
-		if (size < 0 || size > gw_config.max_request_size)
-		{
-			char		why[96];
-
-			snprintf(why, sizeof(why), "request of %d bytes (max_request_size is %d)",
-					 size, gw_config.max_request_size);
-			conn_close(conn, why);
-			break;
-		}
-		if (evbuffer_get_length(in) < (size_t) size + 4)
-			break;				/* the rest has not arrived yet */
 
 		/* the frame is complete: only now is memory taken for it */
 		frame = malloc(size > 0 ? size : 1);
@@ -499,6 +533,82 @@ request_end(Request *req)
 		bufferevent_enable(conn->bev, EV_READ);
 		conn_read_requests(conn);
 	}
+}
+
+/*
+ * A request is answered (or ends without an answer): a taken request is
+ * freed, and the leader ends once it and every request it took are.
+ */
+static void
+request_answered(Request *req)
+{
+	ServerRequest *sreq = (ServerRequest *) req;
+	ServerRequest *leader = sreq->leader ? sreq->leader : sreq;
+
+	if (sreq->leader)
+	{
+		leader->taken_open--;
+		request_free(req);
+	}
+	else
+		sreq->answered = true;
+	if (leader->answered && leader->taken_open == 0)
+		request_end(&leader->req);
+}
+
+Request *
+request_take_next(Request *req, bool (*accept) (const Request *next, void *arg), void *arg)
+{
+	ServerRequest *leader = (ServerRequest *) req;
+	Conn	   *conn = req->conn;
+	struct evbuffer *in;
+	int32_t		size;
+	uint8_t    *data;
+	KReader		r;
+	Request		next;
+	const char *client_id;
+	int32_t		client_id_len;
+	ServerRequest *sreq;
+	uint8_t    *frame;
+
+	if (leader->leader != NULL || leader->answered || conn->req != req ||
+		conn->bev == NULL || conn->closing || req->flexible)
+		return NULL;
+	in = bufferevent_get_input(conn->bev);
+	size = frame_complete(conn, in);
+	if (size < 0 || (data = evbuffer_pullup(in, (ev_ssize_t) size + 4)) == NULL)
+		return NULL;
+
+	/* the same API and version as the leader's: its checks hold for it */
+	memset(&next, 0, sizeof(next));
+	kr_init(&r, data + 4, (size_t) size);
+	frame_header(&r, &next.api_key, &next.api_version, &next.correlation_id,
+				 &client_id, &client_id_len);
+	if (r.err || next.api_key != req->api_key || next.api_version != req->api_version)
+		return NULL;
+	next.conn = conn;
+	kr_init(&next.body, data + 4 + r.pos, (size_t) size - r.pos);
+	if (!accept(&next, arg))
+		return NULL;
+
+	sreq = calloc(1, sizeof(ServerRequest));
+	frame = malloc(size > 0 ? size : 1);
+	if (sreq == NULL || frame == NULL)
+	{
+		free(sreq);
+		free(frame);
+		return NULL;			/* not taken: it is read in its turn */
+	}
+	evbuffer_drain(in, 4);
+	evbuffer_remove(in, frame, size);
+	sreq->frame = frame;
+	sreq->leader = leader;
+	leader->taken_open++;
+	sreq->req = next;
+	sreq->req.client_id = client_id ? strndup(client_id, client_id_len) : NULL;
+	kr_init(&sreq->req.body, frame + r.pos, (size_t) size - r.pos);
+	conn->nrequests++;
+	return &sreq->req;
 }
 
 /* Queues a response for the client; false (request closed) if it could not. */
@@ -545,7 +655,7 @@ void
 request_respond(Request *req, KWriter *body)
 {
 	if (response_queue(req, body))
-		request_end(req);
+		request_answered(req);
 }
 
 void
@@ -556,13 +666,13 @@ request_respond_close(Request *req, KWriter *body, const char *why)
 	/* conn_close would wait for the request: mark it, request_end closes */
 	if (conn_mark_closing(req->conn, why) && req->conn->bev)
 		bufferevent_disable(req->conn->bev, EV_READ);
-	request_end(req);
+	request_answered(req);
 }
 
 void
 request_no_response(Request *req)
 {
-	request_end(req);
+	request_answered(req);
 }
 
 void
@@ -575,7 +685,7 @@ request_close(Request *req, const char *why)
 			 api_lookup(req->api_key) ? api_lookup(req->api_key)->name : "?",
 			 req->api_version, why);
 	conn_close(conn, msg);
-	request_end(req);
+	request_answered(req);
 }
 
 /* ------------------------------------------------------ for auth.c */

@@ -14,6 +14,9 @@
 #	  - an idempotent producer whose gateway connections to Postgres are
 #		killed while it sends: every record arrives exactly once, in order;
 #	  - a record over the topic's max.message.bytes gets MESSAGE_TOO_LARGE;
+#	  - requests queued on a connection to one partition go together: one
+#		transaction, each answered in order with its own offsets, a corrupt
+#		batch among them refused alone, an idempotent one on its own;
 #	  - by hand: an unknown topic or partition gets
 #		UNKNOWN_TOPIC_OR_PARTITION, a corrupt batch CORRUPT_MESSAGE, and the
 #		advertised but unserved Produce v2 UNSUPPORTED_VERSION.
@@ -39,6 +42,7 @@ $node->safe_psql('postgres', q{
 	SELECT pgq_create_topic('delivery', 2);
 	SELECT pgq_create_topic('idem', 2);
 	SELECT pgq_create_topic('small', 1, '{"max.message.bytes": 1000}');
+	SELECT pgq_create_topic('together', 2);
 });
 
 my $gw = gateway_start($node);
@@ -226,6 +230,58 @@ is($out, "3 3 3 2 0\n",
 	'an unknown topic or partition gets UNKNOWN_TOPIC_OR_PARTITION, a corrupt batch CORRUPT_MESSAGE')
   or diag($err);
 is(sql_records('orders', 0), '0|(null)|hand|(null)', 'and only the good batch is appended');
+
+# --- requests queued on a connection go together ------------------------------
+# Seven Produce requests written at once (python3-kafka's codec, one
+# socket write): to partition 0 two records, one, a corrupt batch, three,
+# then one to partition 1, one idempotent, and one more to partition 0.
+my $pid = $node->safe_psql('postgres', 'SELECT producer_id FROM pgq_init_producer()');
+($rc, $out, $err) = run_python($gw, q{
+import os, socket, sys
+from kafka.protocol.parser import KafkaProtocol
+from kafka.protocol.produce import ProduceRequest
+from kafka.record.default_records import DefaultRecordBatchBuilder
+def batch(*values, producer_id=-1):
+    b = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=False,
+                                  producer_id=producer_id, producer_epoch=0 if producer_id >= 0 else -1,
+                                  base_sequence=0 if producer_id >= 0 else -1, batch_size=1 << 20)
+    for i, v in enumerate(values):
+        b.append(i, timestamp=None, key=None, value=v.encode(), headers=[])
+    return bytes(b.build())
+corrupt = bytearray(batch('x')); corrupt[-1] ^= 0xff
+sends = [(0, batch('a1', 'a2')), (0, batch('b1')), (0, bytes(corrupt)), (0, batch('c1', 'c2', 'c3')),
+         (1, batch('d1')), (0, batch('i1', producer_id=int(sys.argv[1]))), (0, batch('e1'))]
+host, port = os.environ['BOOTSTRAP'].split(':')
+s = socket.create_connection((host, int(port)), timeout=20)
+proto = KafkaProtocol(client_id='together')
+for part, records in sends:
+    proto.send_request(ProduceRequest[3](transactional_id=None, required_acks=-1, timeout=5000,
+                                         topics=[('together', [(part, records)])]))
+s.sendall(proto.send_bytes())
+got = []
+while len(got) < len(sends):
+    data = s.recv(65536)
+    if not data:
+        break
+    got += proto.receive_bytes(data)
+for cid, r in got:
+    p = r.topics[0][1][0]
+    print(cid, p[0], p[1], p[2])
+}, args => [$pid]);
+is($out, "1 0 0 0\n2 0 0 2\n3 0 2 -1\n4 0 0 3\n5 1 0 0\n6 0 0 6\n7 0 0 7\n",
+	'queued requests are answered in order, each with its own base offset or error')
+  or diag($err);
+is(sql_records('together', 0), join("\n", map { "$_->[0]|(null)|$_->[1]|(null)" }
+		([0, 'a1'], [1, 'a2'], [2, 'b1'], [3, 'c1'], [4, 'c2'], [5, 'c3'], [6, 'i1'], [7, 'e1'])),
+	'their records are in partition 0 in request order, the corrupt batch left out');
+my $segment = $node->safe_psql('postgres', q{
+	SELECT s.relid FROM pgqueue.segment s JOIN pgqueue.topic t USING (topic_id)
+	 WHERE t.name = 'together' AND s.partition = 0});
+is($node->safe_psql('postgres', qq{
+	SELECT string_agg(n::text, ' ' ORDER BY first) FROM (
+	  SELECT count(*) AS n, min(msg_offset) AS first FROM $segment GROUP BY xmin::text) x}),
+	'6 1 1',
+	'the requests to partition 0 before the one to partition 1 were appended by one transaction');
 
 # Produce v2 (the old message sets) is advertised for librdkafka, not served
 my $s = kafka_connect($gw);
