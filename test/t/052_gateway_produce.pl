@@ -160,7 +160,7 @@ def report(err, msg):
     if err: errors.append(str(err))
 p = Producer({'bootstrap.servers': os.environ['BOOTSTRAP'], 'enable.idempotence': True,
               'linger.ms': 2, 'batch.num.messages': 50})
-for i in range(4000):
+for i in range(10000):
     p.produce('idem', value=b'%d' % i, partition=i % 2, on_delivery=report)
     if i % 100 == 0: p.poll(0.05)
 print('left=%d errors=%d %s' % (p.flush(60), len(errors), errors[:3]))
@@ -177,7 +177,7 @@ is( $node->safe_psql('postgres', q{
 		                 > coalesce(lag(convert_from(value, 'UTF8')::int) OVER (PARTITION BY partition ORDER BY msg_offset), -1) AS ok
 		          FROM (SELECT * FROM pgq_fetch('idem', 0, 0, 10000)
 		                UNION ALL SELECT * FROM pgq_fetch('idem', 1, 0, 10000)) r) s}),
-	'4000 4000 true',
+	'10000 10000 true',
 	'with connections killed while it sends, every record is in the log exactly once, in order');
 
 # --- errors ---------------------------------------------------------------------
