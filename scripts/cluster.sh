@@ -101,9 +101,12 @@ NODES="node1 node2 node3"
 
 # Run a command as the server user, with pg_autoctl's configuration, state
 # and pid files kept in the formation's directory (pg_autoctl keeps them
-# under the XDG directories) and the formation's mark.
+# under the XDG directories) and the formation's mark; libpq's environment
+# of the caller is not passed on, but PGHOST is the formation's socket
+# directory ("pg_autoctl create monitor" has no --pghost and takes PGHOST).
 as_server() {
-	local env=(env "XDG_CONFIG_HOME=$DIR/config" "XDG_DATA_HOME=$DIR/share"
+	local env=(env -u PGHOSTADDR -u PGPORT -u PGUSER -u PGDATABASE -u PGDATA -u PGSERVICE
+		"PGHOST=$DIR" "XDG_CONFIG_HOME=$DIR/config" "XDG_DATA_HOME=$DIR/share"
 		"XDG_RUNTIME_DIR=$DIR/run" "PGQUEUE_CLUSTER=$DIR")
 	if [ "$(id -u)" = 0 ]; then
 		runuser -u "$SERVER_USER" -- "${env[@]}" "$@"
@@ -328,7 +331,7 @@ start_gateway() {
 	as_server_bg "$DIR/gateway.log" "$PGBIN/pgqueue-kafka" --listen "127.0.0.1:$KAFKA_PORT" \
 		--conninfo "$(conninfo) application_name=pgqueue-kafka"
 	echo "$BG_PID" >"$DIR/gateway.pid"
-	wait_for 20 timeout 5 kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 2 -t demo >/dev/null 2>&1 ||
+	wait_for 20 gateway_serves ||
 		die "the gateway did not answer on 127.0.0.1:$KAFKA_PORT; $DIR/gateway.log:
 $(tail -n 20 "$DIR/gateway.log")"
 }
@@ -468,6 +471,12 @@ since() {	# since T0_MS: seconds since then, one decimal
 	echo "$((ms / 1000)).$((ms % 1000 / 100))"
 }
 
+# The gateway answers Metadata for topic demo with its partitions.
+gateway_serves() {
+	timeout 5 kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 3 -t demo 2>/dev/null |
+		grep -q 'topic "demo" with 3 partitions'
+}
+
 new_primary() {
 	local p
 	p=$(primary)
@@ -490,6 +499,12 @@ cmd_kill_primary() {
 		fi
 		if [ -n "$elected" ] && write_through_conninfo; then
 			echo "first write accepted through the multi-host conninfo after $(since "$t0") s"
+			# the gateway reconnects on its own schedule (backing off up
+			# to 5 s); until then it answers LEADER_NOT_AVAILABLE
+			wait_for $((deadline - SECONDS)) gateway_serves ||
+				die "the gateway does not serve topic demo; $DIR/gateway.log:
+$(tail -n 20 "$DIR/gateway.log")"
+			echo "the gateway serves topic demo from the new primary after $(since "$t0") s"
 			echo
 			show_state
 			cat <<MSG
