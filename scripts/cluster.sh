@@ -488,6 +488,16 @@ cmd_kill_primary() {
 	local old t0 elected=
 	old=$(primary)
 	[ -n "$old" ] || die "no primary right now: $(states)"
+	local n down=
+	for n in $NODES; do
+		run_pid "$n" >/dev/null || down="$down $n"
+	done
+	if [ -n "$down" ]; then
+		# Kafka's clean election: the monitor promotes only with every
+		# standby of the quorum reporting (docs/durability.md)
+		echo "warning:$down down too: the monitor elects no standby that might lack" \
+			"acknowledged commits; expect no election (run revive first)"
+	fi
 	say "kill -9 of $old's pg_autoctl and postmaster (127.0.0.1:$(port_of "$old"))"
 	t0=$(now_ms)
 	kill_member "$old"
