@@ -527,6 +527,7 @@ MSG
 		fi
 		sleep 0.2
 	done
+	[ -z "$down" ] || echo "no election while$down is down: bring it back with $0 revive$(dir_opt)" >&2
 	die "no new primary took a write within $TIMEOUT s: $(states)"
 }
 
