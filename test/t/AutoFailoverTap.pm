@@ -127,6 +127,23 @@ sub init_datadir
 	return;
 }
 
+# Wait until a node accepts connections, with pg_isready: poll_query_until
+# writes its query to psql's stdin, and dies of EPIPE when psql, refused,
+# exits before reading it.
+sub wait_accepting
+{
+	my ($node, $seconds) = @_;
+	my $deadline = time() + $seconds;
+	while (time() < $deadline)
+	{
+		return 1
+		  if IPC::Run::run([ 'pg_isready', '-q', '-h', $node->host, '-p', $node->port ],
+			'>', \my $out, '2>', \my $err);
+		usleep(100_000);
+	}
+	return 0;
+}
+
 # Start a formation; returns {monitor, nodes => [node1, node2, node3], ...}.
 # Options: topics, SQL run on the primary after CREATE EXTENSION pgqueue.
 sub formation_start
@@ -151,8 +168,7 @@ sub formation_start
 		'--hostname' => '127.0.0.1', '--listen' => '127.0.0.1',
 		'--auth' => 'trust', '--no-ssl');
 	node_run($f, $monitor);
-	$monitor->poll_query_until('pg_auto_failover', 'SELECT true')
-	  or die 'the monitor did not start';
+	wait_accepting($monitor, 60) or die 'the monitor did not start';
 	$f->{uri} = 'postgres://autoctl_node@127.0.0.1:' . $monitor->port
 	  . '/pg_auto_failover?sslmode=disable';
 
@@ -162,7 +178,7 @@ sub formation_start
 	create_node($f, $nodes[0]);
 	wait_for_states($f, { node1 => 'single' }, 60) or die 'node1 did not become single';
 	# "single" may be the state create left, before run has started Postgres
-	$nodes[0]->poll_query_until('postgres', 'SELECT true') or die 'node1 did not start';
+	wait_accepting($nodes[0], 60) or die 'node1 did not start';
 	$nodes[0]->safe_psql('postgres', "CREATE EXTENSION pgqueue;\n" . ($opt{topics} // ''));
 	$nodes[0]->safe_psql('postgres', 'CHECKPOINT');
 	create_node($f, $_) foreach @nodes[ 1, 2 ];
