@@ -593,19 +593,21 @@ request_take_next(Request *req, bool (*accept) (const Request *next, void *arg),
 
 	sreq = calloc(1, sizeof(ServerRequest));
 	frame = malloc(size > 0 ? size : 1);
-	if (sreq == NULL || frame == NULL)
+	next.client_id = client_id ? strndup(client_id, client_id_len) : NULL;
+	if (sreq == NULL || frame == NULL || (client_id && next.client_id == NULL))
 	{
 		free(sreq);
 		free(frame);
+		free((void *) next.client_id);
 		return NULL;			/* not taken: it is read in its turn */
 	}
+	/* data points into the input: nothing of it is used after this */
 	evbuffer_drain(in, 4);
 	evbuffer_remove(in, frame, size);
 	sreq->frame = frame;
 	sreq->leader = leader;
 	leader->taken_open++;
 	sreq->req = next;
-	sreq->req.client_id = client_id ? strndup(client_id, client_id_len) : NULL;
 	kr_init(&sreq->req.body, frame + r.pos, (size_t) size - r.pos);
 	conn->nrequests++;
 	return &sreq->req;

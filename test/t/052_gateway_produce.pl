@@ -254,25 +254,30 @@ sends = [(0, batch('a1', 'a2')), (0, batch('b1')), (0, bytes(corrupt)), (0, batc
 host, port = os.environ['BOOTSTRAP'].split(':')
 s = socket.create_connection((host, int(port)), timeout=20)
 proto = KafkaProtocol(client_id='together')
-for part, records in sends:
-    proto.send_request(ProduceRequest[3](transactional_id=None, required_acks=-1, timeout=5000,
-                                         topics=[('together', [(part, records)])]))
-s.sendall(proto.send_bytes())
-got = []
-while len(got) < len(sends):
-    data = s.recv(65536)
-    if not data:
-        break
-    got += proto.receive_bytes(data)
-for cid, r in got:
-    p = r.topics[0][1][0]
-    print(cid, p[0], p[1], p[2])
+def burst(sends):
+    for part, records in sends:
+        proto.send_request(ProduceRequest[3](transactional_id=None, required_acks=-1, timeout=5000,
+                                             topics=[('together', [(part, records)])]))
+    s.sendall(proto.send_bytes())
+    got = []
+    while len(got) < len(sends):
+        data = s.recv(65536)
+        if not data:
+            break
+        got += proto.receive_bytes(data)
+    for cid, r in got:
+        p = r.topics[0][1][0]
+        print(cid, p[0], p[1], p[2])
+burst(sends)
+# then requests that all go together, the last one ending the input
+burst([(0, batch('f1')), (0, batch('g1', 'g2'))])
 }, args => [$pid]);
-is($out, "1 0 0 0\n2 0 0 2\n3 0 2 -1\n4 0 0 3\n5 1 0 0\n6 0 0 6\n7 0 0 7\n",
+is($out, "1 0 0 0\n2 0 0 2\n3 0 2 -1\n4 0 0 3\n5 1 0 0\n6 0 0 6\n7 0 0 7\n8 0 0 8\n9 0 0 9\n",
 	'queued requests are answered in order, each with its own base offset or error')
   or diag($err);
 is(sql_records('together', 0), join("\n", map { "$_->[0]|(null)|$_->[1]|(null)" }
-		([0, 'a1'], [1, 'a2'], [2, 'b1'], [3, 'c1'], [4, 'c2'], [5, 'c3'], [6, 'i1'], [7, 'e1'])),
+		([0, 'a1'], [1, 'a2'], [2, 'b1'], [3, 'c1'], [4, 'c2'], [5, 'c3'], [6, 'i1'], [7, 'e1'],
+		 [8, 'f1'], [9, 'g1'], [10, 'g2'])),
 	'their records are in partition 0 in request order, the corrupt batch left out');
 my $segment = $node->safe_psql('postgres', q{
 	SELECT s.relid FROM pgqueue.segment s JOIN pgqueue.topic t USING (topic_id)
@@ -280,8 +285,8 @@ my $segment = $node->safe_psql('postgres', q{
 is($node->safe_psql('postgres', qq{
 	SELECT string_agg(n::text, ' ' ORDER BY first) FROM (
 	  SELECT count(*) AS n, min(msg_offset) AS first FROM $segment GROUP BY xmin::text) x}),
-	'6 1 1',
-	'the requests to partition 0 before the one to partition 1 were appended by one transaction');
+	'6 1 1 3',
+	'the requests to partition 0 before the one to partition 1 were appended by one transaction, and so were the last two');
 
 # Produce v2 (the old message sets) is advertised for librdkafka, not served
 my $s = kafka_connect($gw);
