@@ -392,44 +392,55 @@ produce_params(PgParams *params, const ProduceTopic *topic, const ProducePartiti
  * Decodes a partition's batch and submits its statement; a partition that
  * fails before that gets its error at once.
  */
+/*
+ * Decodes a partition's records into its one batch (*batch, to be freed
+ * with records_free(*batch, 1)), and counts them; a Kafka error (nothing
+ * to free) if they are not one good batch whose timestamps Postgres holds.
+ */
+static int16_t
+produce_decode(ProducePartition *pp, KRecordBatch **batch)
+{
+	int			nbatches = 0;
+	int16_t		error;
+
+	*batch = NULL;
+	if (pp->records == NULL || pp->records_len == 0)
+		return KERR_INVALID_RECORD;
+	error = records_decode(pp->records, (size_t) pp->records_len, PRODUCE_MAX_DECOMPRESSED,
+						   batch, &nbatches);
+	if (error != KERR_NONE)
+		return error;
+	/* Kafka takes exactly one batch per partition since Produce v3 */
+	error = nbatches != 1 ? KERR_INVALID_RECORD : produce_check_timestamps(&(*batch)[0]);
+	if (error != KERR_NONE)
+	{
+		records_free(*batch, nbatches);
+		*batch = NULL;
+		return error;
+	}
+	pp->count = (*batch)[0].count;
+	return KERR_NONE;
+}
+
 static void
 produce_partition(ProduceState *st, const ProduceTopic *topic, ProducePartition *pp,
 				  PgPoolKind pool)
 {
-	KRecordBatch *batches = NULL;
-	int			nbatches = 0;
+	KRecordBatch *batch;
 	PgParams	params;
 
-	if (pp->records == NULL || pp->records_len == 0)
-	{
-		pp->error = KERR_INVALID_RECORD;
-		return;
-	}
-	pp->error = records_decode(pp->records, (size_t) pp->records_len, PRODUCE_MAX_DECOMPRESSED,
-							   &batches, &nbatches);
+	pp->error = produce_decode(pp, &batch);
 	if (pp->error != KERR_NONE)
 		return;
-	if (nbatches != 1)
+	pgp_init(&params);
+	produce_params(&params, topic, pp, &batch, 1);
+	st->pending++;
+	if (!pgp_submit(&params, pool, produce_sql, true, produce_done, pp))
 	{
-		/* Kafka takes exactly one batch per partition since Produce v3 */
-		pp->error = KERR_INVALID_RECORD;
-		records_free(batches, nbatches);
-		return;
+		st->pending--;
+		pp->error = KERR_UNKNOWN_SERVER_ERROR;	/* out of memory */
 	}
-
-	pp->error = produce_check_timestamps(&batches[0]);
-	if (pp->error == KERR_NONE)
-	{
-		pgp_init(&params);
-		produce_params(&params, topic, pp, &batches, 1);
-		st->pending++;
-		if (!pgp_submit(&params, pool, produce_sql, true, produce_done, pp))
-		{
-			st->pending--;
-			pp->error = KERR_UNKNOWN_SERVER_ERROR;	/* out of memory */
-		}
-	}
-	records_free(batches, nbatches);
+	records_free(batch, 1);
 }
 
 /* All statements ended: answer, or for acks=0 end the request silently. */
@@ -557,6 +568,13 @@ produce_take_along(ProduceState *st, KReader body)
 	}
 }
 
+/* The partition of request i of a group: 0 is st's, then those it took. */
+static ProducePartition *
+together_partition(ProduceState *st, int i)
+{
+	return &(i == 0 ? st : st->taken[i - 1])->topics[0].partitions[0];
+}
+
 static void
 produce_together_done(PGresult *res, const char *sqlstate, void *arg)
 {
@@ -567,11 +585,11 @@ produce_together_done(PGresult *res, const char *sqlstate, void *arg)
 	int			i;
 
 	/* the records of the requests that got into the statement, in order */
-	for (i = -1; i < st->ntaken; i++)
+	for (i = 0; i <= st->ntaken; i++)
 	{
-		ProducePartition *pp = &(i < 0 ? st : st->taken[i])->topics[0].partitions[0];
+		ProducePartition *pp = together_partition(st, i);
 
-		if (pp->count == 0)
+		if (pp->error != KERR_NONE)
 			continue;			/* it failed on its own, before the statement */
 		pp->error = error;
 		pp->base_offset = offset;
@@ -587,33 +605,20 @@ produce_together_done(PGresult *res, const char *sqlstate, void *arg)
 static void
 produce_together(ProduceState *st, PgPoolKind pool)
 {
-	KRecordBatch *decoded[PRODUCE_MAX_TOGETHER];
-	int			ndecoded[PRODUCE_MAX_TOGETHER];
 	KRecordBatch *batches[PRODUCE_MAX_TOGETHER];
 	int			nbatches = 0;
 	PgParams	params;
 	bool		submitted = false;
 	int			i;
 
+	/* (the batches have no producer id: produce_target read it) */
 	for (i = 0; i <= st->ntaken; i++)
 	{
-		ProducePartition *pp = &(i == 0 ? st : st->taken[i - 1])->topics[0].partitions[0];
+		ProducePartition *pp = together_partition(st, i);
 
-		decoded[i] = NULL;
-		ndecoded[i] = 0;
-		pp->error = records_decode(pp->records, (size_t) pp->records_len,
-								   PRODUCE_MAX_DECOMPRESSED, &decoded[i], &ndecoded[i]);
-		if (pp->error == KERR_NONE && (ndecoded[i] != 1 || decoded[i][0].producer_id >= 0))
-			pp->error = KERR_INVALID_RECORD;
+		pp->error = produce_decode(pp, &batches[nbatches]);
 		if (pp->error == KERR_NONE)
-			pp->error = produce_check_timestamps(&decoded[i][0]);
-		if (pp->error == KERR_NONE && decoded[i][0].count > 0)
-		{
-			pp->count = decoded[i][0].count;
-			batches[nbatches++] = &decoded[i][0];
-		}
-		else if (pp->error == KERR_NONE)
-			pp->error = KERR_INVALID_RECORD;	/* a batch without records */
+			nbatches++;
 	}
 	if (nbatches > 0)
 	{
@@ -621,18 +626,17 @@ produce_together(ProduceState *st, PgPoolKind pool)
 		produce_params(&params, &st->topics[0], &st->topics[0].partitions[0], batches, nbatches);
 		submitted = pgp_submit(&params, pool, produce_sql, true, produce_together_done, st);
 	}
-	for (i = 0; i <= st->ntaken; i++)
-		records_free(decoded[i], ndecoded[i]);
-	if (submitted)
-		return;
-	for (i = 0; i <= st->ntaken && nbatches > 0; i++)
+	for (i = 0; i < nbatches; i++)
+		records_free(batches[i], 1);
+	for (i = 0; !submitted && i <= st->ntaken; i++)
 	{
-		ProducePartition *pp = &(i == 0 ? st : st->taken[i - 1])->topics[0].partitions[0];
+		ProducePartition *pp = together_partition(st, i);
 
-		if (pp->count > 0)
+		if (pp->error == KERR_NONE)
 			pp->error = KERR_UNKNOWN_SERVER_ERROR;	/* out of memory */
 	}
-	produce_finish_all(st);
+	if (!submitted)
+		produce_finish_all(st);
 }
 
 /* An advertised version we do not serve: every partition gets the error. */
