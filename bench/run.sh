@@ -871,17 +871,23 @@ run_c1() {
 	done
 }
 
-# driver LOG ARGS...: bench/driver.py ARGS, output in LOG; prints the messages/s, or fails
-driver() {
-	local log=$1 out
-	shift
-	echo "# bench/driver.py $*" >"$log"
-	if ! "$BENCH_DIR/driver.py" "$@" >>"$log" 2>&1; then
-		echo "bench/driver.py failed, see $log:" >&2
+# logged LOG NAME PROGRAM ARGS...: runs a client program, its command line
+# and output in LOG; fails, saying so, if it does
+logged() {
+	local log=$1 name=$2
+	shift 2
+	echo "# $name ${*:2}" >"$log"
+	if ! "$@" >>"$log" 2>&1; then
+		echo "$name failed, see $log:" >&2
 		tail -3 "$log" >&2
 		return 1
 	fi
-	sed -n 's/^messages .* rate \([0-9.]*\)$/\1/p' "$log"
+}
+
+# driver LOG ARGS...: bench/driver.py ARGS, output in LOG; prints the messages/s, or fails
+driver() {
+	logged "$1" bench/driver.py "$BENCH_DIR/driver.py" "${@:2}" || return 1
+	sed -n 's/^messages .* rate \([0-9.]*\)$/\1/p' "$1"
 }
 
 # P2 and C1 through psycopg: pgqueue and the plain table (no PgQ)
@@ -1136,15 +1142,8 @@ run_held() {
 # kb LOG MODE ARGS...: bench/kafka_bench MODE ARGS, output in LOG; prints
 # its result line's key=value pairs, or fails
 kb() {
-	local log=$1 out
-	shift
-	echo "# kafka_bench $*" >"$log"
-	if ! "$KB" "$@" >>"$log" 2>&1; then
-		echo "kafka_bench $1 failed, see $log:" >&2
-		tail -3 "$log" >&2
-		return 1
-	fi
-	sed -n 's/^result //p' "$log"
+	logged "$1" kafka_bench "$KB" "${@:2}" || return 1
+	sed -n 's/^result //p' "$1"
 }
 # field KEY PAIRS: the value of KEY in kafka_bench's key=value pairs
 field() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"; }
