@@ -33,11 +33,11 @@
  *
  * Long poll: when the read found nothing (no record, no gap to move past,
  * no error) and the request may wait (max_wait_ms > 0), the request is
- * parked on pgq_wait on a connection of the waiting pool, which returns
- * as soon as a commit makes one of the partitions readable, or at the
- * timeout; then the partitions are read again and the answer goes out.
- * Nothing polls: the wait sleeps in Postgres until a commit wakes it.
- * min_bytes is taken as one record: whatever the read finds is answered.
+ * parked (longpoll.c: a pgq_wait shared by the parked requests) until a
+ * commit makes one of its partitions readable, or until its time is up;
+ * then the partitions are read again and the answer goes out.  Nothing
+ * polls: the wait sleeps in Postgres until a commit wakes it.  min_bytes
+ * is taken as one record: whatever the read finds is answered.
  *
  * Fetch sessions (KIP-227) are not kept: every answer has session id 0,
  * which tells clients to send full requests.  Aborted transactions are
@@ -46,12 +46,12 @@
  *-------------------------------------------------------------------------
  */
 #include "api_data.h"
+#include "longpoll.h"
 #include "pgbin.h"
 #include "records.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /*
  * Bounds on what one Fetch reads, whatever the client asks: they bound the
@@ -81,9 +81,6 @@ enum
 	FC_ERROR,
 	FC_NCOLUMNS
 };
-
-static const char wait_sql[] =
-"SELECT entry FROM pgq_wait($1::text[], $2::int4[], $3::int8[], $4)";
 
 typedef struct FetchPartition
 {
@@ -128,15 +125,6 @@ static inline bool
 fetch_gap_alone(const FetchPartition *fp)
 {
 	return fp->nrecords == 0 && fp->error == KERR_NONE && fp->next_offset > fp->fetch_offset;
-}
-
-static int64_t
-monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void
@@ -439,21 +427,16 @@ fetch_fail(FetchState *st, int16_t error)
 }
 
 /*
- * The (topic, partition, offset) entries of the read or the wait, in the
- * request's order: three array parameters.  The wait starts after a gap
+ * Appends the (topic, partition, offset) entries of the read or the wait,
+ * in the request's order, to three arrays.  The wait starts after a gap
  * that the read found alone (and did not answer): what ends it is a record.
  */
 static void
-fetch_entry_params(FetchState *st, PgParams *params, bool wait)
+fetch_entries(FetchState *st, KWriter *topics, KWriter *parts, KWriter *offsets, bool wait)
 {
-	KWriter    *topics = pgp_array(params, PGB_TEXT_ARRAY_OID, PGB_TEXT_OID, st->nentries);
-	KWriter    *parts = pgp_array(params, PGB_INT4_ARRAY_OID, PGB_INT4_OID, st->nentries);
-	KWriter    *offsets = pgp_array(params, PGB_INT8_ARRAY_OID, PGB_INT8_OID, st->nentries);
 	int32_t		t,
 				p;
 
-	if (topics == NULL || parts == NULL || offsets == NULL)
-		return;
 	for (t = 0; t < st->ntopics; t++)
 		for (p = 0; p < st->topics[t].npartitions; p++)
 		{
@@ -465,27 +448,33 @@ fetch_entry_params(FetchState *st, PgParams *params, bool wait)
 		}
 }
 
+/* The read's entries, as three array parameters. */
 static void
-fetch_wait_done(PGresult *res, const char *sqlstate, void *arg)
+fetch_entry_params(FetchState *st, PgParams *params)
+{
+	KWriter    *topics = pgp_array(params, PGB_TEXT_ARRAY_OID, PGB_TEXT_OID, st->nentries);
+	KWriter    *parts = pgp_array(params, PGB_INT4_ARRAY_OID, PGB_INT4_OID, st->nentries);
+	KWriter    *offsets = pgp_array(params, PGB_INT8_ARRAY_OID, PGB_INT8_OID, st->nentries);
+
+	if (topics != NULL && parts != NULL && offsets != NULL)
+		fetch_entries(st, topics, parts, offsets, false);
+}
+
+/* The wait's entries (longpoll.c). */
+static void
+fetch_wait_entries(void *arg, KWriter *topics, KWriter *parts, KWriter *offsets)
+{
+	fetch_entries(arg, topics, parts, offsets, true);
+}
+
+static void
+fetch_woken(void *arg)
 {
 	FetchState *st = arg;
 
 	/* whatever ended the wait (a commit, the timeout, an error), read again */
 	st->waited = true;
 	fetch_submit(st);
-}
-
-/* Parks the request until a commit makes one of its partitions readable. */
-static void
-fetch_wait(FetchState *st, int32_t timeout_ms)
-{
-	PgParams	params;
-
-	pgp_init(&params);
-	fetch_entry_params(st, &params, true);
-	pgp_int4(&params, timeout_ms);
-	if (!pgp_submit(&params, POOL_WAIT, wait_sql, true, fetch_wait_done, st))
-		fetch_fail(st, KERR_UNKNOWN_SERVER_ERROR);
 }
 
 static void
@@ -515,7 +504,8 @@ fetch_done(PGresult *res, const char *sqlstate, void *arg)
 		fetch_respond(st, res);
 		return;
 	}
-	fetch_wait(st, (int32_t) left);
+	longpoll_park(st, st->nentries, st->start_ms + st->max_wait_ms, fetch_wait_entries,
+				  fetch_woken);
 }
 
 /* Reads the request's partitions. */
@@ -528,7 +518,7 @@ fetch_submit(FetchState *st)
 				p;
 
 	pgp_init(&params);
-	fetch_entry_params(st, &params, false);
+	fetch_entry_params(st, &params);
 	pgp_int4(&params, FETCH_MAX_RECORDS);
 	pgp_int4(&params, st->max_bytes > 0 && st->max_bytes < FETCH_MAX_BYTES ?
 			 st->max_bytes : FETCH_MAX_BYTES);

@@ -179,6 +179,17 @@ typedef struct PgRoleContext
 extern PgRoleContext pg_enter_role(const char *role);
 extern void pg_leave_role(PgRoleContext prev);
 
+/* The role statements submitted now run as (NULL: the gateway's own). */
+extern const char *pg_current_role(void);
+
+/*
+ * Cancels the running statement of pool whose callback argument is arg,
+ * with pg_cancel_backend from a connection of the default pool: it ends
+ * with SQLSTATE 57014 (or as it would have, if it ended first).  False if
+ * no such statement is running (queued ones are not cancelled).
+ */
+extern bool pg_cancel(PgPoolKind pool, void *arg);
+
 /* ------------------------------------------------------------- settings */
 
 typedef struct GatewayConfig

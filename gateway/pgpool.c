@@ -208,6 +208,12 @@ pg_leave_role(PgRoleContext prev)
 	role_context_set = prev.set;
 }
 
+const char *
+pg_current_role(void)
+{
+	return role_context;
+}
+
 static bool
 same_role(const char *a, const char *b)
 {
@@ -768,6 +774,40 @@ pg_submit(PgPoolKind kind, const char *sql, int nparams, const Oid *types,
 	*pool->tailp = job;
 	pool->tailp = &job->next;
 	pool_dispatch(pool);
+}
+
+static void
+cancel_done(PGresult *res, const char *sqlstate, void *arg)
+{
+	if (sqlstate != NULL)
+		gw_log("could not cancel a statement: %s", PQresultErrorMessage(res));
+}
+
+bool
+pg_cancel(PgPoolKind kind, void *arg)
+{
+	Pool	   *pool = &pools[kind];
+	int			i;
+
+	for (i = 0; i < pool->nconns; i++)
+	{
+		PgConn	   *pc = &pool->conns[i];
+
+		if (pc->state == PC_BUSY && pc->job != NULL && pc->job->arg == arg)
+		{
+			char		pid[16];
+			const char *values[1] = {pid};
+			/* the gateway's own role: its login role started the backend */
+			PgRoleContext prev = pg_enter_role(NULL);
+
+			snprintf(pid, sizeof(pid), "%d", PQbackendPID(pc->pg));
+			pg_submit(POOL_DEFAULT, "SELECT pg_catalog.pg_cancel_backend($1::int4)", 1, NULL,
+					  values, NULL, NULL, false, cancel_done, NULL);
+			pg_leave_role(prev);
+			return true;
+		}
+	}
+	return false;
 }
 
 /*

@@ -9,7 +9,12 @@
 #	  - while it waits, the gateway sends no statement but the one
 #		pgq_wait, and librdkafka no second Fetch;
 #	  - a send that rolls back does not end the wait with a record;
-#	  - a wait that nothing wakes ends at max_wait_ms with an empty answer.
+#	  - more parked Fetch requests than the waiting pool has connections
+#		(--pool-size 2): six consumers on topics of their own are all
+#		woken within a fraction of a second of their records' commits,
+#		none sits out another's wait;
+#	  - a wait that nothing wakes ends at max_wait_ms with an empty answer,
+#		also while the other requests parked with it wait longer.
 
 use strict;
 use warnings;
@@ -134,7 +139,80 @@ $node->poll_query_until('postgres', q{
 	SELECT count(*) = 0 FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%FROM pgq_wait(%'
 	   AND pid <> pg_backend_pid()});
 
-# a wait that nothing wakes: an empty answer at max_wait_ms, by hand
+# Six consumers, each at the end of a topic of its own, with 10 s waits:
+# three times the waiting pool's two connections.  The requests share the
+# waits (and a request parked while both connections wait cancels one of
+# them, which waits again with it), so each is woken by its own commit.
+my @many;
+for my $i (0 .. 5)
+{
+	$node->safe_psql('postgres', "SELECT pgq_create_topic('many$i', 1)");
+	my $c = { out => '', err => '' };
+	$c->{h} = IPC::Run::start(
+		[
+			'kcat', '-b', $gw->{bootstrap}, '-C', '-t', "many$i", '-o', 'end', '-u', '-q',
+			'-X', 'fetch.wait.max.ms=10000', '-f', '%t %s\n'
+		],
+		'<', \undef, '>', \$c->{out}, '2>', \$c->{err}, IPC::Run::timeout(90));
+	push @many, $c;
+}
+
+# reads what the consumers @$which printed until each has the line
+# "many<i> $value" (i its topic's number), or $secs passed; the seconds
+# each took from $from
+sub many_read
+{
+	my ($value, $from, $secs, $which) = @_;
+	my @took;
+	my $deadline = time() + $secs;
+	while (time() < $deadline && grep { !defined $took[$_] } @$which)
+	{
+		for my $i (@$which)
+		{
+			next if defined $took[$i];
+			$many[$i]{h}->pump_nb;
+			$took[$i] = time() - $from if $many[$i]{out} =~ /^many$i \Q$value\E$/m;
+		}
+		usleep(2_000);
+	}
+	return @took;
+}
+
+# librdkafka starts fetching at the end once it has looked the offset up:
+# send until every consumer read a record, then let them all park
+my @cold = (0 .. 5);
+my $warm_deadline = time() + 30;
+while (@cold && time() < $warm_deadline)
+{
+	$node->safe_psql('postgres', join(' ', map { "SELECT pgq_send('many$_', 'warm');" } @cold));
+	my @took = many_read('warm', time(), 1, \@cold);
+	@cold = grep { !defined $took[$_] } @cold;
+}
+is("@cold", '', 'six consumers read from their topics');
+sleep 1;
+cmp_ok(waiting(), '<=', 2, 'their Fetch requests wait on at most the waiting pool\'s 2 connections');
+
+# one topic at a time, so that each send wakes one parked request
+for my $i (5, 0, 3)
+{
+	my $sent = time();
+	$node->safe_psql('postgres', "SELECT pgq_send('many$i', 'wake')");
+	my ($took) = (many_read('wake', $sent, 15, [$i]))[$i];
+	ok(defined $took && $took < 1.0,
+		sprintf('consumer %d of 6 reads its record within a fraction of its 10 s wait (%.0f ms)',
+			$i, ($took // 99) * 1000));
+	usleep(300_000);		# it parks again
+}
+
+# all at once
+my $sent_all = time();
+$node->safe_psql('postgres', join(' ', map { "SELECT pgq_send('many$_', 'all');" } 0 .. 5));
+my @took_all = many_read('all', $sent_all, 15, [0 .. 5]);
+is(scalar(grep { defined && $_ < 2.0 } @took_all[0 .. 5]), 6,
+	'a send to each of the six topics is read by each consumer at once');
+
+# a wait that nothing wakes: an empty answer at max_wait_ms, by hand, while
+# the six consumers wait with 10 s
 my $s = kafka_connect($gw);
 my $lso = $node->safe_psql('postgres',
 	q{SELECT last_stable_offset FROM pgq_partitions WHERE topic = 'lp' AND partition = 1});
@@ -149,5 +227,15 @@ is("$error $records", "0 ", 'an unwoken Fetch answers no records and no error');
 ok($elapsed >= 1.4 && $elapsed < 5, sprintf('after its max_wait_ms of 1.5 s (%.2f s)', $elapsed));
 close $s;
 
+for my $c (@many)
+{
+	$c->{h}->kill_kill;
+	$c->{h}->finish;
+}
+# their last Fetch requests wait out their 10 s: let them end before the
+# shutdown, which would wait for them
+$node->poll_query_until('postgres', q{
+	SELECT count(*) = 0 FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%FROM pgq_wait(%'
+	   AND pid <> pg_backend_pid()});
 gateway_stop($gw);
 done_testing();
