@@ -26,6 +26,16 @@
  *	  unknown: the client retries, as with a broker that failed (the
  *	  idempotent producer makes that retry safe).
  *
+ *	  Statements are prepared: the first time a connection runs a statement
+ *	  (its text and parameter types), it prepares it under a name, an extra
+ *	  round trip, and from then on executes it by that name, so the server
+ *	  does not parse and plan it again for each request (that took about as
+ *	  long as running a one-record Produce or an empty Fetch).  The
+ *	  handlers' statements are fixed texts; the first MAX_PREPARED distinct
+ *	  ones are kept, and any others run unnamed.  So the gateway needs
+ *	  session state on its connections: point it at Postgres, or at a
+ *	  pooler in session mode, not at one in transaction mode.
+ *
  *	  Every call here returns without waiting on the network: sockets are
  *	  watched by libevent, and callbacks run from the event loop, never
  *	  from inside pg_submit.
@@ -69,6 +79,7 @@ typedef struct PgJob
 	bool		result_binary;
 	char	   *role;			/* SET ROLE to this first; NULL: the gateway's own */
 	bool		roleless;		/* failed early without its role: chains nothing */
+	int			stmt;			/* its prepared statement, or -1: none */
 	PgCallback	cb;
 	void	   *arg;
 } PgJob;
@@ -99,6 +110,8 @@ typedef struct PgConn
 	PGresult   *result;			/* its result so far */
 	char	   *role;			/* the session's role; NULL: the gateway's own */
 	bool		switching;		/* running the set_config of job's role first */
+	bool		preparing;		/* preparing job's statement first */
+	uint64_t	prepared;		/* the statements prepared in the session (bits) */
 } PgConn;
 
 struct Pool
@@ -118,6 +131,18 @@ struct Pool
 
 static Pool pools[3];
 static bool stopping;
+
+/* the statements that are prepared on the connections that run them */
+#define MAX_PREPARED		64
+typedef struct Prepared
+{
+	char	   *sql;
+	int			nparams;
+	Oid		   *types;			/* NULL: the server infers them */
+} Prepared;
+
+static Prepared prepared[MAX_PREPARED];
+static int	nprepared;
 
 /*
  * The role context of pg_submit (see the header): role_context_set is
@@ -278,6 +303,45 @@ job_new(const char *sql, int nparams, const Oid *types, const char *const *value
 	return job;
 }
 
+/*
+ * The prepared statement of a job's text and parameter types, added if
+ * there is room; -1 if there is none.
+ */
+static int
+prepared_find(const PgJob *job)
+{
+	Prepared   *ps;
+	int			i;
+
+	for (i = 0; i < nprepared; i++)
+	{
+		ps = &prepared[i];
+		if (ps->nparams == job->nparams && strcmp(ps->sql, job->sql) == 0 &&
+			(ps->types == NULL) == (job->types == NULL) &&
+			(ps->types == NULL || memcmp(ps->types, job->types, job->nparams * sizeof(Oid)) == 0))
+			return i;
+	}
+	if (nprepared == MAX_PREPARED)
+		return -1;
+	ps = &prepared[nprepared];
+	ps->sql = strdup(job->sql);
+	ps->types = copy_array(job->types, job->nparams * sizeof(Oid));
+	if (ps->sql == NULL || (job->types != NULL && ps->types == NULL))
+	{
+		free(ps->sql);
+		free(ps->types);
+		return -1;
+	}
+	ps->nparams = job->nparams;
+	return nprepared++;
+}
+
+static void
+prepared_name(int stmt, char *name, size_t size)
+{
+	snprintf(name, size, "pgqk_%d", stmt);
+}
+
 /* ----------------------------------------------------------- connections */
 
 static bool
@@ -364,6 +428,8 @@ conn_lost(PgConn *pc, const char *why)
 	free(pc->role);
 	pc->role = NULL;
 	pc->switching = false;
+	pc->preparing = false;
+	pc->prepared = 0;			/* a new session has none */
 	pc->state = PC_DOWN;
 	if (!stopping)
 	{
@@ -497,6 +563,19 @@ conn_run(PgConn *pc, PgJob *job)
 
 		ok = PQsendQueryParams(pc->pg, SET_ROLE_SQL, 1, NULL, &role, NULL, NULL, 0);
 	}
+	else if (job->stmt >= 0)
+	{
+		char		name[32];
+
+		prepared_name(job->stmt, name, sizeof(name));
+		pc->preparing = (pc->prepared & (UINT64_C(1) << job->stmt)) == 0;
+		if (pc->preparing)
+			ok = PQsendPrepare(pc->pg, name, job->sql, job->nparams, job->types);
+		else
+			ok = PQsendQueryPrepared(pc->pg, name, job->nparams,
+									 (const char *const *) job->values, job->lengths,
+									 job->formats, job->result_binary ? 1 : 0);
+	}
 	else
 		ok = PQsendQueryParams(pc->pg, job->sql, job->nparams, job->types,
 							   (const char *const *) job->values, job->lengths,
@@ -584,12 +663,22 @@ conn_busy_io(PgConn *pc, short what)
 		conn_run(pc, job);
 		return;
 	}
+	if (pc->preparing && res && PQresultStatus(res) == PGRES_COMMAND_OK)
+	{
+		/* prepared: now run it */
+		PQclear(res);
+		pc->prepared |= UINT64_C(1) << job->stmt;
+		conn_run(pc, job);
+		return;
+	}
 	/*
-	 * The job's result, or the set_config's error (the role was revoked
+	 * The job's result; or the error of its statement's preparation, which
+	 * is the statement's; or the set_config's error (the role was revoked
 	 * from the gateway's: 42501, which the job's callback maps), after
 	 * which the session is still in its previous role.
 	 */
 	pc->switching = false;
+	pc->preparing = false;
 	pc->job = NULL;
 	pc->state = PC_IDLE;
 	/* the callback may submit jobs: this connection can take one at once */
@@ -769,6 +858,7 @@ pg_submit(PgPoolKind kind, const char *sql, int nparams, const Oid *types,
 		return;
 	}
 	job->result_binary = result_binary;
+	job->stmt = prepared_find(job);
 	job->cb = cb;
 	job->arg = arg;
 	*pool->tailp = job;

@@ -17,6 +17,8 @@
 #	  - requests queued on a connection to one partition go together: one
 #		transaction, each answered in order with its own offsets, a corrupt
 #		batch among them refused alone, an idempotent one on its own;
+#	  - the gateway's statements are prepared once per connection and then
+#		executed by name (the server log of three produces and a consume);
 #	  - by hand: an unknown topic or partition gets
 #		UNKNOWN_TOPIC_OR_PARTITION, a corrupt batch CORRUPT_MESSAGE, and the
 #		advertised but unserved Produce v2 UNSUPPORTED_VERSION.
@@ -287,6 +289,27 @@ is($node->safe_psql('postgres', qq{
 	  SELECT count(*) AS n, min(msg_offset) AS first FROM $segment GROUP BY xmin::text) x}),
 	'6 1 1 3',
 	'the requests to partition 0 before the one to partition 1 were appended by one transaction, and so were the last two');
+
+# Statements are prepared: each of three producers' requests (and a
+# consumer's reads) is executed by name, none parsed anew (an unnamed
+# statement's execution is logged as "execute <unnamed>")
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM SET log_statement = 'all'; SELECT pg_reload_conf(); SELECT pgq_create_topic('prepared', 1)});
+my $log_from = -s $node->logfile;
+for my $i (1 .. 3)
+{
+	($rc, $out, $err) = kcat($gw, [ '-P', '-t', 'prepared', '-p', '0' ], stdin => "p$i\n");
+	is($rc, 0, "producer $i of 3 sends a record") or diag($err);
+}
+($rc, $out, $err) = kcat($gw, [ '-C', '-t', 'prepared', '-o', 'beginning', '-e', '-q', '-f', '%s\n' ]);
+is($out, "p1\np2\np3\n", 'and a consumer reads them');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET log_statement; SELECT pg_reload_conf()});
+my $log = substr(slurp_file($node->logfile), $log_from);
+my $named = () = $log =~ /execute pgqk_\d+: SELECT min\(msg_offset\) FROM pgq_send_batch/g;
+is($named, 3, 'the three Produce statements were executed by name');
+unlike($log, qr/execute <unnamed>: SELECT (min\(msg_offset\)|msg_offset, key)/,
+	'no Produce or Fetch statement was run unnamed');
+like($log, qr/execute pgqk_\d+: SELECT msg_offset, key/, 'the Fetch statements neither');
 
 # Produce v2 (the old message sets) is advertised for librdkafka, not served
 my $s = kafka_connect($gw);
