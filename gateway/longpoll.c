@@ -139,35 +139,46 @@ static void
 wait_done(PGresult *res, const char *sqlstate, void *arg)
 {
 	Wait	   *w = arg;
-	Parked	   *p = w->parked;
+	Parked	   *parked = w->parked;
+	Parked	   *p;
 	Parked	   *again = NULL;
 	Parked	  **again_tail = &again;
 	bool		cancelled = sqlstate != NULL && strcmp(sqlstate, "57014") == 0;
 	bool		failed = !cancelled && (res == NULL || sqlstate != NULL ||
 									   PQresultStatus(res) != PGRES_TUPLES_OK);
 	int64_t		now = monotonic_ms();
-	int			nready = failed || cancelled ? 0 : PQntuples(res);
+	bool	   *ready = NULL;
+	int			n = 0;
+	int			i;
 
 	wait_free(w);
+	for (p = parked; p; p = p->next)
+		n += p->nentries;
+	if (!failed && !cancelled && (ready = calloc(n > 0 ? n : 1, sizeof(bool))) == NULL)
+		failed = true;			/* out of memory: all read again */
+	for (i = 0; ready && i < PQntuples(res); i++)
+	{
+		/* entry is 1-based, in the order the entries were given */
+		int32_t		entry = pgr_int4(res, i, 0, 0) - 1;
+
+		if (entry >= 0 && entry < n)
+			ready[entry] = true;
+	}
+	p = parked;
 	while (p)
 	{
 		Parked	   *next = p->next;
 		bool		wake = failed || p->deadline_ms - now <= 1;
-		int			i;
 
-		/* entry is 1-based, in the order the entries were given */
-		for (i = 0; !wake && i < nready; i++)
-		{
-			int32_t		entry = pgr_int4(res, i, 0, 0) - 1;
-
-			wake = entry >= p->first && entry < p->first + p->nentries;
-		}
+		for (i = p->first; !wake && ready && i < p->first + p->nentries; i++)
+			wake = ready[i];
 		if (wake)
 			parked_wake(p);
 		else
 			again_tail = append(again_tail, p);
 		p = next;
 	}
+	free(ready);
 	/* those parked before the ones parked meanwhile */
 	if (again)
 	{
