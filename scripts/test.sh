@@ -3,7 +3,9 @@
 #   pg_regress (make installcheck: regression and isolation specs),
 #   pgTAP (pg_prove), the stress tests (senders and readers; group members),
 #   and the TAP tests
-#   (PostgreSQL::Test::Cluster: crash, restart, several servers).
+#   (PostgreSQL::Test::Cluster: crash, restart, several servers), and the
+#   demo (scripts/demo.sh, the README's first command) with its output
+#   checked.
 # Ends with one line "tests: N passed, M failed" (suites) and exits non-zero
 # if any suite failed.
 source "$(dirname "$0")/lib.sh"
@@ -75,11 +77,47 @@ tap() {
 	}
 }
 
+# The README's first command: it must run and show what it says it shows.
+demo() {
+	local out="$RUN_DIR/demo-output.txt" rc=0 missing=()
+	"$ROOT/scripts/demo.sh" >"$out" 2>&1 || rc=$?
+	if [ -f "$RUN_DIR/demo-gateway.pid" ]; then
+		kill "$(cat "$RUN_DIR/demo-gateway.pid")" 2>/dev/null || true
+		rm -f "$RUN_DIR/demo-gateway.pid"
+	fi
+	stop_server demo
+	# what each part prints when it works: the records read back by SQL
+	# past the gap, the long poll, kcat's produce, consume (offset 7 is
+	# the gap) and group, and the group's lag
+	local expect=(
+		'after the gap'
+		'woken'
+		'customer-42 | {"id":2}'
+		'partition 0 offset 6 key : c'
+		'partition 0 offset 8 key : after the gap'
+		'kafka-billing | orders |         0 |'
+		'The demo server and its Kafka gateway are still running'
+	)
+	for e in "${expect[@]}"; do grep -qF -- "$e" "$out" || missing+=("$e"); done
+	if grep -q 'partition 0 offset 7 ' "$out"; then missing+=('no record at the gap (offset 7)'); fi
+	if [ "$(grep -cE '^ kafka-billing \| orders \| +[0-2] \| +[0-9]+ \| +0$' "$out")" != 3 ]; then
+		missing+=('kafka-billing at lag 0 on the three partitions')
+	fi
+	if [ "$rc" -ne 0 ] || [ ${#missing[@]} -gt 0 ]; then
+		tail -n 60 "$out"
+		echo "demo: exit status $rc; missing from its output:"
+		printf '  %s\n' "${missing[@]}"
+		return 1
+	fi
+	echo "demo: ran, and its output shows every part"
+}
+
 suite "pg_regress: regression and isolation tests" regress
 suite "pgTAP" pgtap
 suite "stress: concurrent senders and tailing readers" stress
 suite "stress: group members joining, leaving, killed and restarted" group_stress
 suite "TAP: crash, restart and multi-server tests" tap
+suite "demo: scripts/demo.sh" demo
 
 say "summary"
 for f in "${failures[@]}"; do echo "FAILED: $f"; done
