@@ -182,6 +182,9 @@ extern void pg_leave_role(PgRoleContext prev);
 /* The role statements submitted now run as (NULL: the gateway's own). */
 extern const char *pg_current_role(void);
 
+/* Whether two roles are the same (NULL: the gateway's own). */
+extern bool pg_same_role(const char *a, const char *b);
+
 /*
  * Cancels the running statement of pool whose callback argument is arg,
  * with pg_cancel_backend from a connection of the default pool: it ends

@@ -84,14 +84,6 @@ monotonic_ms(void)
 	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static bool
-same_role(const char *a, const char *b)
-{
-	if (a == NULL || b == NULL)
-		return a == b;
-	return strcmp(a, b) == 0;
-}
-
 /* Appends p to the list whose last next pointer is *tail; returns p's. */
 static Parked **
 append(Parked **tail, Parked *p)
@@ -216,7 +208,7 @@ wait_start(const char *role)
 	tail = w ? &w->parked : NULL;
 	while ((p = *pp) != NULL)
 	{
-		if (!same_role(p->role, role))
+		if (!pg_same_role(p->role, role))
 		{
 			pp = &p->next;
 			continue;
@@ -302,8 +294,8 @@ longpoll_kick(void)
 		{
 			if (w->cancelling)
 				return;
-			if (victim == NULL || (!same_role(victim->role, unassigned->role) &&
-								   same_role(w->role, unassigned->role)))
+			if (victim == NULL || (!pg_same_role(victim->role, unassigned->role) &&
+								   pg_same_role(w->role, unassigned->role)))
 				victim = w;
 		}
 		if (victim)

@@ -239,8 +239,8 @@ pg_current_role(void)
 	return role_context;
 }
 
-static bool
-same_role(const char *a, const char *b)
+bool
+pg_same_role(const char *a, const char *b)
 {
 	if (a == NULL || b == NULL)
 		return a == b;
@@ -556,7 +556,7 @@ conn_run(PgConn *pc, PgJob *job)
 
 	pc->job = job;
 	pc->state = PC_BUSY;
-	pc->switching = !same_role(pc->role, job->role);
+	pc->switching = !pg_same_role(pc->role, job->role);
 	if (pc->switching)
 	{
 		const char *role = job->role ? job->role : "none";
@@ -730,7 +730,7 @@ pool_idle_conn(Pool *pool, const char *role)
 
 		if (pc->state != PC_IDLE)
 			continue;
-		if (same_role(pc->role, role))
+		if (pg_same_role(pc->role, role))
 			return pc;
 		if (any == NULL)
 			any = pc;
