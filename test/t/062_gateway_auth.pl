@@ -15,6 +15,9 @@
 #		gateway's), until pgq_grant gives her the right; her consumer group
 #		on it gets GROUP_AUTHORIZATION_FAILED;
 #	  - malformed or unsupported SCRAM messages are refused;
+#	  - parked Fetch requests of two roles, more than the waiting pool's
+#		connections, each wait in their own role (alice's and bob's topics
+#		readable only by them) and are woken by their records;
 #	  - a request other than ApiVersions and the SASL ones before
 #		authenticating closes the connection; ApiVersions advertises the
 #		SASL APIs; SaslAuthenticate without SaslHandshake is refused;
@@ -31,6 +34,7 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(time);
 
 my $node = PostgreSQL::Test::Cluster->new('gw_auth');
 $node->init;
@@ -245,6 +249,82 @@ for my $bad (
 	my @closed = kafka_read_response($s, 5);
 	is(scalar(@closed), 0, "SCRAM with $what: the connection closes");
 }
+
+# --- long polls of two roles --------------------------------------------------
+# Two consumers of alice and two of bob, each at the end of a topic only its
+# role may read, on a waiting pool of two connections: requests of one role
+# share a wait, which runs in that role (one over both roles' topics would
+# fail on the other's topics, "permission denied" in the server log, and
+# wake its requests with nothing)
+$node->safe_psql('postgres', q{
+	SELECT pgq_create_topic(t, 1) FROM unnest(ARRAY['lp_a1', 'lp_a2', 'lp_b1', 'lp_b2']) t;
+	SELECT pgq_grant('lp_a1', 'alice', 'all'), pgq_grant('lp_a2', 'alice', 'all'),
+	       pgq_grant('lp_b1', 'bob', 'all'), pgq_grant('lp_b2', 'bob', 'all');
+});
+my $log_from = -s $node->logfile;
+my %lp;
+for my $t ('lp_a1', 'lp_a2', 'lp_b1', 'lp_b2')
+{
+	my ($user, $password) = $t =~ /_a/ ? ('alice', 'alice-secret') : ('bob', 'bob-secret');
+	my $c = { out => '', err => '' };
+	$c->{h} = IPC::Run::start(
+		[
+			'kcat', '-b', $gw->{bootstrap}, '-X', 'security.protocol=SASL_PLAINTEXT',
+			'-X', 'sasl.mechanisms=PLAIN', '-X', "sasl.username=$user", '-X', "sasl.password=$password",
+			'-C', '-t', $t, '-o', 'end', '-u', '-q', '-X', 'fetch.wait.max.ms=10000', '-f', '%t %s\n'
+		],
+		'<', \undef, '>', \$c->{out}, '2>', \$c->{err}, IPC::Run::timeout(90));
+	$lp{$t} = $c;
+}
+
+# the seconds until each of the topics' consumers printed "<topic> $value"
+sub lp_read
+{
+	my ($value, $from, $secs, @topics) = @_;
+	my %took;
+	my $deadline = time() + $secs;
+	while (time() < $deadline && grep { !defined $took{$_} } @topics)
+	{
+		for my $t (grep { !defined $took{$_} } @topics)
+		{
+			$lp{$t}{h}->pump_nb;
+			$took{$t} = time() - $from if $lp{$t}{out} =~ /^$t \Q$value\E$/m;
+		}
+		select(undef, undef, undef, 0.002);
+	}
+	return %took;
+}
+
+my @cold = sort keys %lp;
+my $warm_until = time() + 30;
+while (@cold && time() < $warm_until)
+{
+	$node->safe_psql('postgres', join(' ', map { "SELECT pgq_send('$_', 'warm');" } @cold));
+	my %took = lp_read('warm', time(), 1, @cold);
+	@cold = grep { !defined $took{$_} } @cold;
+}
+is("@cold", '', 'alice\'s and bob\'s consumers read their topics');
+sleep 1;
+for my $t ('lp_b2', 'lp_a1')
+{
+	my $sent = time();
+	$node->safe_psql('postgres', "SELECT pgq_send('$t', 'wake')");
+	my %took = lp_read('wake', $sent, 15, $t);
+	ok(defined $took{$t} && $took{$t} < 1.0,
+		sprintf('the parked consumer of %s reads its record at once (%.0f ms)', $t, ($took{$t} // 99) * 1000));
+	select(undef, undef, undef, 0.3);
+}
+for my $c (values %lp)
+{
+	$c->{h}->kill_kill;
+	$c->{h}->finish;
+}
+unlike(substr(slurp_file($node->logfile), $log_from), qr/permission denied for topic "lp_/,
+	'no wait failed (each ran in its own role)');
+# their last requests wait out their 10 s: let them end before the shutdown
+$node->poll_query_until('postgres', q{
+	SELECT count(*) = 0 FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%FROM pgq_wait(%'
+	   AND pid <> pg_backend_pid()});
 gateway_stop($gw);
 
 # --- TLS --------------------------------------------------------------------------
