@@ -18,7 +18,8 @@
  * A request parked while a connection of the pool is free gets a wait of
  * its own there: a few consumers that fetch often never disturb each
  * other's waits.  One parked while every connection holds a wait must not
- * sit out those waits (up to a client's max.wait.ms): one of them is
+ * sit out those waits (up to a client's max.wait.ms): unless one of them
+ * ends within ROOM_GRACE_MS (as busy consumers' waits do), one is
  * cancelled (pg_cancel: pg_cancel_backend from another connection), and
  * waits again with the new requests' entries added.  A cancel that reaches
  * the server before its statement started is lost, so it is sent again if
@@ -43,6 +44,8 @@
 
 /* how long a cancelled wait may take to end before it is cancelled again */
 #define CANCEL_RETRY_MS		50
+/* how long unassigned requests wait for a wait to end before one is cancelled */
+#define ROOM_GRACE_MS		10
 
 static const char wait_sql[] =
 "SELECT entry FROM pgq_wait($1::text[], $2::int4[], $3::int8[], $4)";
@@ -135,6 +138,7 @@ wait_done(PGresult *res, const char *sqlstate, void *arg)
 	Parked	   *p;
 	Parked	   *again = NULL;
 	Parked	  **again_tail = &again;
+	Parked	  **tail;
 	bool		cancelled = sqlstate != NULL && strcmp(sqlstate, "57014") == 0;
 	bool		failed = !cancelled && (res == NULL || sqlstate != NULL ||
 									   PQresultStatus(res) != PGRES_TUPLES_OK);
@@ -171,12 +175,15 @@ wait_done(PGresult *res, const char *sqlstate, void *arg)
 		p = next;
 	}
 	free(ready);
-	/* those parked before the ones parked meanwhile */
-	if (again)
-	{
-		*again_tail = unassigned;
-		unassigned = again;
-	}
+
+	/*
+	 * Behind the requests that were waiting for room: when this wait was
+	 * cancelled to make room for another role's, that role gets the
+	 * connection it freed.
+	 */
+	for (tail = &unassigned; *tail; tail = &(*tail)->next)
+		;
+	*tail = again;
 	longpoll_kick();
 }
 
@@ -270,38 +277,53 @@ wait_retry_cb(evutil_socket_t fd, short what, void *arg)
 	wait_cancel(arg);
 }
 
-/* Gives every unassigned request a wait, or makes room for one. */
+/*
+ * Every connection holds a wait and requests are unassigned: cancel one
+ * wait, which then waits again with them too (one of their role if there
+ * is one).  If one is being cancelled already, that is the room coming.
+ */
+static void
+make_room(evutil_socket_t fd, short what, void *arg)
+{
+	Wait	   *w;
+	Wait	   *victim = NULL;
+
+	if (unassigned == NULL || nwaits < gw_config.pool_size)
+		return;
+	for (w = waits; w; w = w->next)
+	{
+		if (w->cancelling)
+			return;
+		if (victim == NULL || (!pg_same_role(victim->role, unassigned->role) &&
+							   pg_same_role(w->role, unassigned->role)))
+			victim = w;
+	}
+	if (victim)
+		wait_cancel(victim);
+}
+
+/*
+ * Gives every unassigned request a wait, or makes room for one after
+ * ROOM_GRACE_MS: busy consumers' waits end every few milliseconds with a
+ * record, and the next wait takes the unassigned requests along, with no
+ * cancel; only waits that stay parked are cancelled.
+ */
 static void
 longpoll_kick(void)
 {
-	while (unassigned != NULL)
-	{
-		Wait	   *w;
-		Wait	   *victim = NULL;
+	static struct event *room;
+	struct timeval grace = {0, ROOM_GRACE_MS * 1000};
 
-		if (nwaits < gw_config.pool_size)
-		{
-			wait_start(unassigned->role);
-			continue;
-		}
-
-		/*
-		 * Every connection holds a wait: cancel one, which then waits
-		 * again with these requests (one of their role if there is one).
-		 * If one is being cancelled already, that is the room coming.
-		 */
-		for (w = waits; w; w = w->next)
-		{
-			if (w->cancelling)
-				return;
-			if (victim == NULL || (!pg_same_role(victim->role, unassigned->role) &&
-								   pg_same_role(w->role, unassigned->role)))
-				victim = w;
-		}
-		if (victim)
-			wait_cancel(victim);
+	while (unassigned != NULL && nwaits < gw_config.pool_size)
+		wait_start(unassigned->role);
+	if (unassigned == NULL)
 		return;
-	}
+	if (room == NULL)
+		room = evtimer_new(gw_base, make_room, NULL);
+	if (room == NULL)
+		make_room(-1, 0, NULL);
+	else if (!evtimer_pending(room, NULL))
+		evtimer_add(room, &grace);
 }
 
 void

@@ -139,6 +139,7 @@ $node->poll_query_until('postgres', q{
 	SELECT count(*) = 0 FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%FROM pgq_wait(%'
 	   AND pid <> pg_backend_pid()});
 
+my $many_log_from = -s $node->logfile;
 # Six consumers, each at the end of a topic of its own, with 10 s waits:
 # three times the waiting pool's two connections.  The requests share the
 # waits (and a request parked while both connections wait cancels one of
@@ -210,6 +211,8 @@ $node->safe_psql('postgres', join(' ', map { "SELECT pgq_send('many$_', 'all');"
 my @took_all = many_read('all', $sent_all, 15, [0 .. 5]);
 is(scalar(grep { defined && $_ < 2.0 } @took_all[0 .. 5]), 6,
 	'a send to each of the six topics is read by each consumer at once');
+my $cancels = () = substr(slurp_file($node->logfile), $many_log_from) =~ /pg_cancel_backend/g;
+cmp_ok($cancels, '<', 60, "the waits settle between sends ($cancels cancelled to make room)");
 
 # a wait that nothing wakes: an empty answer at max_wait_ms, by hand, while
 # the six consumers wait with 10 s
