@@ -13,7 +13,7 @@
  * again and answers.  The others stay parked and wait again, together
  * with the requests parked meanwhile.  So any number of parked requests
  * needs no more connections than the waiting pool has, and none of them
- * waits for a connection to come free.
+ * waits more than a few milliseconds for a wait to take it.
  *
  * A request parked while a connection of the pool is free gets a wait of
  * its own there: a few consumers that fetch often never disturb each
