@@ -63,7 +63,7 @@
 
 /* reconnecting: the first delay, doubled after each failure up to the last */
 #define RECONNECT_MIN_MS	100
-#define RECONNECT_MAX_MS	5000
+#define RECONNECT_MAX_MS	1000
 /* a connection attempt that takes longer fails (libpq leaves that to us) */
 #define CONNECT_TIMEOUT_SECS	10
 
