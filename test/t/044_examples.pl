@@ -361,7 +361,10 @@ sub run_examples
 	my $run = "$lang $way " . ($kill ? 'kill' : 'clean');
 	my $topic = "ex_${lang}_${way}_" . ($kill ? 'kill' : 'clean');
 	my $group = "g_$topic";
-	my $count = $kill ? 1000 : 600;    # per producer
+	# per producer; in a kill run enough that the workers are still busy
+	# when they are killed (keys hash unevenly: a partition may get an
+	# eighth of the records, and its worker must not have finished them)
+	my $count = $kill ? 3000 : 600;
 	my $process_ms = $kill ? 2 : 1;    # so that a kill lands mid-batch
 	my %env = (
 		PGUSER => $user,
@@ -390,10 +393,9 @@ sub run_examples
 		# once w1 and w2 processed some records, kill each in the middle of
 		# a batch; restart w1 as the same member, replace w2 by a new
 		# member w4
-		ok( wait_for_lines($workers{w1}, 50, 30) && wait_for_lines($workers{w2}, 50, 30),
-			"$run: w1 and w2 processed records before the kill");
 		foreach my $w (qw(w1 w2))
 		{
+			ok(wait_for_lines($workers{$w}, 50, 30), "$run: $w processed records before its kill");
 			ok(kill_mid_batch($workers{$w}, $group, $topic, 10),
 				"$run: $w killed with processed records not committed");
 			push @finished, wait_proc($workers{$w}, 10);
@@ -419,7 +421,14 @@ sub run_examples
 	  or diag($node->safe_psql('postgres',
 			"SELECT * FROM pgq_consumer_lag WHERE group_id = '$group' ORDER BY partition"));
 
-	# SIGTERM: each worker finishes its batch, commits, leaves, exits 0
+	# SIGTERM: each worker finishes its batch, commits, leaves, exits 0; a
+	# worker started late (a restarted one) may still be starting: it is
+	# sent SIGTERM once it joined and installed its handler (its log says so)
+	foreach my $w (values %workers)
+	{
+		my $deadline = time + 30;
+		usleep(50_000) until -e $w->{err} && slurp_file($w->{err}) =~ /: consuming / || time > $deadline;
+	}
 	kill 'TERM', map { $_->{pid} } values %workers;
 	foreach my $w (sort keys %workers)
 	{
