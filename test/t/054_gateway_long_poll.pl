@@ -133,83 +133,42 @@ unlike($out, qr/\bold\b/, 'the consumer started at the end');
 
 $kcat->kill_kill;
 $kcat->finish;
-# its last Fetch waits out its 10 s in pgq_wait: let it end before the
-# shutdown below, which would wait for it
-$node->poll_query_until('postgres', q{
-	SELECT count(*) = 0 FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%FROM pgq_wait(%'
-	   AND pid <> pg_backend_pid()});
+# its last Fetch waits out its 10 s in pgq_wait: let it end first
+wait_unparked($node);
 
 my $many_log_from = -s $node->logfile;
 # Six consumers, each at the end of a topic of its own, with 10 s waits:
 # three times the waiting pool's two connections.  The requests share the
 # waits (and a request parked while both connections wait cancels one of
 # them, which waits again with it), so each is woken by its own commit.
-my @many;
-for my $i (0 .. 5)
+my %many;
+my @topics = map { "many$_" } 0 .. 5;
+for my $t (@topics)
 {
-	$node->safe_psql('postgres', "SELECT pgq_create_topic('many$i', 1)");
-	my $c = { out => '', err => '' };
-	$c->{h} = IPC::Run::start(
-		[
-			'kcat', '-b', $gw->{bootstrap}, '-C', '-t', "many$i", '-o', 'end', '-u', '-q',
-			'-X', 'fetch.wait.max.ms=10000', '-f', '%t %s\n'
-		],
-		'<', \undef, '>', \$c->{out}, '2>', \$c->{err}, IPC::Run::timeout(90));
-	push @many, $c;
+	$node->safe_psql('postgres', "SELECT pgq_create_topic('$t', 1)");
+	$many{$t} = tail_start($gw, $t);
 }
-
-# reads what the consumers @$which printed until each has the line
-# "many<i> $value" (i its topic's number), or $secs passed; the seconds
-# each took from $from
-sub many_read
-{
-	my ($value, $from, $secs, $which) = @_;
-	my @took;
-	my $deadline = time() + $secs;
-	while (time() < $deadline && grep { !defined $took[$_] } @$which)
-	{
-		for my $i (@$which)
-		{
-			next if defined $took[$i];
-			$many[$i]{h}->pump_nb;
-			$took[$i] = time() - $from if $many[$i]{out} =~ /^many$i \Q$value\E$/m;
-		}
-		usleep(2_000);
-	}
-	return @took;
-}
-
-# librdkafka starts fetching at the end once it has looked the offset up:
-# send until every consumer read a record, then let them all park
-my @cold = (0 .. 5);
-my $warm_deadline = time() + 30;
-while (@cold && time() < $warm_deadline)
-{
-	$node->safe_psql('postgres', join(' ', map { "SELECT pgq_send('many$_', 'warm');" } @cold));
-	my @took = many_read('warm', time(), 1, \@cold);
-	@cold = grep { !defined $took[$_] } @cold;
-}
-is("@cold", '', 'six consumers read from their topics');
+is(join(' ', tails_warm($node, \%many, @topics)), '', 'six consumers read from their topics');
 sleep 1;
 cmp_ok(waiting(), '<=', 2, 'their Fetch requests wait on at most the waiting pool\'s 2 connections');
 
 # one topic at a time, so that each send wakes one parked request
-for my $i (5, 0, 3)
+for my $t ('many5', 'many0', 'many3')
 {
 	my $sent = time();
-	$node->safe_psql('postgres', "SELECT pgq_send('many$i', 'wake')");
-	my ($took) = (many_read('wake', $sent, 15, [$i]))[$i];
-	ok(defined $took && $took < 1.0,
-		sprintf('consumer %d of 6 reads its record within a fraction of its 10 s wait (%.0f ms)',
-			$i, ($took // 99) * 1000));
+	$node->safe_psql('postgres', "SELECT pgq_send('$t', 'wake')");
+	my %took = tails_read(\%many, 'wake', $sent, 15, $t);
+	ok(defined $took{$t} && $took{$t} < 1.0,
+		sprintf('the consumer of %s, one of 6, reads its record within a fraction of its 10 s wait (%.0f ms)',
+			$t, ($took{$t} // 99) * 1000));
 	usleep(300_000);		# it parks again
 }
 
 # all at once
 my $sent_all = time();
-$node->safe_psql('postgres', join(' ', map { "SELECT pgq_send('many$_', 'all');" } 0 .. 5));
-my @took_all = many_read('all', $sent_all, 15, [0 .. 5]);
-is(scalar(grep { defined && $_ < 2.0 } @took_all[0 .. 5]), 6,
+$node->safe_psql('postgres', join(' ', map { "SELECT pgq_send('$_', 'all');" } @topics));
+my %took_all = tails_read(\%many, 'all', $sent_all, 15, @topics);
+is(scalar(grep { defined $took_all{$_} && $took_all{$_} < 2.0 } @topics), 6,
 	'a send to each of the six topics is read by each consumer at once');
 my $cancels = () = substr(slurp_file($node->logfile), $many_log_from) =~ /pg_cancel_backend/g;
 cmp_ok($cancels, '<', 60, "the waits settle between sends ($cancels cancelled to make room)");
@@ -230,15 +189,7 @@ is("$error $records", "0 ", 'an unwoken Fetch answers no records and no error');
 ok($elapsed >= 1.4 && $elapsed < 5, sprintf('after its max_wait_ms of 1.5 s (%.2f s)', $elapsed));
 close $s;
 
-for my $c (@many)
-{
-	$c->{h}->kill_kill;
-	$c->{h}->finish;
-}
-# their last Fetch requests wait out their 10 s: let them end before the
-# shutdown, which would wait for them
-$node->poll_query_until('postgres', q{
-	SELECT count(*) = 0 FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%FROM pgq_wait(%'
-	   AND pid <> pg_backend_pid()});
+tails_stop(\%many);
+wait_unparked($node);
 gateway_stop($gw);
 done_testing();

@@ -267,80 +267,35 @@ sub lp_start
 {
 	my ($t) = @_;
 	my ($user, $password) = $t =~ /_a/ ? ('alice', 'alice-secret') : ('bob', 'bob-secret');
-	my $c = { out => '', err => '' };
-	$c->{h} = IPC::Run::start(
-		[
-			'kcat', '-b', $gw->{bootstrap}, '-X', 'security.protocol=SASL_PLAINTEXT',
-			'-X', 'sasl.mechanisms=PLAIN', '-X', "sasl.username=$user", '-X', "sasl.password=$password",
-			'-C', '-t', $t, '-o', 'end', '-u', '-q', '-X', 'fetch.wait.max.ms=10000', '-f', '%t %s\n'
-		],
-		'<', \undef, '>', \$c->{out}, '2>', \$c->{err}, IPC::Run::timeout(90));
-	$lp{$t} = $c;
+	$lp{$t} = tail_start($gw, $t, '-X', 'security.protocol=SASL_PLAINTEXT',
+		'-X', 'sasl.mechanisms=PLAIN', '-X', "sasl.username=$user", '-X', "sasl.password=$password");
 	return;
-}
-
-# the seconds until each of the topics' consumers printed "<topic> $value"
-sub lp_read
-{
-	my ($value, $from, $secs, @topics) = @_;
-	my %took;
-	my $deadline = time() + $secs;
-	while (time() < $deadline && grep { !defined $took{$_} } @topics)
-	{
-		for my $t (grep { !defined $took{$_} } @topics)
-		{
-			$lp{$t}{h}->pump_nb;
-			$took{$t} = time() - $from if $lp{$t}{out} =~ /^$t \Q$value\E$/m;
-		}
-		select(undef, undef, undef, 0.002);
-	}
-	return %took;
-}
-
-# until each of the topics' consumers read a record
-sub lp_warm
-{
-	my @cold = @_;
-	my $warm_until = time() + 30;
-	while (@cold && time() < $warm_until)
-	{
-		$node->safe_psql('postgres', join(' ', map { "SELECT pgq_send('$_', 'warm');" } @cold));
-		my %took = lp_read('warm', time(), 1, @cold);
-		@cold = grep { !defined $took{$_} } @cold;
-	}
-	return "@cold";
 }
 
 # alice's two first: each gets a connection's wait of her role; then bob's
 # need one of those connections
 lp_start($_) for 'lp_a1', 'lp_a2';
-is(lp_warm('lp_a1', 'lp_a2'), '', 'alice\'s consumers read their topics');
+is(join(' ', tails_warm($node, \%lp, 'lp_a1', 'lp_a2')), '', 'alice\'s consumers read their topics');
 sleep 1;
 lp_start($_) for 'lp_b1', 'lp_b2';
-is(lp_warm('lp_b1', 'lp_b2'), '', 'and then bob\'s');
+is(join(' ', tails_warm($node, \%lp, 'lp_b1', 'lp_b2')), '', 'and then bob\'s');
 sleep 1;
 for my $t ('lp_b2', 'lp_a1')
 {
 	my $sent = time();
 	$node->safe_psql('postgres', "SELECT pgq_send('$t', 'wake')");
-	my %took = lp_read('wake', $sent, 15, $t);
+	my %took = tails_read(\%lp, 'wake', $sent, 15, $t);
 	ok(defined $took{$t} && $took{$t} < 1.0,
 		sprintf('the parked consumer of %s reads its record at once (%.0f ms)', $t, ($took{$t} // 99) * 1000));
 	select(undef, undef, undef, 0.3);
 }
-for my $c (values %lp)
-{
-	$c->{h}->kill_kill;
-	$c->{h}->finish;
-}
+tails_stop(\%lp);
 my $lp_log = substr(slurp_file($node->logfile), $log_from);
 unlike($lp_log, qr/permission denied for topic "lp_/, 'no wait failed (each ran in its own role)');
 my $cancels = () = $lp_log =~ /pg_cancel_backend/g;
 cmp_ok($cancels, '<', 50, "the waits settled: $cancels cancelled to make room, not one after another");
 # their last requests wait out their 10 s: let them end before the shutdown
-$node->poll_query_until('postgres', q{
-	SELECT count(*) = 0 FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%FROM pgq_wait(%'
-	   AND pid <> pg_backend_pid()});
+wait_unparked($node);
 gateway_stop($gw);
 
 # --- TLS --------------------------------------------------------------------------

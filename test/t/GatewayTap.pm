@@ -30,7 +30,8 @@ use Test::More;
 use Time::HiRes qw(usleep time);
 
 our @EXPORT = qw(gateway_start gateway_stop gateway_log kcat run_python
-  kafka_connect kafka_send kafka_request kafka_read_response);
+  kafka_connect kafka_send kafka_request kafka_read_response
+  tail_start tails_read tails_warm tails_stop wait_unparked);
 
 # the seconds a client may run before it is killed (and the test fails)
 our $client_timeout = 60;
@@ -166,6 +167,81 @@ sub kcat
 {
 	my ($gw, $args, %opt) = @_;
 	return run_bounded([ 'kcat', '-b', $gw->{bootstrap}, @$args ], %opt);
+}
+
+# ------------------------------------------------- consumers that long-poll
+
+# A kcat consumer at the end of a topic, waiting up to 10 s per Fetch and
+# printing "<topic> <value>" per record; @extra are more kcat arguments (a
+# role's SASL settings).  Give it to tails_read in a hash by its topic.
+sub tail_start
+{
+	my ($gw, $topic, @extra) = @_;
+	my $c = { out => '', err => '' };
+	$c->{h} = IPC::Run::start(
+		[
+			'kcat', '-b', $gw->{bootstrap}, @extra, '-C', '-t', $topic, '-o', 'end', '-u', '-q',
+			'-X', 'fetch.wait.max.ms=10000', '-f', '%t %s\n'
+		],
+		'<', \undef, '>', \$c->{out}, '2>', \$c->{err}, IPC::Run::timeout(90));
+	return $c;
+}
+
+# The seconds from $from until the tails (a hash topic => tail_start's) of
+# @topics printed the record $value, or until $secs passed: topic => seconds.
+sub tails_read
+{
+	my ($tails, $value, $from, $secs, @topics) = @_;
+	my %took;
+	my $deadline = time() + $secs;
+	while (time() < $deadline && grep { !defined $took{$_} } @topics)
+	{
+		for my $t (grep { !defined $took{$_} } @topics)
+		{
+			$tails->{$t}{h}->pump_nb;
+			$took{$t} = time() - $from if $tails->{$t}{out} =~ /^\Q$t $value\E$/m;
+		}
+		usleep(2_000);
+	}
+	return %took;
+}
+
+# Sends "warm" to the tails' topics until each read one (librdkafka starts
+# at the end only once it has looked the offset up); the topics that did
+# not within 30 s.
+sub tails_warm
+{
+	my ($node, $tails, @cold) = @_;
+	my $deadline = time() + 30;
+	while (@cold && time() < $deadline)
+	{
+		$node->safe_psql('postgres', join(' ', map { "SELECT pgq_send('$_', 'warm');" } @cold));
+		my %took = tails_read($tails, 'warm', time(), 1, @cold);
+		@cold = grep { !defined $took{$_} } @cold;
+	}
+	return @cold;
+}
+
+sub tails_stop
+{
+	my ($tails) = @_;
+	for my $c (values %$tails)
+	{
+		$c->{h}->kill_kill;
+		$c->{h}->finish;
+	}
+	return;
+}
+
+# Waits until no Fetch of a gone client is parked in pgq_wait any more (its
+# wait runs out its time: a gateway's shutdown would wait for it).
+sub wait_unparked
+{
+	my ($node) = @_;
+	$node->poll_query_until('postgres', q{
+		SELECT count(*) = 0 FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%FROM pgq_wait(%'
+		   AND pid <> pg_backend_pid()});
+	return;
 }
 
 # Run a Python 3 program (Debian's, which has confluent_kafka and kafka)
