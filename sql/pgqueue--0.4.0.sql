@@ -376,14 +376,15 @@ COMMENT ON FUNCTION pgq_offsets_for_time(text, timestamptz) IS
 CREATE FUNCTION pgq_fetch_partitions(topics text[], partitions integer[], msg_offsets bigint[],
                                      max_records integer DEFAULT 100, max_bytes integer DEFAULT NULL,
                                      partition_max_records integer[] DEFAULT NULL,
-                                     partition_max_bytes integer[] DEFAULT NULL)
+                                     partition_max_bytes integer[] DEFAULT NULL,
+                                     timeout_ms integer DEFAULT 0)
 RETURNS TABLE(topic text, partition integer, msg_offset bigint, key bytea,
               value bytea, headers jsonb, "timestamp" timestamptz,
               log_start_offset bigint, high_watermark bigint, last_stable_offset bigint,
               next_offset bigint, error text)
 LANGUAGE c AS 'MODULE_PATHNAME', 'pgq_fetch_partitions';
-COMMENT ON FUNCTION pgq_fetch_partitions(text[], integer[], bigint[], integer, integer, integer[], integer[]) IS
-'reads many partitions in one call: per partition its records, then a row (msg_offset NULL) with the log start, high watermark and last stable offset that bounded the read, where the next read continues, and an error code';
+COMMENT ON FUNCTION pgq_fetch_partitions(text[], integer[], bigint[], integer, integer, integer[], integer[], integer) IS
+'reads many partitions in one call: per partition its records, then a row (msg_offset NULL) with the log start, high watermark and last stable offset that bounded the read, where the next read continues, and an error code; with timeout_ms > 0 it first waits, as pgq_wait does, until one of them has something to answer';
 
 CREATE FUNCTION pgq_wait(topics text[], partitions integer[], msg_offsets bigint[],
                          timeout_ms integer DEFAULT 0)

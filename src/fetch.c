@@ -1267,11 +1267,17 @@ fetch_partition_row(ReturnSetInfo *rsinfo, PgqReadEntry *e, int64 log_start, int
 
 /*
  * pgq_fetch_partitions(topics, partitions, msg_offsets, max_records,
- * max_bytes, partition_max_records, partition_max_bytes): reads many
- * partitions in one call, for Kafka's Fetch.  For each entry in input
+ * max_bytes, partition_max_records, partition_max_bytes, timeout_ms): reads
+ * many partitions in one call, for Kafka's Fetch.  For each entry in input
  * order: the records read from it, then a row for the partition (msg_offset
  * NULL) with its log start, high watermark and last stable offset, where
  * the next read continues, and an error code (NULL if none).
+ *
+ * With timeout_ms > 0 it first waits, as pgq_wait does, until a read of one
+ * of the entries would answer (a record, a gap to move past, an error) or
+ * the timeout passes, and then reads them all with a snapshot taken after
+ * the wait: a long poll in one statement, where a wait and a read would
+ * take two.
  *
  * Every partition is read with the statement's one snapshot, and the last
  * stable offset reported is the one that bounded that read: when the read
@@ -1291,10 +1297,27 @@ pgq_fetch_partitions(PG_FUNCTION_ARGS)
 	int64		max_bytes = limit_arg(fcinfo, 4, "max_bytes");
 	int64	   *part_records = limits_array_arg(fcinfo, 5, "partition_max_records", n);
 	int64	   *part_bytes = limits_array_arg(fcinfo, 6, "partition_max_bytes", n);
+	int32		timeout_ms = DatumGetInt32(pgq_require_arg(fcinfo, 7, "timeout_ms"));
+	bool		new_snapshot = false;
 	ReturnSetInfo *rsinfo;
 	FetchLimits lim;
 	int64		served = 0;
 	int			i;
+
+	if (timeout_ms < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout_ms must not be negative")));
+	if (timeout_ms > 0 && !IsolationUsesXactSnapshot())
+	{
+		bool	   *ready = palloc0(sizeof(bool) * Max(n, 1));
+
+		/* the wait's checks saw more than the statement's snapshot may */
+		(void) read_entries_wait(entries, n, timeout_ms, ready);
+		pfree(ready);
+		PushActiveSnapshot(GetLatestSnapshot());
+		new_snapshot = true;
+	}
 
 	records_result_init(fcinfo);
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
@@ -1371,6 +1394,8 @@ pgq_fetch_partitions(PG_FUNCTION_ARGS)
 		fetch_partition_row(rsinfo, e, topic_partition_info(e->topic, e->partition)->log_start_offset,
 							Max(hwm, lso), lso, next, NULL);
 	}
+	if (new_snapshot)
+		PopActiveSnapshot();
 	if (served > 0)
 		served_records_flush();
 	return (Datum) 0;

@@ -49,6 +49,7 @@ typedef struct PgqReadEntry
 extern int	read_entries_get(FunctionCallInfo fcinfo, int argno, PgqReadEntry **entries);
 extern void read_entries_lookup(PgqReadEntry *entries, int n);
 extern bool read_entry_ready(PgqReadEntry *e);
+extern int	read_entries_wait(PgqReadEntry *entries, int n, int32 timeout_ms, bool *ready);
 
 /*
  * wait.c: long polling.  A reader runs a read step until it returns records

@@ -4,9 +4,9 @@
  *	  Long polling: readers wait for records, woken when a send ends.
  *
  * pgq_fetch and pgq_poll with timeout_ms > 0 that find nothing to return
- * (and pgq_wait, which returns no records, until an entry is ready; see
- * pgq_wait for waits over several topics)
- * sleep on their topic's condition variable (partition_state.c) until a
+ * (and pgq_wait, which returns no records, and pgq_fetch_partitions, until
+ * one of their entries is ready; see read_entries_wait for waits over
+ * several topics) sleep on their topic's condition variable (partition_state.c) until a
  * transaction that sent to the topic commits or aborts, then read again with
  * a new snapshot; they return as soon as a read finds records, or when the
  * timeout passes, or when the query is cancelled.  A sending transaction
@@ -289,41 +289,31 @@ entries_check(PgqReadEntry *entries, int n, bool *ready)
 }
 
 /*
- * pgq_wait(topics, partitions, msg_offsets, timeout_ms): the entries for
- * which a read (pgq_fetch_partitions) would answer now: it would serve a
- * record at or above the offset (below the last stable offset), or move
- * past a gap of rolled-back sends, or report an error.  With timeout_ms > 0
- * and no entry ready, it waits, as wait_for_records does, until a send to
- * one of the topics ends and an entry is ready, or the timeout passes.
- * Returns no records: a Kafka gateway parks its Fetch requests on it.
+ * Waits until a read of one of the entries would answer (see
+ * read_entry_ready), or timeout_ms passes: marks the ready entries in ready
+ * and returns how many there are.  With timeout_ms = 0, under REPEATABLE
+ * READ or SERIALIZABLE (whose one snapshot would never see a later commit),
+ * or with no entries, it only checks, once.
  *
  * A wait for the partitions of one topic sleeps on that topic's condition
  * variable; one for several topics on a shared one, which every sending
  * transaction broadcasts on while someone sleeps there, so such a wait also
  * wakes up (and checks its entries again) when other topics are sent to.
  * Before each check after the first, the topics are looked up again, which
- * reloads their segment lists if topic metadata changed meanwhile.
+ * reloads their segment lists if topic metadata changed meanwhile.  Each
+ * check reads with a snapshot taken after registering as a sleeper, so a
+ * caller that reads after a wait must take a new snapshot too.
  */
-Datum
-pgq_wait(PG_FUNCTION_ARGS)
+int
+read_entries_wait(PgqReadEntry *entries, int n, int32 timeout_ms, bool *ready)
 {
-	PgqReadEntry *entries;
-	int			n = read_entries_get(fcinfo, 0, &entries);
-	int32		timeout_ms = DatumGetInt32(pgq_require_arg(fcinfo, 3, "timeout_ms"));
 	bool		in_recovery = RecoveryInProgress();
-	bool	   *ready = palloc0(sizeof(bool) * Max(n, 1));
-	ReturnSetInfo *rsinfo;
 	ConditionVariable *cv = NULL;
 	TimestampTz deadline;
 	MemoryContext step_cxt;
 	MemoryContext old_cxt;
 	bool		first = true;
-	int			i;
-
-	if (timeout_ms < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("timeout_ms must not be negative")));
+	int			nready;
 
 	/* what a check allocates is freed before the next: a wait may see many wake-ups */
 	step_cxt = AllocSetContextCreate(CurrentMemoryContext, "pgqueue wait step",
@@ -331,7 +321,6 @@ pgq_wait(PG_FUNCTION_ARGS)
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 	for (;;)
 	{
-		int			nready;
 		long		remaining;
 
 		MemoryContextReset(step_cxt);
@@ -376,6 +365,34 @@ pgq_wait(PG_FUNCTION_ARGS)
 	if (!in_recovery)
 		ConditionVariableCancelSleep();
 	MemoryContextDelete(step_cxt);
+	return nready;
+}
+
+/*
+ * pgq_wait(topics, partitions, msg_offsets, timeout_ms): the entries for
+ * which a read (pgq_fetch_partitions) would answer now: it would serve a
+ * record at or above the offset (below the last stable offset), or move
+ * past a gap of rolled-back sends, or report an error.  With timeout_ms > 0
+ * and no entry ready, it waits (read_entries_wait) until a send to one of
+ * the topics ends and an entry is ready, or the timeout passes.  Returns no
+ * records: a Kafka gateway parks its Fetch requests on it, many requests
+ * in one wait.
+ */
+Datum
+pgq_wait(PG_FUNCTION_ARGS)
+{
+	PgqReadEntry *entries;
+	int			n = read_entries_get(fcinfo, 0, &entries);
+	int32		timeout_ms = DatumGetInt32(pgq_require_arg(fcinfo, 3, "timeout_ms"));
+	bool	   *ready = palloc0(sizeof(bool) * Max(n, 1));
+	ReturnSetInfo *rsinfo;
+	int			i;
+
+	if (timeout_ms < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout_ms must not be negative")));
+	(void) read_entries_wait(entries, n, timeout_ms, ready);
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;

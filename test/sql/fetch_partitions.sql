@@ -83,6 +83,16 @@ SELECT * FROM pgq_wait(ARRAY['fp', 'fp', 'fp', 'fp.other', 'fp', 'nope', 'fp'],
 -- nothing ready: waits for the timeout, then returns no rows
 SELECT * FROM pgq_wait(ARRAY['fp', 'fp.other'], ARRAY[0, 0], ARRAY[5, 4], 50);
 SELECT * FROM pgq_wait(ARRAY[]::text[], ARRAY[]::integer[], ARRAY[]::bigint[], 1000);
+
+-- a read that waits (timeout_ms): with something to answer it reads at once;
+-- with nothing, it waits for the timeout and answers the partition rows
+SELECT partition, msg_offset, convert_from(value, 'UTF8') AS value, last_stable_offset, next_offset
+  FROM pgq_fetch_partitions(ARRAY['fp'], ARRAY[0, 1], ARRAY[4, 3], timeout_ms => 60000);
+SELECT partition, msg_offset, last_stable_offset, next_offset, error
+  FROM pgq_fetch_partitions(ARRAY['fp', 'fp.other'], ARRAY[0, 0], ARRAY[5, 4], timeout_ms => 50);
+-- an error is something to answer too
+SELECT partition, msg_offset, error
+  FROM pgq_fetch_partitions(ARRAY['fp', 'fp'], ARRAY[0, 7], ARRAY[5, 0], timeout_ms => 60000);
 SELECT count(*) FROM pgq_fetch_partitions(ARRAY[]::text[], ARRAY[]::integer[], ARRAY[]::bigint[]);
 
 -- bad calls fail as a whole
@@ -96,6 +106,8 @@ SELECT * FROM pgq_fetch_partitions(ARRAY['fp'], ARRAY[0], ARRAY[0], max_bytes =>
 SELECT * FROM pgq_fetch_partitions(ARRAY['fp'], ARRAY[0], ARRAY[0], partition_max_bytes => ARRAY[0]);
 SELECT * FROM pgq_fetch_partitions(ARRAY['fp'], ARRAY[0], ARRAY[0], partition_max_records => ARRAY[1, 1]);
 SELECT * FROM pgq_fetch_partitions(ARRAY['bad name'], ARRAY[0], ARRAY[0]);
+SELECT * FROM pgq_fetch_partitions(ARRAY['fp'], ARRAY[0], ARRAY[0], timeout_ms => -1);
+SELECT * FROM pgq_fetch_partitions(ARRAY['fp'], ARRAY[0], ARRAY[0], timeout_ms => NULL);
 SELECT * FROM pgq_wait(ARRAY['fp'], ARRAY[0], ARRAY[0], -1);
 SELECT * FROM pgq_wait(ARRAY['fp'], ARRAY[0], NULL);
 SELECT * FROM pgq_wait(ARRAY['fp'], ARRAY[0], ARRAY[0], NULL);

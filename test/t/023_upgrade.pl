@@ -217,6 +217,12 @@ is( $new->safe_psql(
 	'1',
 	'pgq_wait finds the entry a read would answer');
 is( $new->safe_psql(
+		'postgres', qq{
+	SELECT string_agg(coalesce(msg_offset, -next_offset)::text, ',')
+	  FROM pgq_fetch_partitions(ARRAY['events'], ARRAY[0, 0], ARRAY[$hwm, $hwm + 1], timeout_ms => 600000)}),
+	"$hwm,-" . ($hwm + 1) . ",-" . ($hwm + 1),
+	'a read that waits (timeout_ms) answers at once when a partition has a record');
+is( $new->safe_psql(
 		'postgres', q{
 	SELECT count(*) FROM pg_proc
 	 WHERE proname IN ('pgq_fetch_partitions', 'pgq_wait') AND obj_description(oid, 'pg_proc') IS NOT NULL}),

@@ -16,7 +16,10 @@
 #	   or rollback in the partition does not end the wait (past the last
 #	   stable offset), the open one's commit does;
 #	4. a cancelled wait (pg_cancel_backend, statement_timeout) fails with
-#	   the usual error and leaves the session able to wait again.
+#	   the usual error and leaves the session able to wait again;
+#	5. a read that waits (pgq_fetch_partitions with timeout_ms) sleeps
+#	   the same way, and returns the records that ended its wait, or moves
+#	   past the gap that did.
 #
 # No timing assertion: every wait has a timeout of ten minutes, and a wait
 # that returns its entry cannot have timed out (it would return no rows).
@@ -52,18 +55,36 @@ my $waiter_pid = $waiter->query_safe('SELECT pg_backend_pid()');
 my $query_seq = 0;
 my $tag;
 
-# Start a pgq_wait in the waiter session without waiting for its end.
+# Start a statement in the waiter session without waiting for its end.
+sub start_statement
+{
+	my ($sql) = @_;
+	$tag = 'wait_done_' . ++$query_seq;
+	$waiter->{stdout} = '';
+	$waiter->{stderr} = '';
+	$waiter->{stdin} .= "$sql\n\\echo '$tag'\n\\warn '$tag'\n";
+	$waiter->{run}->pump_nb while length $waiter->{stdin};
+	return;
+}
+
+# Start a pgq_wait.
 sub start_wait
 {
 	my ($topics, $partitions, $offsets, $extra) = @_;
 	$extra //= '';
-	$tag = 'wait_done_' . ++$query_seq;
-	$waiter->{stdout} = '';
-	$waiter->{stderr} = '';
-	$waiter->{stdin} .= "$extra SELECT entry, topic, partition, msg_offset FROM pgq_wait("
-	  . "ARRAY[$topics]::text[], ARRAY[$partitions], ARRAY[$offsets]::bigint[], $timeout_ms);\n"
-	  . "\\echo '$tag'\n\\warn '$tag'\n";
-	$waiter->{run}->pump_nb while length $waiter->{stdin};
+	start_statement("$extra SELECT entry, topic, partition, msg_offset FROM pgq_wait("
+		  . "ARRAY[$topics]::text[], ARRAY[$partitions], ARRAY[$offsets]::bigint[], $timeout_ms);");
+	return;
+}
+
+# Start a read that waits: its records' and partition rows' topic,
+# partition, offset, value and next offset.
+sub start_read
+{
+	my ($topics, $partitions, $offsets) = @_;
+	start_statement("SELECT topic, partition, msg_offset, convert_from(value, 'UTF8'), next_offset "
+		  . "FROM pgq_fetch_partitions(ARRAY[$topics]::text[], ARRAY[$partitions], "
+		  . "ARRAY[$offsets]::bigint[], timeout_ms => $timeout_ms);");
 	return;
 }
 
@@ -163,6 +184,22 @@ ok(waiting(), 'the session waits again');
 send_value($node, 'w2', 'four');
 ($out, $err) = finish_wait();
 is($out, '2|w2|0|2', 'and is woken again');
+
+# 5. A read that waits: w1/0 holds offset 0, w2/0 offsets 0 (a gap) to 2.
+start_read("'w1', 'w2'", '0, 0', '1, 3');
+ok(waiting(), 'a read that waits for two topics sleeps');
+send_value($node, 'w3', 'elsewhere again');
+still_waiting_after('a commit to a topic not read');
+send_value($node, 'w2', 'five');
+($out, $err) = finish_wait();
+is($out, "w1|0|||1\nw2|0|3|five|\nw2|0|||4",
+	'a commit ends it, and it returns the record that ended it');
+start_read("'w1', 'w2'", '0, 0', '1, 4');
+ok(waiting(), 'it sleeps again');
+$node->safe_psql('postgres',
+	"BEGIN; SELECT pgq_send('w1', 'rolled back'::text, partition => 0); ROLLBACK;");
+($out, $err) = finish_wait();
+is($out, "w1|0|||2\nw2|0|||4", 'a gap at the offset read ends it, and it moves past the gap');
 
 $waiter->quit;
 $node->stop;
