@@ -33,11 +33,22 @@
  *
  * Long poll: when the read found nothing (no record, no gap to move past,
  * no error) and the request may wait (max_wait_ms > 0), the request is
- * parked (longpoll.c: a pgq_wait shared by the parked requests) until a
- * commit makes one of its partitions readable, or until its time is up;
- * then the partitions are read again and the answer goes out.  Nothing
- * polls: the wait sleeps in Postgres until a commit wakes it.  min_bytes
- * is taken as one record: whatever the read finds is answered.
+ * parked (longpoll.c) until a commit makes one of its partitions readable,
+ * or until its time is up; then the partitions are read again and the
+ * answer goes out.  A request parked alone reads with a read that waits
+ * (pgq_fetch_partitions with timeout_ms): the records that end its wait
+ * come back in the same statement.  Parked requests beyond the waiting
+ * pool share pgq_wait statements, and read again when theirs ends.
+ * Nothing polls: a wait sleeps in Postgres until a commit wakes it.
+ * min_bytes is taken as one record: whatever the read finds is answered.
+ *
+ * A consumer that is caught up fetches from the last stable offset its
+ * previous answer gave.  The gateway remembers the last stable offset each
+ * of its reads found per partition (a hint table, hashed, overwritten on a
+ * collision): a request that may wait and whose every partition is at or
+ * past its hint is parked at once, without the read that would find
+ * nothing.  A hint that is behind (records came meanwhile) costs nothing:
+ * the parked request's wait ends at once.
  *
  * Fetch sessions (KIP-227) are not kept: every answer has session id 0,
  * which tells clients to send full requests.  Aborted transactions are
@@ -64,7 +75,7 @@
 static const char fetch_sql[] =
 "SELECT msg_offset, key, value, pgq_headers_to_kafka(headers), \"timestamp\", "
 "log_start_offset, high_watermark, last_stable_offset, next_offset, error "
-"FROM pgq_fetch_partitions($1::text[], $2::int4[], $3::int8[], $4, $5, NULL, $6::int4[])";
+"FROM pgq_fetch_partitions($1::text[], $2::int4[], $3::int8[], $4, $5, NULL, $6::int4[], $7)";
 
 /* the columns of fetch_sql */
 enum
@@ -119,6 +130,53 @@ typedef struct FetchState
 } FetchState;
 
 static void fetch_submit(FetchState *st);
+static void fetch_done(PGresult *res, const char *sqlstate, void *arg);
+
+/* ---------------------------------------------------- caught-up hints */
+
+#define FETCH_HINTS		4096	/* a power of two */
+
+typedef struct FetchHint
+{
+	uint64_t	key;			/* 0: empty */
+	int64_t		lso;
+} FetchHint;
+
+static FetchHint fetch_hints[FETCH_HINTS];
+
+/* FNV-1a over the topic's name and the partition; never 0. */
+static uint64_t
+fetch_hint_key(const char *name, int32_t name_len, int32_t partition)
+{
+	uint64_t	h = 14695981039346656037u;
+	int			i;
+
+	for (i = 0; i < name_len; i++)
+		h = (h ^ (uint8_t) name[i]) * 1099511628211u;
+	for (i = 0; i < 4; i++)
+		h = (h ^ (uint8_t) (partition >> (8 * i))) * 1099511628211u;
+	return h | 1;
+}
+
+static void
+fetch_hint_set(const char *name, int32_t name_len, int32_t partition, int64_t lso)
+{
+	uint64_t	key = fetch_hint_key(name, name_len, partition);
+	FetchHint  *hint = &fetch_hints[key & (FETCH_HINTS - 1)];
+
+	hint->key = key;
+	hint->lso = lso;
+}
+
+/* Whether the partition's fetch offset is at or past its hint. */
+static bool
+fetch_hint_caught_up(const char *name, int32_t name_len, int32_t partition, int64_t offset)
+{
+	uint64_t	key = fetch_hint_key(name, name_len, partition);
+	const FetchHint *hint = &fetch_hints[key & (FETCH_HINTS - 1)];
+
+	return hint->key == key && offset >= hint->lso;
+}
 
 /* Whether the partition's read found a gap to move past and no record. */
 static inline bool
@@ -278,6 +336,9 @@ fetch_take_result(FetchState *st, const PGresult *res)
 			fp->next_offset = pgr_int8(res, row, FC_NEXT, -1);
 			fp->error = pgr_isnull(res, row, FC_ERROR) ? KERR_NONE :
 				fetch_partition_error(PQgetvalue(res, row, FC_ERROR));
+			if (fp->error == KERR_NONE && fp->lso >= 0)
+				fetch_hint_set(st->topics[t].name, st->topics[t].name_len, fp->partition,
+							   fp->lso);
 			row++;
 		}
 	}
@@ -477,6 +538,69 @@ fetch_woken(void *arg)
 	fetch_submit(st);
 }
 
+static bool fetch_read_submit(FetchState *st, PgPoolKind pool, int32_t timeout_ms,
+							  PgCallback done, void *done_arg);
+
+/* The request's own read that waits (longpoll.c). */
+static bool
+fetch_wait_read(void *arg, PgPoolKind pool, int32_t timeout_ms, PgCallback done, void *done_arg)
+{
+	return fetch_read_submit(arg, pool, timeout_ms, done, done_arg);
+}
+
+/* Its result: the long poll is over, whatever it found is the answer. */
+static void
+fetch_answered(void *arg, PGresult *res, const char *sqlstate)
+{
+	FetchState *st = arg;
+
+	st->waited = true;
+	fetch_done(res, sqlstate, st);
+}
+
+static const LongPollOps fetch_park_ops = {
+	fetch_wait_entries, fetch_woken, fetch_wait_read, fetch_answered
+};
+
+/*
+ * A request with a gap alone (a v4 reader's) waits from the gap's end, but
+ * reads from its fetch offset: its read cannot be the wait.
+ */
+static const LongPollOps fetch_park_gap_ops = {
+	fetch_wait_entries, fetch_woken, NULL, NULL
+};
+
+/* Parks the request (its read, if any, found nothing to answer). */
+static void
+fetch_park(FetchState *st)
+{
+	bool		gap = false;
+	int32_t		t,
+				p;
+
+	for (t = 0; t < st->ntopics; t++)
+		for (p = 0; p < st->topics[t].npartitions; p++)
+			gap = gap || fetch_gap_alone(&st->topics[t].partitions[p]);
+	longpoll_park(st, st->nentries, st->start_ms + st->max_wait_ms,
+				  gap ? &fetch_park_gap_ops : &fetch_park_ops);
+}
+
+/* Whether every partition of the request is at or past its hint. */
+static bool
+fetch_caught_up(const FetchState *st)
+{
+	int32_t		t,
+				p;
+
+	for (t = 0; t < st->ntopics; t++)
+		for (p = 0; p < st->topics[t].npartitions; p++)
+			if (!fetch_hint_caught_up(st->topics[t].name, st->topics[t].name_len,
+									  st->topics[t].partitions[p].partition,
+									  st->topics[t].partitions[p].fetch_offset))
+				return false;
+	return true;
+}
+
 static void
 fetch_done(PGresult *res, const char *sqlstate, void *arg)
 {
@@ -504,13 +628,16 @@ fetch_done(PGresult *res, const char *sqlstate, void *arg)
 		fetch_respond(st, res);
 		return;
 	}
-	longpoll_park(st, st->nentries, st->start_ms + st->max_wait_ms, fetch_wait_entries,
-				  fetch_woken);
+	fetch_park(st);
 }
 
-/* Reads the request's partitions. */
-static void
-fetch_submit(FetchState *st)
+/*
+ * Submits the read of the request's partitions on pool, waiting up to
+ * timeout_ms for one of them to have something to answer.
+ */
+static bool
+fetch_read_submit(FetchState *st, PgPoolKind pool, int32_t timeout_ms, PgCallback done,
+				  void *done_arg)
 {
 	PgParams	params;
 	KWriter    *w;
@@ -531,7 +658,15 @@ fetch_submit(FetchState *st)
 
 			pga_int4(w, max_bytes > 0 ? max_bytes : 1);
 		}
-	if (!pgp_submit(&params, POOL_DEFAULT, fetch_sql, true, fetch_done, st))
+	pgp_int4(&params, timeout_ms);
+	return pgp_submit(&params, pool, fetch_sql, true, done, done_arg);
+}
+
+/* Reads the request's partitions. */
+static void
+fetch_submit(FetchState *st)
+{
+	if (!fetch_read_submit(st, POOL_DEFAULT, 0, fetch_done, st))
 		fetch_fail(st, KERR_UNKNOWN_SERVER_ERROR);
 }
 
@@ -558,7 +693,10 @@ api_fetch(Request *req)
 		fetch_respond(st, NULL);
 		return;
 	}
-	fetch_submit(st);
+	if (st->max_wait_ms > 0 && fetch_caught_up(st))
+		fetch_park(st);
+	else
+		fetch_submit(st);
 }
 
 /* ----------------------------------------------------------- ListOffsets */

@@ -142,7 +142,7 @@ typedef enum PgPoolKind
 {
 	POOL_DEFAULT,				/* the server's synchronous_commit (acks=all) */
 	POOL_LOCAL,					/* synchronous_commit = local (acks 0 and 1) */
-	POOL_WAIT					/* long polls (pgq_wait): may block for seconds */
+	POOL_WAIT					/* long polls (pgq_wait, reads that wait): may block for seconds */
 } PgPoolKind;
 
 /*

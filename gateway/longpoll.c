@@ -17,15 +17,22 @@
  *
  * A request parked while a connection of the pool is free gets a wait of
  * its own there: a few consumers that fetch often never disturb each
- * other's waits.  One parked while every connection holds a wait must not
+ * other's waits.  A wait of one request is its own read, when it has one
+ * (LongPollOps.read: pgq_fetch_partitions with a timeout): one statement
+ * waits and then reads the records that ended the wait, where a pgq_wait
+ * would be followed by a read, so a caught-up consumer's record takes one
+ * statement less and one round trip less to reach it.  One parked while
+ * every connection holds a wait must not
  * sit out those waits (up to a client's max.wait.ms): unless one of them
  * ends within ROOM_GRACE_MS (as busy consumers' waits do), one is
  * cancelled (pg_cancel: pg_cancel_backend from another connection), and
- * waits again with the new requests' entries added.  A cancel that reaches
+ * waits again with the new requests' entries added (a cancelled read is
+ * parked again, behind them).  A cancel that reaches
  * the server before its statement started is lost, so it is sent again if
  * the wait has not ended CANCEL_RETRY_MS later.  A cancel that arrives
  * after its wait ended can only cancel another wait (the waiting pool runs
- * nothing else), which then waits again: harmless.
+ * nothing else: waits, and reads that wait), which then waits again:
+ * harmless.
  *
  * A wait that fails otherwise (its connection was lost, a topic was
  * dropped) wakes all its requests: their reads report what happened.
@@ -57,8 +64,7 @@ typedef struct Parked
 	int			nentries;
 	int64_t		deadline_ms;
 	char	   *role;			/* NULL: the gateway's own */
-	LongPollEntries entries;
-	LongPollWoken woken;
+	const LongPollOps *ops;
 	int			first;			/* its first entry's index in its wait */
 } Parked;
 
@@ -96,16 +102,39 @@ append(Parked **tail, Parked *p)
 	return &p->next;
 }
 
-/* Ends p's parking: frees it and calls its woken. */
+/*
+ * Ends p's parking: frees it and calls its woken, or with a result (its
+ * read's), its answered.
+ */
 static void
-parked_wake(Parked *p)
+parked_end(Parked *p, PGresult *res, const char *sqlstate)
 {
 	PgRoleContext prev = pg_enter_role(p->role);
 
-	p->woken(p->arg);
+	if (res != NULL || sqlstate != NULL)
+		p->ops->answered(p->arg, res, sqlstate);
+	else
+		p->ops->woken(p->arg);
 	pg_leave_role(prev);
 	free(p->role);
 	free(p);
+}
+
+static void
+parked_wake(Parked *p)
+{
+	parked_end(p, NULL, NULL);
+}
+
+/* Appends p to the unassigned requests. */
+static void
+parked_queue(Parked *p)
+{
+	Parked	  **tail;
+
+	for (tail = &unassigned; *tail; tail = &(*tail)->next)
+		;
+	(void) append(tail, p);
 }
 
 static void
@@ -187,6 +216,28 @@ wait_done(PGresult *res, const char *sqlstate, void *arg)
 	longpoll_kick();
 }
 
+/*
+ * A request's own read ended: its result is the request's answer, unless
+ * it was cancelled to make room (then the request is parked again, behind
+ * those it made room for, and reads again if its time is up).
+ */
+static void
+read_done(PGresult *res, const char *sqlstate, void *arg)
+{
+	Wait	   *w = arg;
+	Parked	   *p = w->parked;
+	bool		cancelled = sqlstate != NULL && strcmp(sqlstate, "57014") == 0;
+
+	wait_free(w);
+	if (!cancelled)
+		parked_end(p, res, sqlstate);
+	else if (p->deadline_ms - monotonic_ms() <= 1)
+		parked_wake(p);
+	else
+		parked_queue(p);
+	longpoll_kick();
+}
+
 /* Starts a wait in role for every unassigned request parked in it. */
 static void
 wait_start(const char *role)
@@ -195,6 +246,7 @@ wait_start(const char *role)
 	Parked	  **pp = &unassigned;
 	Parked	  **tail;
 	Parked	   *p;
+	int32_t		timeout_ms;
 	PgParams	params;
 	KWriter    *topics,
 			   *partitions,
@@ -239,14 +291,31 @@ wait_start(const char *role)
 	w->next = waits;
 	waits = w;
 	nwaits++;
+	timeout_ms = (int32_t) (first_deadline - now > 1 ? first_deadline - now : 1);
+
+	p = w->parked;
+	if (p != NULL && p->next == NULL && p->ops->read != NULL)
+	{
+		/* one request: its own read waits */
+		prev = pg_enter_role(role);
+		ok = p->ops->read(p->arg, POOL_WAIT, timeout_ms, read_done, w);
+		pg_leave_role(prev);
+		if (!ok)
+		{
+			/* out of memory: it reads again at once */
+			wait_free(w);
+			parked_wake(p);
+		}
+		return;
+	}
 
 	pgp_init(&params);
 	topics = pgp_array(&params, PGB_TEXT_ARRAY_OID, PGB_TEXT_OID, n);
 	partitions = pgp_array(&params, PGB_INT4_ARRAY_OID, PGB_INT4_OID, n);
 	offsets = pgp_array(&params, PGB_INT8_ARRAY_OID, PGB_INT8_OID, n);
 	for (p = w->parked; p && topics && partitions && offsets; p = p->next)
-		p->entries(p->arg, topics, partitions, offsets);
-	pgp_int4(&params, (int32_t) (first_deadline - now > 1 ? first_deadline - now : 1));
+		p->ops->entries(p->arg, topics, partitions, offsets);
+	pgp_int4(&params, timeout_ms);
 	prev = pg_enter_role(role);
 	ok = pgp_submit(&params, POOL_WAIT, wait_sql, true, wait_done, w);
 	pg_leave_role(prev);
@@ -327,26 +396,21 @@ longpoll_kick(void)
 }
 
 void
-longpoll_park(void *arg, int nentries, int64_t deadline_ms, LongPollEntries entries,
-			  LongPollWoken woken)
+longpoll_park(void *arg, int nentries, int64_t deadline_ms, const LongPollOps *ops)
 {
 	Parked	   *p = calloc(1, sizeof(Parked));
-	Parked	  **tail;
 	const char *role = pg_current_role();
 
 	if (p == NULL || (role != NULL && (p->role = strdup(role)) == NULL))
 	{
 		free(p);
-		woken(arg);				/* out of memory: it reads again at once */
+		ops->woken(arg);		/* out of memory: it reads again at once */
 		return;
 	}
 	p->arg = arg;
 	p->nentries = nentries;
 	p->deadline_ms = deadline_ms;
-	p->entries = entries;
-	p->woken = woken;
-	for (tail = &unassigned; *tail; tail = &(*tail)->next)
-		;
-	*tail = p;
+	p->ops = ops;
+	parked_queue(p);
 	longpoll_kick();
 }

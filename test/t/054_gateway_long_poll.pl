@@ -1,13 +1,17 @@
 # Copyright (c) pgqueue contributors
 #
 # 054_gateway_long_poll.pl
-#	  A Fetch that finds nothing waits in pgq_wait (the long poll of
+#	  A Fetch that finds nothing waits in Postgres (the long poll of
 #	  Kafka's fetch.wait.max.ms), without polling:
 #	  - a kcat consumer at the end of two partitions, with a 10 s wait,
 #		gets a record sent from psql within a fraction of a second of the
 #		commit, whichever partition it goes to;
-#	  - while it waits, the gateway sends no statement but the one
-#		pgq_wait, and librdkafka no second Fetch;
+#	  - while it waits, the gateway sends no statement but the one read
+#		that waits (no pgq_wait: the consumer is alone), and librdkafka no
+#		second Fetch;
+#	  - once caught up, each record takes the consumer one statement: the
+#		read that waits, and neither a read that finds nothing nor a
+#		pgq_wait (the server's statement log, over 20 sends);
 #	  - a send that rolls back does not end the wait with a record;
 #	  - more parked Fetch requests than the waiting pool has connections
 #		(--pool-size 2): six consumers on topics of their own are all
@@ -49,12 +53,10 @@ my $kcat = IPC::Run::start(
 	],
 	'<', \undef, '>', \$out, '2>', \$err, IPC::Run::timeout(90));
 
-# the gateway's connection waiting in pgq_wait
+# the gateway's statements in which Fetch requests are parked
 sub waiting
 {
-	return $node->safe_psql('postgres', q{
-		SELECT count(*) FROM pg_stat_activity
-		 WHERE state = 'active' AND query LIKE '%FROM pgq_wait(%' AND pid <> pg_backend_pid()});
+	return parked($node);
 }
 
 sub wait_until_parked
@@ -76,7 +78,8 @@ sub fetches
 	return $n;
 }
 
-ok(wait_until_parked(), 'the consumer\'s Fetch is parked in pgq_wait');
+ok(wait_until_parked(), 'the consumer\'s Fetch is parked');
+is(parked($node, 'own'), '1', 'in a read that waits, its own: no pgq_wait for a lone consumer');
 
 # librdkafka adds a partition to its Fetch requests once it knows where to
 # start: a record read from each shows that both are in the next Fetch
@@ -94,7 +97,27 @@ ok(wait_until_parked(), 'and waits again');
 my $before = fetches();
 sleep 2;
 is(fetches() - $before, 0, 'librdkafka sends no further Fetch while one waits');
-is(waiting(), '1', 'and the gateway still waits in the same pgq_wait');
+is(waiting(), '1', 'and the gateway still waits in the same statement');
+
+# caught up: one statement per record, the read that waits and returns it
+my $log_from = -s $node->logfile;
+for my $i (1 .. 20)
+{
+	$node->safe_psql('postgres', "SELECT pgq_send('lp', 'one-$i', partition => @{[ $i % 2 ]})");
+	$deadline = time() + 30;
+	while (time() < $deadline && $out !~ /^\d \d+ one-$i$/m)
+	{
+		$kcat->pump_nb;
+		usleep(2_000);
+	}
+	last unless wait_until_parked();
+}
+like($out, qr/one-20$/m, 'the consumer reads 20 records sent one at a time');
+my $log = substr(slurp_file($node->logfile), $log_from);
+my $reads = () = $log =~ /execute \S+: SELECT .*FROM pgq_fetch_partitions\(/g;
+my $waits = () = $log =~ /execute \S+: SELECT .*FROM pgq_wait\(/g;
+cmp_ok($reads, '<=', 22, "it took at most one read per record and two more ($reads)");
+is($waits, 0, 'and no pgq_wait');
 
 for my $p (1, 0)
 {

@@ -31,7 +31,7 @@ use Time::HiRes qw(usleep time);
 
 our @EXPORT = qw(gateway_start gateway_stop gateway_log kcat run_python
   kafka_connect kafka_send kafka_request kafka_read_response
-  tail_start tails_read tails_warm tails_stop wait_unparked);
+  tail_start tails_read tails_warm tails_stop parked wait_unparked);
 
 # the seconds a client may run before it is killed (and the test fails)
 our $client_timeout = 60;
@@ -233,14 +233,36 @@ sub tails_stop
 	return;
 }
 
-# Waits until no Fetch of a gone client is parked in pgq_wait any more (its
-# wait runs out its time: a gateway's shutdown would wait for it).
+# The statements of parked Fetch requests: a pgq_wait shared by several
+# requests, or a request's own read that waits (pgq_fetch_partitions with
+# a timeout).  $what 'shared' or 'own': those only.
+my %parked_query = (
+	shared => q{query LIKE '%FROM pgq_wait(%'},
+	own => q{query LIKE '%FROM pgq_fetch_partitions(%'});
+
+sub parked_condition
+{
+	my ($what) = @_;
+	my $query = $what ? $parked_query{$what} : "($parked_query{shared} OR $parked_query{own})";
+	return "state = 'active' AND $query AND pid <> pg_backend_pid()";
+}
+
+# How many of them are asleep in Postgres, waiting for a commit.
+sub parked
+{
+	my ($node, $what) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND "
+		  . parked_condition($what));
+}
+
+# Waits until no Fetch of a gone client is parked any more (its wait runs
+# out its time: a gateway's shutdown would wait for it).
 sub wait_unparked
 {
 	my ($node) = @_;
-	$node->poll_query_until('postgres', q{
-		SELECT count(*) = 0 FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%FROM pgq_wait(%'
-		   AND pid <> pg_backend_pid()});
+	$node->poll_query_until('postgres',
+		'SELECT count(*) = 0 FROM pg_stat_activity WHERE ' . parked_condition());
 	return;
 }
 
