@@ -40,6 +40,8 @@
  *              --max-in-flight sets the producer's max.in.flight (requests
  *              sent before the first is answered; default 1000000).
  */
+#define _GNU_SOURCE				/* ppoll */
+
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -51,6 +53,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <poll.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 
 #include <librdkafka/rdkafka.h>
@@ -640,6 +644,7 @@ run_e2e(void)
 	long		total = (long) rate * seconds;
 	struct timespec next;
 	double		ready_by;
+	int			dr_pipe[2];
 
 	/* linger.ms=0: each record leaves at once (the default 5 ms would add
 	 * up to 5 ms of waiting in the client by design) */
@@ -648,6 +653,21 @@ run_e2e(void)
 		set(conf, "max.in.flight", max_in_flight);
 	rd_kafka_conf_set_dr_msg_cb(conf, e2e_dr_cb);
 	rk = new_client(RD_KAFKA_PRODUCER, conf);
+
+	/*
+	 * The main queue (delivery reports) writes to a pipe when it gets an
+	 * event: the producer sleeps in poll() on it until the next send, and
+	 * serves each report when it arrives, so that reports are timed to the
+	 * microsecond, not to the next send.
+	 */
+	if (pipe(dr_pipe) != 0)
+		die("pipe: %s", strerror(errno));
+	{
+		rd_kafka_queue_t *main_q = rd_kafka_queue_get_main(rk);
+
+		rd_kafka_queue_io_event_enable(main_q, dr_pipe[1], "x", 1);
+		rd_kafka_queue_destroy(main_q);
+	}
 	memset(value, 'v', VALUE_LEN);
 	latencies = calloc(total + 1, sizeof(int64_t));
 	acks = calloc(total + 1, sizeof(int64_t));
@@ -688,16 +708,25 @@ run_e2e(void)
 		for (;;)
 		{
 			struct timespec ts;
-			int64_t		left;
+			struct timespec left;
+			struct pollfd pfd = {dr_pipe[0], POLLIN, 0};
+			int64_t		left_ns;
 
 			clock_gettime(CLOCK_MONOTONIC, &ts);
-			left = (next.tv_sec - ts.tv_sec) * 1000000000L + next.tv_nsec - ts.tv_nsec;
-			if (left < 1000000)
+			left_ns = (next.tv_sec - ts.tv_sec) * 1000000000L + next.tv_nsec - ts.tv_nsec;
+			if (left_ns <= 0)
 				break;
-			rd_kafka_poll(rk, 1);
+			left.tv_sec = left_ns / 1000000000L;
+			left.tv_nsec = left_ns % 1000000000L;
+			if (ppoll(&pfd, 1, &left, NULL) > 0)
+			{
+				char		drain[64];
+
+				if (read(dr_pipe[0], drain, sizeof(drain)) < 0 && errno != EINTR)
+					die("read: %s", strerror(errno));
+				rd_kafka_poll(rk, 0);
+			}
 		}
-		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
-			;
 		sent = now_ns();
 		memcpy(value, &sent, sizeof(sent));
 		err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),

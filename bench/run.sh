@@ -230,6 +230,19 @@ want_gateway() { want gwprod || want gwdrain || want gwe2e; }
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 now() { date +%s.%N; }
 calc() { awk "BEGIN { printf \"%.6f\", $* }"; }
+# The CPU time the hypervisor gave to other guests (/proc/stat's steal, in
+# ticks of 10 ms summed over the cores).  On a shared VM it decides the
+# latency tails: a process woken on a core that the host has taken away
+# waits for it.  steal_pct TICKS0 T0: the steal since then, in % of the
+# cores' time (100 ticks a second per core).
+steal_ticks() { awk '/^cpu / { print $9 }' /proc/stat; }
+steal_pct() { calc "($(steal_ticks) - $1) / ($(now) - $2) / $(nproc)"; }
+# per_run W S: "p99 (steal %)" of each run of workload W, system S
+per_run() {
+	awk -F'\t' -v w="$2" -v s="$3" '$1 == w && $3 == s && $2 == "p99" { p[$4] = $5 }
+		$1 == w && $3 == s && $2 == "steal" { st[$4] = $5 }
+		END { for (r = 1; r in p; r++) printf "%s%s ms (%s %%)", (r > 1 ? ", " : ""), p[r], (r in st ? sprintf("%.1f", st[r]) : "?") }' "$1"
+}
 fmt_int() { printf '%.0f' "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
 
 # ---------------------------------------------------------------- the report
@@ -237,6 +250,7 @@ median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print ""; else if (N
 # med TSV WORKLOAD CONFIG SYSTEM: median of the runs' values
 med() { awk -F'\t' -v w="$2" -v c="$3" -v s="$4" '$1 == w && $2 == c && $3 == s && $5 != "NA" { print $5 }' "$1" | median; }
 ms() { if [ -n "$1" ]; then printf '%.2f ms' "$1"; else echo "–"; fi; }
+pct() { if [ -n "$1" ]; then printf '%.1f %%' "$1"; else echo "–"; fi; }
 isnum() { [[ $1 =~ ^[0-9]+(\.[0-9]+)?$ ]]; }
 rate() { if isnum "$1"; then fmt_int "$1"; elif [ -n "$1" ]; then echo "$1"; else echo "–"; fi; }
 ratio() { if isnum "$1" && isnum "$2" && awk "BEGIN { exit !($2 > 0) }"; then calc "$1 / $2" | xargs printf '%.2f'; else echo "–"; fi; }
@@ -399,21 +413,23 @@ write_report() {
 		if grep -q "^gwe2e	" "$tsv"; then
 			echo "### E2E through the Kafka gateway at 1000 records/s (median of the runs)"
 			echo
-			echo "| path | records | p50 | p90 | p99 | p99.9 | max | target p99 |"
-			echo "|---|---|---|---|---|---|---|---|"
+			echo "| path | records | p50 | p90 | p99 | p99.9 | max | steal | target p99 |"
+			echo "|---|---|---|---|---|---|---|---|---|"
 			local p99 sys label
 			for sys in gateway inflight1; do
 				grep -q "^gwe2e	p99	$sys	" "$tsv" || continue
 				label="librdkafka producer (linger.ms=0$(if [ "$sys" = inflight1 ]; then echo ', max.in.flight=1'; fi)) → pgqueue-kafka → librdkafka consumer"
 				p99=$(med "$tsv" gwe2e p99 "$sys")
-				echo "| $label | $(rate "$(med "$tsv" gwe2e records "$sys")") | $(ms "$(med "$tsv" gwe2e p50 "$sys")") | $(ms "$(med "$tsv" gwe2e p90 "$sys")") | $(ms "$p99") | $(ms "$(med "$tsv" gwe2e p99.9 "$sys")") | $(ms "$(med "$tsv" gwe2e max "$sys")") | < 5 ms: $(if [ -z "$p99" ]; then echo –; elif awk "BEGIN { exit !($p99 < 5) }"; then echo yes; else echo "**no**"; fi) |"
+				echo "| $label | $(rate "$(med "$tsv" gwe2e records "$sys")") | $(ms "$(med "$tsv" gwe2e p50 "$sys")") | $(ms "$(med "$tsv" gwe2e p90 "$sys")") | $(ms "$p99") | $(ms "$(med "$tsv" gwe2e p99.9 "$sys")") | $(ms "$(med "$tsv" gwe2e max "$sys")") | $(pct "$(med "$tsv" gwe2e steal "$sys")") | < 5 ms: $(if [ -z "$p99" ]; then echo –; elif awk "BEGIN { exit !($p99 < 5) }"; then echo yes; else echo "**no**"; fi) |"
 			done
 			if grep -q "^e2e	p99	pgqueue	" "$tsv"; then
 				p99=$(med "$tsv" e2e p99 pgqueue)
-				echo "| SQL: pgbench pgq_send → pgq_fetch long poll (the E2E workload) | $(rate "$(med "$tsv" e2e records pgqueue)") | $(ms "$(med "$tsv" e2e p50 pgqueue)") | $(ms "$(med "$tsv" e2e p90 pgqueue)") | $(ms "$p99") | $(ms "$(med "$tsv" e2e p99.9 pgqueue)") | $(ms "$(med "$tsv" e2e max pgqueue)") | ≤ 2 ms: $(if [ -z "$p99" ]; then echo –; elif awk "BEGIN { exit !($p99 <= 2) }"; then echo yes; else echo "**no**"; fi) |"
+				echo "| SQL: pgbench pgq_send → pgq_fetch long poll (the E2E workload) | $(rate "$(med "$tsv" e2e records pgqueue)") | $(ms "$(med "$tsv" e2e p50 pgqueue)") | $(ms "$(med "$tsv" e2e p90 pgqueue)") | $(ms "$p99") | $(ms "$(med "$tsv" e2e p99.9 pgqueue)") | $(ms "$(med "$tsv" e2e max pgqueue)") | $(pct "$(med "$tsv" e2e steal pgqueue)") | ≤ 2 ms: $(if [ -z "$p99" ]; then echo –; elif awk "BEGIN { exit !($p99 <= 2) }"; then echo yes; else echo "**no**"; fi) |"
 			fi
 			echo
-			echo "Gateway: from the produce call (send time in the value) to the consumer's poll returning the record, both in bench/kafka_bench.c; the producer's share (produce call to delivery report, acks=all: the commit) p50 $(ms "$(med "$tsv" gwe2e ack_p50 gateway)"), p99 $(ms "$(med "$tsv" gwe2e ack_p99 gateway)") (with max.in.flight=1: $(ms "$(med "$tsv" gwe2e ack_p50 inflight1)"), $(ms "$(med "$tsv" gwe2e ack_p99 inflight1)")). SQL: from the pgq_send call to the consumer's query producing the row, on the server's clock."
+			echo "Gateway: from the produce call (send time in the value) to the consumer's poll returning the record, both in bench/kafka_bench.c; the producer's share (produce call to delivery report, acks=all: the commit) p50 $(ms "$(med "$tsv" gwe2e ack_p50 gateway)"), p99 $(ms "$(med "$tsv" gwe2e ack_p99 gateway)") (with max.in.flight=1: $(ms "$(med "$tsv" gwe2e ack_p50 inflight1)"), $(ms "$(med "$tsv" gwe2e ack_p99 inflight1)")). SQL: from the pgq_send call to the consumer's query producing the row, on the server's clock. Steal: the share of the cores' time the hypervisor gave to other guests during the run (/proc/stat); on a shared VM the tails follow it."
+			echo
+			echo "p99 per run (steal): gateway $(per_run "$tsv" gwe2e gateway); max.in.flight=1 $(per_run "$tsv" gwe2e inflight1); SQL $(per_run "$tsv" e2e pgqueue)."
 			echo
 		fi
 		if grep -q "	NA	" "$tsv"; then
@@ -935,6 +951,8 @@ run_e2e() {
 		-c "SELECT pgq_drop_topic('idle', true)" -c "SELECT pgq_create_topic('idle', 1)" >/dev/null
 	echo "SELECT pgq_send('lat', 'payload');" >"$send"
 	checkpoint
+	local steal0 t0
+	steal0=$(steal_ticks) t0=$(now)
 	q >"$log.consumer" 2>&1 <<SQL &
 CREATE TEMP TABLE lat (ms float8);
 DO \$\$
@@ -963,6 +981,7 @@ SQL
 	sleep 1
 	pgb "$log" -c 2 -j 2 -R 1000 -T "$E2E_T" -f "$send" >/dev/null || true
 	wait "$consumer" || true
+	record e2e steal pgqueue "$r" "$(steal_pct "$steal0" "$t0")" %
 	cat "$log.consumer" >>"$log"
 	line=$(tail -1 "$log.consumer")
 	if [[ $line =~ ^[0-9]+\|[0-9.]+\| ]]; then
@@ -1218,13 +1237,17 @@ run_gwdrain() {
 # and the same with max.in.flight=1 ("inflight1"), which lets records that
 # arrive while a request is answered go together in the next one.
 run_gwe2e_gateway() {
-	local r=$1 v k sys
+	local r=$1 v k sys steal0 t0 ok
 	for sys in gateway inflight1; do
 		progress "  gwe2e $sys run $r: 1000 records/s for $GW_E2E_T s"
 		reset pgqueue gwlat 1
 		checkpoint
-		if v=$(kb "$OUT/raw/gwe2e-$sys-r$r.log" e2e --brokers "$GW_BROKERS" --topic gwlat --rate 1000 --seconds "$GW_E2E_T" \
-			$(if [ "$sys" = inflight1 ]; then echo --max-in-flight 1; fi)); then
+		steal0=$(steal_ticks) t0=$(now)
+		ok=0
+		v=$(kb "$OUT/raw/gwe2e-$sys-r$r.log" e2e --brokers "$GW_BROKERS" --topic gwlat --rate 1000 --seconds "$GW_E2E_T" \
+			$(if [ "$sys" = inflight1 ]; then echo --max-in-flight 1; fi)) || ok=1
+		record gwe2e steal "$sys" "$r" "$(steal_pct "$steal0" "$t0")" %
+		if [ $ok = 0 ]; then
 			record gwe2e records "$sys" "$r" "$(field records "$v")" records
 			for k in p50 p90 p99 p99.9 max ack_p50 ack_p99; do record gwe2e "$k" "$sys" "$r" "$(field "$k" "$v")" ms; done
 		else
