@@ -116,7 +116,7 @@ like($out, qr/one-20$/m, 'the consumer reads 20 records sent one at a time');
 my $log = substr(slurp_file($node->logfile), $log_from);
 my $reads = () = $log =~ /execute \S+: SELECT .*FROM pgq_fetch_partitions\(/g;
 my $waits = () = $log =~ /execute \S+: SELECT .*FROM pgq_wait\(/g;
-cmp_ok($reads, '<=', 22, "it took at most one read per record and two more ($reads)");
+cmp_ok($reads, '<=', 25, "one read per record, and a few more ($reads; an empty read and a read after pgq_wait per record made 40)");
 is($waits, 0, 'and no pgq_wait');
 
 for my $p (1, 0)
