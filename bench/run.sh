@@ -241,7 +241,7 @@ steal_pct() { calc "($(steal_ticks) - $1) / ($(now) - $2) / $(nproc)"; }
 per_run() {
 	awk -F'\t' -v w="$2" -v s="$3" '$1 == w && $3 == s && $2 == "p99" { p[$4] = $5 }
 		$1 == w && $3 == s && $2 == "steal" { st[$4] = $5 }
-		END { for (r = 1; r in p; r++) printf "%s%s ms (%s %%)", (r > 1 ? ", " : ""), p[r], (r in st ? sprintf("%.1f", st[r]) : "?") }' "$1"
+		END { for (r = 1; r in p; r++) printf "%s%s (%s)", (r > 1 ? ", " : ""), (p[r] == "NA" ? "NA" : sprintf("%.2f ms", p[r])), (r in st ? sprintf("%.1f %%", st[r]) : "?") }' "$1"
 }
 fmt_int() { printf '%.0f' "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
 
