@@ -1279,10 +1279,10 @@ fetch_partition_row(ReturnSetInfo *rsinfo, PgqReadEntry *e, int64 log_start, int
  * the wait: a long poll in one statement, where a wait and a read would
  * take two.
  *
- * Every partition is read with the statement's one snapshot, and the last
- * stable offset reported is the one that bounded that read: when the read
- * ran to its end (nothing left, or a record pending to the snapshot), the
- * reported LSO is where it stopped and equals next_offset, so "no records,
+ * Every partition is read with one snapshot (the statement's, or the one
+ * taken after the wait), and the last stable offset reported is the one
+ * that bounded that read: when the read ran to its end (nothing left, or a
+ * record pending to the snapshot), the reported LSO is where it stopped and equals next_offset, so "no records,
  * next_offset = LSO" means that nothing below it is missing, even if a send
  * committed while the call read other partitions.  When a limit ended the
  * read, the LSO is looked up after it (from the partition's stable hint,
