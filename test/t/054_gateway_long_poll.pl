@@ -16,7 +16,8 @@
 #	  - more parked Fetch requests than the waiting pool has connections
 #		(--pool-size 2): six consumers on topics of their own are all
 #		woken within a fraction of a second of their records' commits,
-#		none sits out another's wait;
+#		none sits out another's wait, and a read that waited, cancelled to
+#		make room, is never answered with the cancel;
 #	  - a wait that nothing wakes ends at max_wait_ms with an empty answer,
 #		also while the other requests parked with it wait longer.
 
@@ -195,6 +196,10 @@ is(scalar(grep { defined $took_all{$_} && $took_all{$_} < 2.0 } @topics), 6,
 	'a send to each of the six topics is read by each consumer at once');
 my $cancels = () = substr(slurp_file($node->logfile), $many_log_from) =~ /pg_cancel_backend/g;
 cmp_ok($cancels, '<', 60, "the waits settle between sends ($cancels cancelled to make room)");
+# a consumer's read that waited, cancelled to make room, waits again with
+# the others: it is never answered with the cancel
+ok($cancels > 0, 'some waits were cancelled to make room');
+unlike(gateway_log($gw), qr/Fetch failed/, 'and no Fetch failed');
 
 # a wait that nothing wakes: an empty answer at max_wait_ms, by hand, while
 # the six consumers wait with 10 s
