@@ -129,7 +129,6 @@ typedef struct FetchState
 	bool		gap_batches;	/* a gap alone is answered with a control batch */
 } FetchState;
 
-static void fetch_submit(FetchState *st);
 static void fetch_done(PGresult *res, const char *sqlstate, void *arg);
 
 /* ---------------------------------------------------- caught-up hints */
@@ -521,6 +520,47 @@ fetch_entry_params(FetchState *st, PgParams *params)
 		fetch_entries(st, topics, parts, offsets, false);
 }
 
+/*
+ * Submits the read of the request's partitions on pool, waiting up to
+ * timeout_ms for one of them to have something to answer (as a parked
+ * request's own read, longpoll.c).
+ */
+static bool
+fetch_read_submit(void *arg, PgPoolKind pool, int32_t timeout_ms, PgCallback done,
+				  void *done_arg)
+{
+	FetchState *st = arg;
+	PgParams	params;
+	KWriter    *w;
+	int32_t		t,
+				p;
+
+	pgp_init(&params);
+	fetch_entry_params(st, &params);
+	pgp_int4(&params, FETCH_MAX_RECORDS);
+	pgp_int4(&params, st->max_bytes > 0 && st->max_bytes < FETCH_MAX_BYTES ?
+			 st->max_bytes : FETCH_MAX_BYTES);
+	w = pgp_array(&params, PGB_INT4_ARRAY_OID, PGB_INT4_OID, st->nentries);
+	for (t = 0; w && t < st->ntopics; t++)
+		for (p = 0; p < st->topics[t].npartitions; p++)
+		{
+			/* pgqueue takes only positive limits; the first record comes anyway */
+			int32_t		max_bytes = st->topics[t].partitions[p].max_bytes;
+
+			pga_int4(w, max_bytes > 0 ? max_bytes : 1);
+		}
+	pgp_int4(&params, timeout_ms);
+	return pgp_submit(&params, pool, fetch_sql, true, done, done_arg);
+}
+
+/* Reads the request's partitions. */
+static void
+fetch_submit(FetchState *st)
+{
+	if (!fetch_read_submit(st, POOL_DEFAULT, 0, fetch_done, st))
+		fetch_fail(st, KERR_UNKNOWN_SERVER_ERROR);
+}
+
 /* The wait's entries (longpoll.c). */
 static void
 fetch_wait_entries(void *arg, KWriter *topics, KWriter *parts, KWriter *offsets)
@@ -538,16 +578,6 @@ fetch_woken(void *arg)
 	fetch_submit(st);
 }
 
-static bool fetch_read_submit(FetchState *st, PgPoolKind pool, int32_t timeout_ms,
-							  PgCallback done, void *done_arg);
-
-/* The request's own read that waits (longpoll.c). */
-static bool
-fetch_wait_read(void *arg, PgPoolKind pool, int32_t timeout_ms, PgCallback done, void *done_arg)
-{
-	return fetch_read_submit(arg, pool, timeout_ms, done, done_arg);
-}
-
 /* Its result: the long poll is over, whatever it found is the answer. */
 static void
 fetch_answered(void *arg, PGresult *res, const char *sqlstate)
@@ -559,7 +589,7 @@ fetch_answered(void *arg, PGresult *res, const char *sqlstate)
 }
 
 static const LongPollOps fetch_park_ops = {
-	fetch_wait_entries, fetch_woken, fetch_wait_read, fetch_answered
+	fetch_wait_entries, fetch_woken, fetch_read_submit, fetch_answered
 };
 
 /*
@@ -629,45 +659,6 @@ fetch_done(PGresult *res, const char *sqlstate, void *arg)
 		return;
 	}
 	fetch_park(st);
-}
-
-/*
- * Submits the read of the request's partitions on pool, waiting up to
- * timeout_ms for one of them to have something to answer.
- */
-static bool
-fetch_read_submit(FetchState *st, PgPoolKind pool, int32_t timeout_ms, PgCallback done,
-				  void *done_arg)
-{
-	PgParams	params;
-	KWriter    *w;
-	int32_t		t,
-				p;
-
-	pgp_init(&params);
-	fetch_entry_params(st, &params);
-	pgp_int4(&params, FETCH_MAX_RECORDS);
-	pgp_int4(&params, st->max_bytes > 0 && st->max_bytes < FETCH_MAX_BYTES ?
-			 st->max_bytes : FETCH_MAX_BYTES);
-	w = pgp_array(&params, PGB_INT4_ARRAY_OID, PGB_INT4_OID, st->nentries);
-	for (t = 0; w && t < st->ntopics; t++)
-		for (p = 0; p < st->topics[t].npartitions; p++)
-		{
-			/* pgqueue takes only positive limits; the first record comes anyway */
-			int32_t		max_bytes = st->topics[t].partitions[p].max_bytes;
-
-			pga_int4(w, max_bytes > 0 ? max_bytes : 1);
-		}
-	pgp_int4(&params, timeout_ms);
-	return pgp_submit(&params, pool, fetch_sql, true, done, done_arg);
-}
-
-/* Reads the request's partitions. */
-static void
-fetch_submit(FetchState *st)
-{
-	if (!fetch_read_submit(st, POOL_DEFAULT, 0, fetch_done, st))
-		fetch_fail(st, KERR_UNKNOWN_SERVER_ERROR);
 }
 
 void

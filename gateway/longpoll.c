@@ -126,15 +126,21 @@ parked_wake(Parked *p)
 	parked_end(p, NULL, NULL);
 }
 
-/* Appends p to the unassigned requests. */
+/* Appends a list of parked requests to the unassigned ones. */
 static void
-parked_queue(Parked *p)
+unassigned_append(Parked *list)
 {
 	Parked	  **tail;
 
 	for (tail = &unassigned; *tail; tail = &(*tail)->next)
 		;
-	(void) append(tail, p);
+	*tail = list;
+}
+
+static bool
+is_cancel(const char *sqlstate)
+{
+	return sqlstate != NULL && strcmp(sqlstate, "57014") == 0;
 }
 
 static void
@@ -167,8 +173,7 @@ wait_done(PGresult *res, const char *sqlstate, void *arg)
 	Parked	   *p;
 	Parked	   *again = NULL;
 	Parked	  **again_tail = &again;
-	Parked	  **tail;
-	bool		cancelled = sqlstate != NULL && strcmp(sqlstate, "57014") == 0;
+	bool		cancelled = is_cancel(sqlstate);
 	bool		failed = !cancelled && (res == NULL || sqlstate != NULL ||
 									   PQresultStatus(res) != PGRES_TUPLES_OK);
 	int64_t		now = monotonic_ms();
@@ -210,9 +215,7 @@ wait_done(PGresult *res, const char *sqlstate, void *arg)
 	 * cancelled to make room for another role's, that role gets the
 	 * connection it freed.
 	 */
-	for (tail = &unassigned; *tail; tail = &(*tail)->next)
-		;
-	*tail = again;
+	unassigned_append(again);
 	longpoll_kick();
 }
 
@@ -226,15 +229,14 @@ read_done(PGresult *res, const char *sqlstate, void *arg)
 {
 	Wait	   *w = arg;
 	Parked	   *p = w->parked;
-	bool		cancelled = sqlstate != NULL && strcmp(sqlstate, "57014") == 0;
 
 	wait_free(w);
-	if (!cancelled)
+	if (!is_cancel(sqlstate))
 		parked_end(p, res, sqlstate);
 	else if (p->deadline_ms - monotonic_ms() <= 1)
 		parked_wake(p);
 	else
-		parked_queue(p);
+		unassigned_append(p);	/* its next is NULL: it was alone */
 	longpoll_kick();
 }
 
@@ -411,6 +413,6 @@ longpoll_park(void *arg, int nentries, int64_t deadline_ms, const LongPollOps *o
 	p->nentries = nentries;
 	p->deadline_ms = deadline_ms;
 	p->ops = ops;
-	parked_queue(p);
+	unassigned_append(p);
 	longpoll_kick();
 }

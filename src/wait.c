@@ -90,6 +90,25 @@ wait_forget_stale_segments(PgqTopic *topic, bool in_recovery, uint64 *seen)
 }
 
 /*
+ * Sleeps until a send ends (a broadcast on cv, which the caller prepared
+ * to sleep on) or remaining ms pass; on a hot standby, where no local send
+ * wakes anybody, for at most STANDBY_RECHECK_MS.
+ */
+static void
+wait_sleep(ConditionVariable *cv, bool in_recovery, long remaining)
+{
+	if (in_recovery)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Min(remaining, STANDBY_RECHECK_MS), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	else
+		(void) ConditionVariableTimedSleep(cv, remaining, PG_WAIT_EXTENSION);
+}
+
+/*
  * Runs step (a read of the topic that returns how many records it served)
  * and, while it serves nothing and time is left, waits for a send to the
  * topic to end and runs it again with a new snapshot and current segment
@@ -159,15 +178,7 @@ wait_for_records(PgqTopic *topic, int32 timeout_ms, PgqReadStep step, void *arg)
 			read_with_statement_snapshot = false;
 			continue;
 		}
-		if (in_recovery)
-		{
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 Min(remaining, STANDBY_RECHECK_MS), PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
-		}
-		else
-			(void) ConditionVariableTimedSleep(cv, remaining, PG_WAIT_EXTENSION);
+		wait_sleep(cv, in_recovery, remaining);
 	}
 	if (!in_recovery)
 		ConditionVariableCancelSleep();
@@ -352,15 +363,7 @@ read_entries_wait(PgqReadEntry *entries, int n, int32 timeout_ms, bool *ready)
 		remaining = (long) ((deadline - GetCurrentTimestamp()) / 1000);
 		if (nready > 0 || n == 0 || remaining <= 0 || IsolationUsesXactSnapshot())
 			break;
-		if (in_recovery)
-		{
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 Min(remaining, STANDBY_RECHECK_MS), PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
-		}
-		else
-			(void) ConditionVariableTimedSleep(cv, remaining, PG_WAIT_EXTENSION);
+		wait_sleep(cv, in_recovery, remaining);
 	}
 	if (!in_recovery)
 		ConditionVariableCancelSleep();

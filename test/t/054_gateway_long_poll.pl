@@ -19,7 +19,9 @@
 #		none sits out another's wait, and a read that waited, cancelled to
 #		make room, is never answered with the cancel;
 #	  - a wait that nothing wakes ends at max_wait_ms with an empty answer,
-#		also while the other requests parked with it wait longer.
+#		also while the other requests parked with it wait longer;
+#	  - a Fetch from the offset of the gateway's hint, parked without a
+#		read, gets a record sent after the hint was taken at once.
 
 use strict;
 use warnings;
@@ -201,20 +203,38 @@ cmp_ok($cancels, '<', 60, "the waits settle between sends ($cancels cancelled to
 ok($cancels > 0, 'some waits were cancelled to make room');
 unlike(gateway_log($gw), qr/Fetch failed/, 'and no Fetch failed');
 
-# a wait that nothing wakes: an empty answer at max_wait_ms, by hand, while
-# the six consumers wait with 10 s
+# Fetch v4 by hand of lp's partition 1 from $offset, waiting up to
+# $max_wait_ms: (error, record batches, seconds taken)
 my $s = kafka_connect($gw);
+my $correlation = 0;
+sub fetch_by_hand
+{
+	my ($offset, $max_wait_ms) = @_;
+	my $body = pack('l> l> l> l> c', -1, $max_wait_ms, 1, 1 << 20, 1)
+	  . pack('l> s>/a* l> l> q> l>', 1, 'lp', 1, 1, $offset, 1 << 20);
+	my $t0 = time();
+	my ($cid, $resp) = kafka_request($s, 1, 4, ++$correlation, $body);
+	my $elapsed = time() - $t0;
+	my ($throttle, $nt, $name, $np, $part, $error, $hwm, $lso, $naborted, $records) =
+	  unpack('l> l> s>/a* l> l> s> q> q> l> l>/a*', $resp // '');
+	return ($error, $records, $elapsed);
+}
+
+# a wait that nothing wakes: an empty answer at max_wait_ms, while the six
+# consumers wait with 10 s
 my $lso = $node->safe_psql('postgres',
 	q{SELECT last_stable_offset FROM pgq_partitions WHERE topic = 'lp' AND partition = 1});
-my $body = pack('l> l> l> l> c', -1, 1500, 1, 1 << 20, 1)
-  . pack('l> s>/a* l> l> q> l>', 1, 'lp', 1, 1, $lso, 1 << 20);
-my $t0 = time();
-my ($cid, $resp) = kafka_request($s, 1, 4, 9, $body);
-my $elapsed = time() - $t0;
-my ($throttle, $nt, $name, $np, $part, $error, $hwm, $lso2, $naborted, $records) =
-  unpack('l> l> s>/a* l> l> s> q> q> l> l>/a*', $resp // '');
+my ($error, $records, $elapsed) = fetch_by_hand($lso, 1500);
 is("$error $records", "0 ", 'an unwoken Fetch answers no records and no error');
 ok($elapsed >= 1.4 && $elapsed < 5, sprintf('after its max_wait_ms of 1.5 s (%.2f s)', $elapsed));
+
+# that read left the gateway's hint for the partition at $lso: a record
+# sent since, and a Fetch from $lso, which is parked without a read, finds
+# it at once
+$node->safe_psql('postgres', q{SELECT pgq_send('lp', 'behind the hint', partition => 1)});
+($error, $records, $elapsed) = fetch_by_hand($lso, 10000);
+like($records, qr/behind the hint/, 'a Fetch from a stale hint gets the record sent since');
+ok($elapsed < 1.0, sprintf('at once, not after its 10 s wait (%.2f s)', $elapsed));
 close $s;
 
 tails_stop(\%many);
